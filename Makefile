@@ -1,0 +1,39 @@
+# The commands the README shows. `make run` and `make test` work on a fresh machine.
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help run test lint fmt bench seed chart image check-duplicates
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+run: ## build and start every service on embedded storage (SQLite, in-process bus, in-memory cache)
+	$(CARGO) run --quiet -p hotline -- serve
+
+test: ## all tests; real PostgreSQL/RabbitMQ/Redis suites run when reachable (HOTLINE_REQUIRE_INFRA=1: must be)
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --no-fail-fast
+else
+	$(CARGO) test --workspace --no-fail-fast
+endif
+
+lint: ## formatting, clippy with warnings as errors, one version of each major crate
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	./.ci/check-duplicates
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+seed: ## load 1,000,000 customers into PostgreSQL (HOTLINE_BENCH_DATABASE_URL)
+	$(CARGO) run --release -p hotline-bench --bin seed
+
+bench: ## screen-pop lookups against identity on PostgreSQL + Redis; prints lookups/s, p50, p99
+	$(CARGO) run --release -p hotline-bench --bin lookup-bench
+
+chart: ## render, lint and validate the Helm chart offline
+	pip install -q -r charts/hotline/ci/requirements.txt && python3 charts/hotline/ci/check.py
+
+image: ## build the container image (needs a Docker engine)
+	docker build -f docker/Dockerfile -t hotline:dev .

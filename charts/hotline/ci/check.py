@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Offline checks of the Hotline chart: no cluster, no helm binary.
+
+- renders ci/*-values.yaml and a few variations with the Helm SDK (helm-python-sdk);
+- runs `helm lint --strict` with each CI values file;
+- validates every rendered object against the Kubernetes OpenAPI schemas in strict
+  mode (kubernetes-validate), for the oldest and newest supported Kubernetes;
+- checks that every HOTLINE_* variable the chart sets is a key of
+  services/hotline/config/default.toml (the binary rejects unknown keys);
+- checks that validate.yaml refuses contradictory values;
+- checks that every value in values.yaml is documented by a `# --` comment (on
+  itself, or on each of its children for a grouping key).
+
+Usage: pip install -r charts/hotline/ci/requirements.txt
+       python3 charts/hotline/ci/check.py [--dump DIR]
+Exit status 0 when every check passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tomllib
+from pathlib import Path
+
+try:
+    import helm_python as helm
+    import kubernetes_validate
+    import yaml
+except ImportError as error:  # pragma: no cover
+    sys.exit(f"missing {error.name}: pip install -r {Path(__file__).with_name('requirements.txt')}")
+
+CHART = Path(__file__).resolve().parent.parent
+CI = CHART / "ci"
+DEFAULT_TOML = CHART.parent.parent / "services" / "hotline" / "config" / "default.toml"
+KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+RELEASE, NAMESPACE = "hl", "cc"
+# Non-configuration HOTLINE_ variables the binary knows (services/kit config.rs NOT_CONFIG).
+NOT_CONFIG = {"HOTLINE_TARGET", "HOTLINE_REQUIRE_INFRA"}
+
+EXTERNAL = {
+    "database": {"existingSecret": "backends"},
+    "bus": {"existingSecret": "backends"},
+    "cache": {"existingSecret": "backends"},
+    "piiKey": {"existingSecret": "identity"},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((CI / name).read_text()) or {}
+
+
+def cases() -> list[tuple[str, dict]]:
+    every_component = {name: {"enabled": True} for name in ("identity", "routing", "ticketing", "knowledge", "surveys", "reporting")}
+    return [
+        ("monolith-values.yaml", load("monolith-values.yaml")),
+        ("microservices-values.yaml", load("microservices-values.yaml")),
+        ("defaults", {}),
+        ("monolith, external backends, HPA", merge(EXTERNAL, {"monolith": {"autoscaling": {"enabled": True}}})),
+        ("microservices, every component", merge(EXTERNAL, {"deploymentMode": "microservices", "components": every_component})),
+        ("extraEnv replacing chart variables", {"extraEnv": [{"name": "HOTLINE_TELEMETRY__LEVEL", "value": "debug"}],
+                                                 "monolith": {"extraEnv": [{"name": "HOTLINE_TELEMETRY__LEVEL", "value": "trace"}]}}),
+    ]
+
+
+def refusals() -> list[tuple[str, dict, str]]:
+    micro = merge(EXTERNAL, {"deploymentMode": "microservices"})
+    return [
+        ("monolith SQLite with 2 replicas", {"monolith": {"replicas": 2}}, "embedded SQLite"),
+        ("monolith SQLite with an HPA", {"monolith": {"autoscaling": {"enabled": True}}}, "embedded SQLite"),
+        ("monolith, 2 replicas, in-process bus", merge({"database": EXTERNAL["database"], "piiKey": EXTERNAL["piiKey"]}, {"monolith": {"replicas": 2}}), "RabbitMQ"),
+        ("microservices without a database", merge(micro, {"database": {"existingSecret": ""}}), "needs PostgreSQL"),
+        ("microservices without RabbitMQ", merge(micro, {"bus": {"existingSecret": ""}}), "needs RabbitMQ"),
+        ("microservices without Redis", merge(micro, {"cache": {"existingSecret": ""}}), "needs Redis"),
+        ("microservices with nothing enabled", merge(micro, {"components": {"identity": {"enabled": False}}}), "no component is enabled"),
+        ("PostgreSQL identity without a pii key", merge(micro, {"piiKey": {"existingSecret": ""}}), "encryption key"),
+        ("HPA minReplicas > maxReplicas", merge(micro, {"components": {"identity": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}}}), "greater than maxReplicas"),
+        ("PDB without a budget", merge(micro, {"components": {"identity": {"podDisruptionBudget": {"maxUnavailable": None}}}}), "podDisruptionBudget"),
+        ("grace period too short", {"shutdown": {"terminationGracePeriodSeconds": 30}}, "must exceed"),
+        ("unknown mode", {"deploymentMode": "both"}, "deploymentMode must be"),
+    ]
+
+
+def config_keys() -> set[str]:
+    """HOTLINE_* names of every key in default.toml."""
+    def walk(table: dict, prefix: list[str]) -> set[str]:
+        names: set[str] = set()
+        for key, value in table.items():
+            path = [*prefix, key]
+            if isinstance(value, dict):
+                names |= walk(value, path)
+            else:
+                names.add("HOTLINE_" + "__".join(part.upper() for part in path))
+        return names
+    return walk(tomllib.loads(DEFAULT_TOML.read_text()), [])
+
+
+def undocumented_values() -> list[str]:
+    """Keys of values.yaml with no `# --` comment on them or on all their children."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    nodes: list[dict] = []  # {path, indent, documented, children}
+    stack: list[dict] = []
+    for number, line in enumerate(lines):
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
+            continue
+        indent = len(line) - len(stripped)
+        key = stripped.split(":", 1)[0]
+        if not key.replace("_", "").replace("-", "").isalnum():
+            continue  # a line inside a block scalar
+        comments = []
+        above = number - 1
+        while above >= 0 and lines[above].strip().startswith("#"):
+            comments.append(lines[above].strip())
+            above -= 1
+        while stack and stack[-1]["indent"] >= indent:
+            stack.pop()
+        node = {"path": ".".join([n["key"] for n in stack] + [key]), "key": key, "indent": indent,
+                "documented": any(c.startswith("# --") for c in comments), "children": []}
+        (stack[-1]["children"] if stack else nodes).append(node)
+        stack.append(node)
+
+    def missing(node: dict) -> list[str]:
+        if node["documented"]:
+            return []
+        if not node["children"]:
+            return [node["path"]]
+        return [path for child in node["children"] for path in missing(child)]
+
+    return [path for node in nodes for path in missing(node)]
+
+
+def containers(obj: dict) -> list[dict]:
+    spec = obj.get("spec", {})
+    pod = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec") or {}
+    return [*pod.get("initContainers", []), *pod.get("containers", [])]
+
+
+def check_objects(label: str, objects: list[dict], keys: set[str]) -> list[str]:
+    problems: list[str] = []
+    for obj in objects:
+        what = f"{label}: {obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        if obj.get("apiVersion", "").startswith("monitoring.coreos.com/"):
+            if not obj.get("spec", {}).get("endpoints"):
+                problems.append(f"{what}: ServiceMonitor without endpoints")
+            continue  # CRD: no schema in kubernetes-validate
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                problems.append(f"{what} (k8s {version}): {error.message} at {'.'.join(map(str, error.path))}")
+            except kubernetes_validate.SchemaNotFoundError:
+                problems.append(f"{what}: no schema in Kubernetes {version}")
+        for container in containers(obj):
+            names = [env["name"] for env in container.get("env", [])]
+            duplicates = {name for name in names if names.count(name) > 1}
+            if duplicates:
+                problems.append(f"{what}: duplicate env {sorted(duplicates)}")
+            for name in names:
+                if name.startswith("HOTLINE_") and name not in keys and name not in NOT_CONFIG:
+                    problems.append(f"{what}: {name} is not a key of {DEFAULT_TOML.name}")
+    return problems
+
+
+def render(chart, values: dict) -> tuple[list[dict], str]:
+    out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects: list[dict] = []
+    notes = ""
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            notes = text
+            continue
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects, notes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dump", type=Path, help="write each case's rendered manifests to DIR")
+    args = parser.parse_args()
+
+    keys = config_keys()
+    passed, failed = 0, 0
+
+    def report(ok: bool, name: str, detail: list[str] | None = None) -> None:
+        nonlocal passed, failed
+        passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+        print(f"{'ok  ' if ok else 'FAIL'} {name}")
+        for line in detail or []:
+            print(f"     {line}")
+
+    with helm.Chart.load(CHART) as chart:
+        for label, values in cases():
+            try:
+                objects, notes = render(chart, values)
+            except helm.HelmError as error:
+                report(False, f"render {label}", [str(error)])
+                continue
+            problems = check_objects(label, objects, keys)
+            if not notes.strip():
+                problems.append("NOTES.txt rendered empty")
+            kinds = sorted({obj["kind"] for obj in objects})
+            report(not problems, f"render {label}: {len(objects)} objects ({', '.join(kinds)})", problems)
+            if args.dump:
+                args.dump.mkdir(parents=True, exist_ok=True)
+                slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
+                (args.dump / f"{slug}.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
+
+        for label, values, expected in refusals():
+            try:
+                chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+                report(False, f"refuses {label}", ["rendered without error"])
+            except helm.HelmError as error:
+                ok = expected in str(error)
+                report(ok, f"refuses {label}", None if ok else [f"expected {expected!r} in: {error}"])
+
+    undocumented = undocumented_values()
+    report(not undocumented, "every value in values.yaml has a `# --` comment", [f"undocumented: {p}" for p in undocumented])
+
+    for name in ("monolith-values.yaml", "microservices-values.yaml"):
+        result = helm.lint(str(CHART), load(name), strict=True, namespace=NAMESPACE)
+        messages = [m for m in result.get("messages", []) if m.get("severity", 0) >= 2] if result else []
+        errors = [*result.get("errors", []), *(f"{m.get('path')}: {m.get('error')}" for m in messages)] if result else ["no lint result"]
+        report(not errors, f"helm lint --strict -f ci/{name}", errors)
+
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+//! Assembles a Hotline process from its configuration and targets: the shared
+//! platform, the selected services, and how services reach the ones it doesn't run.
+
+pub mod config;
+
+use std::sync::Arc;
+
+use hotline_identity::IdentityComponent;
+use hotline_kit::{
+    auth::{Authenticator, HttpKeySource, KeySource},
+    component::Component,
+    platform::Platform,
+    server::{Process, Running},
+};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// A service the binary can run (`--target`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Target {
+    /// Every service in one process.
+    All,
+    /// Customers, screen pop, timeline, API clients and tokens.
+    Identity,
+}
+
+impl Target {
+    /// The services a list of targets stands for, `all` expanded.
+    pub fn expand(targets: &[Target]) -> Vec<Target> {
+        let mut services = Vec::new();
+        for target in targets {
+            let members: &[Target] = match target {
+                Target::All => &[Target::Identity],
+                other => std::slice::from_ref(other),
+            };
+            for member in members {
+                if !services.contains(member) {
+                    services.push(*member);
+                }
+            }
+        }
+        services
+    }
+}
+
+/// A started process.
+pub struct Started {
+    pub running: Running,
+    /// Credentials generated for the bootstrap admin client, to print once.
+    pub bootstrap_credentials: Option<(String, String)>,
+}
+
+pub async fn connect_platform(config: &Config) -> anyhow::Result<Platform> {
+    Platform::connect(
+        config.database.clone(),
+        config.bus.clone(),
+        config.cache.clone(),
+        config.data_dir.clone(),
+    )
+    .await
+}
+
+/// Builds the selected services and starts serving them.
+pub async fn start(
+    config: &Config,
+    targets: &[Target],
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    let services = Target::expand(targets);
+    let platform = connect_platform(config).await?;
+    let mut components: Vec<Arc<dyn Component>> = Vec::new();
+    let mut local_keys: Option<Arc<dyn KeySource>> = None;
+    let mut bootstrap_credentials = None;
+    for service in &services {
+        match service {
+            Target::Identity => {
+                let (identity, generated) = IdentityComponent::build(
+                    &config.identity,
+                    &config.auth,
+                    (
+                        &config.bootstrap_client_id,
+                        config.bootstrap_client_secret.expose(),
+                    ),
+                    &platform,
+                )
+                .await?;
+                local_keys = Some(identity.key_source());
+                bootstrap_credentials = generated;
+                components.push(Arc::new(identity));
+            }
+            Target::All => {}
+        }
+    }
+    // Tokens are verified against identity's keys: read directly when identity
+    // runs here, fetched from its JWKS endpoint otherwise.
+    let keys = local_keys.unwrap_or_else(|| {
+        let url = if config.auth.jwks_url.is_empty() {
+            format!(
+                "{}/.well-known/jwks.json",
+                config.peers.identity_http.trim_end_matches('/')
+            )
+        } else {
+            config.auth.jwks_url.clone()
+        };
+        Arc::new(HttpKeySource::new(url))
+    });
+    let process = Process {
+        components,
+        authenticator: Arc::new(Authenticator::new(keys, &config.auth)),
+        file_descriptor_set: hotline_proto::FILE_DESCRIPTOR_SET,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let running = process.start(&config.server, shutdown).await?;
+    Ok(Started {
+        running,
+        bootstrap_credentials,
+    })
+}
+
+/// Applies the migrations of the selected services.
+pub async fn migrate(config: &Config, targets: &[Target]) -> anyhow::Result<()> {
+    let platform = Platform::new(
+        Arc::new(hotline_kit::bus::MemoryBus::new(1)),
+        config.bus.clone(),
+        Arc::new(hotline_kit::cache::MemoryCache::new(1)),
+        &config.cache.prefix,
+        config.database.clone(),
+        config.data_dir.clone(),
+    );
+    for service in Target::expand(targets) {
+        match service {
+            Target::Identity => hotline_identity::component::migrate(&platform).await?,
+            Target::All => {}
+        }
+        tracing::info!(service = ?service, "migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! `hotline`: runs any set of Hotline services in one process.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use hotline::{Config, Target};
+use hotline_kit::telemetry::Telemetry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "hotline",
+    version,
+    about = "Hotline: the customer-service platform for call centers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs services: all of them on embedded storage by default.
+    Serve(ServeArgs),
+    /// Applies pending database migrations of the selected services, then exits.
+    Migrate(CommonArgs),
+    /// Prints the effective configuration (defaults, file, environment), secrets redacted.
+    Config(CommonArgs),
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Services to run, comma-separated.
+    #[arg(
+        long,
+        env = "HOTLINE_TARGET",
+        value_delimiter = ',',
+        default_value = "all"
+    )]
+    target: Vec<Target>,
+    /// A TOML file overriding the defaults (environment variables override it in turn).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where embedded SQLite files and generated keys live.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// REST address (overrides server.http_addr).
+    #[arg(long, value_name = "ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// gRPC address (overrides server.grpc_addr).
+    #[arg(long, value_name = "ADDR")]
+    grpc_addr: Option<SocketAddr>,
+}
+
+fn load(common: &CommonArgs) -> Result<Config, String> {
+    let mut config = Config::load(common.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(dir) = &common.data_dir {
+        config.data_dir.clone_from(dir);
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // One process-wide TLS provider, so no dependency can pick a second one.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Config(args) => print_config(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("hotline: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_config(args: &CommonArgs) -> Result<(), String> {
+    let config = load(args)?;
+    let text = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
+    print!("{text}");
+    Ok(())
+}
+
+async fn migrate(args: CommonArgs) -> Result<(), String> {
+    let config = load(&args)?;
+    let telemetry = Telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
+    let result = hotline::migrate(&config, &args.target)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    telemetry.shutdown().await;
+    result
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut config = load(&args.common)?;
+    if let Some(addr) = args.http_addr {
+        config.server.http_addr = addr;
+    }
+    if let Some(addr) = args.grpc_addr {
+        config.server.grpc_addr = addr;
+    }
+    let services = Target::expand(&args.common.target);
+    let split = services.len() < Target::expand(&[Target::All]).len();
+    let problems = config.validate_for(split);
+    if !problems.is_empty() {
+        return Err(format!(
+            "invalid configuration:\n  - {}",
+            problems.join("\n  - ")
+        ));
+    }
+    let telemetry = Telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
+    let shutdown = CancellationToken::new();
+    let started = match hotline::start(&config, &args.common.target, shutdown.clone()).await {
+        Ok(started) => started,
+        Err(error) => {
+            telemetry.shutdown().await;
+            return Err(format!("{error:#}"));
+        }
+    };
+    welcome(&config, &started, &services);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received");
+        shutdown.cancel();
+    });
+    let result = started.running.wait().await.map_err(|e| format!("{e:#}"));
+    telemetry.shutdown().await;
+    result
+}
+
+fn welcome(config: &Config, started: &hotline::Started, services: &[Target]) {
+    let http = started.running.http_addr;
+    let grpc = started.running.grpc_addr;
+    let names: Vec<String> = services
+        .iter()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect();
+    println!();
+    println!("Hotline is running: {}", names.join(", "));
+    println!("  API docs     http://{http}/docs/");
+    println!("  OpenAPI      http://{http}/openapi.json");
+    println!("  gRPC         {grpc} (reflection on: grpcurl -plaintext {grpc} list)");
+    if config.database.url.is_empty() {
+        println!("  data         {} (SQLite)", config.data_dir.display());
+    }
+    match &started.bootstrap_credentials {
+        Some((id, secret)) => {
+            println!();
+            println!("A bootstrap admin client was created. Its secret is shown only now:");
+            println!("  client id     {id}");
+            println!("  client secret {secret}");
+            println!("Get a token:");
+            println!(
+                "  curl -s -u '{id}:{secret}' -d grant_type=client_credentials http://{http}/oauth/token"
+            );
+        }
+        None if !config.bootstrap_client_id.is_empty() => {
+            println!();
+            println!(
+                "Get a token with the bootstrap client from HOTLINE_BOOTSTRAP_CLIENT_ID/SECRET:"
+            );
+            println!(
+                "  curl -s -u \"$HOTLINE_BOOTSTRAP_CLIENT_ID:$HOTLINE_BOOTSTRAP_CLIENT_SECRET\" -d grant_type=client_credentials http://{http}/oauth/token"
+            );
+        }
+        None => {
+            println!();
+            println!(
+                "The bootstrap admin client's secret was printed at first start. Lost it? Set"
+            );
+            println!(
+                "HOTLINE_BOOTSTRAP_CLIENT_ID and HOTLINE_BOOTSTRAP_CLIENT_SECRET and restart."
+            );
+        }
+    }
+    println!();
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,93 @@
+//! `/api/v1/clients` and `/api/v1/keys`: API clients and signing keys. Admins only.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use hotline_kit::{
+    ApiResult,
+    auth::{Principal, Role},
+    error::ApiError,
+};
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::tokens::{ClientView, CreatedClient, NewClient, Tokens};
+
+type TokenService = web::Data<Arc<Tokens>>;
+
+pub fn configure(config: &mut ServiceConfig) {
+    config.service(
+        utoipa_actix_web::scope("/api/v1")
+            .service(create)
+            .service(list)
+            .service(revoke)
+            .service(rotate),
+    );
+}
+
+/// Creates an API client; the answer holds its secret, shown this once.
+///
+/// Partner clients (repair shops) carry a `partner_id` and reach only their own objects.
+#[utoipa::path(
+    tag = "clients",
+    request_body = NewClient,
+    responses((status = 201, body = CreatedClient), (status = 403), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/clients")]
+async fn create(
+    principal: Principal,
+    tokens: TokenService,
+    body: web::Json<NewClient>,
+) -> ApiResult<HttpResponse> {
+    principal.require_any(&[Role::Admin])?;
+    let created = tokens.create_client(&principal, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Lists API clients (without secrets), revoked ones included.
+#[utoipa::path(tag = "clients", responses((status = 200, body = Vec<ClientView>), (status = 403)), security(("bearer" = [])))]
+#[get("/clients")]
+async fn list(principal: Principal, tokens: TokenService) -> ApiResult<web::Json<Vec<ClientView>>> {
+    principal.require_any(&[Role::Admin])?;
+    Ok(web::Json(tokens.list_clients().await?))
+}
+
+/// Revokes a client: it gets no new tokens; tokens already issued expire within the token lifetime.
+#[utoipa::path(
+    tag = "clients",
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientView), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[delete("/clients/{client_id}")]
+async fn revoke(
+    principal: Principal,
+    tokens: TokenService,
+    client_id: web::Path<String>,
+) -> ApiResult<web::Json<ClientView>> {
+    principal.require_any(&[Role::Admin])?;
+    if client_id.as_str() == principal.subject {
+        return Err(ApiError::conflict(
+            "revoking_self",
+            "a client can't revoke itself",
+        ));
+    }
+    Ok(web::Json(tokens.revoke_client(&client_id).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Rotated {
+    /// The key that signs tokens from now on.
+    kid: String,
+}
+
+/// Rotates the token-signing key now. The previous key stays published until
+/// the tokens it signed have expired.
+#[utoipa::path(tag = "clients", responses((status = 200, body = Rotated), (status = 403)), security(("bearer" = [])))]
+#[post("/keys/rotate")]
+async fn rotate(principal: Principal, tokens: TokenService) -> ApiResult<web::Json<Rotated>> {
+    principal.require_any(&[Role::Admin])?;
+    let kid = tokens.rotate_now().await.map_err(ApiError::internal)?;
+    Ok(web::Json(Rotated { kid }))
+}

@@ -1,0 +1,22 @@
+//! Identity's REST resources.
+
+mod clients;
+mod customers;
+mod oauth;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{service::IdentityService, tokens::Tokens};
+
+pub fn configure(config: &mut ServiceConfig, service: Arc<IdentityService>, tokens: Arc<Tokens>) {
+    config
+        .app_data(web::Data::new(service))
+        .app_data(web::Data::new(tokens))
+        .configure(customers::configure)
+        .configure(clients::configure)
+        .service(oauth::token)
+        .service(oauth::jwks);
+}

@@ -1,0 +1,1066 @@
+//! Identity's use cases. REST and gRPC call only these.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use hotline_kit::{
+    ApiError, ApiResult,
+    auth::{Principal, Role},
+    cache::Cache,
+    db::is_unique_violation,
+    idempotency::{IdempotencyKey, StoredResponse},
+    outbox::Outbox,
+    rest::{decode_cursor, encode_cursor, if_match_satisfied, stale_version},
+};
+use hotline_proto::events::v1::{CustomerActivity, CustomerChanged, CustomerMerged};
+use prost::Message;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{
+    billing::{Billing, BillingQuery},
+    domain::{
+        customer::{CustomerData, CustomerPatch, NewCustomer, mask_email, mask_name},
+        phone::{PhoneNumber, Region},
+        resident_id::ResidentId,
+    },
+    events,
+    pii::PiiCipher,
+    store::{audit_entry, customer, customer_phone, queries, timeline_entry},
+    views::{
+        AuditEntryView, Candidate, CustomerExport, CustomerView, LookupResult, TimelineEntryView,
+    },
+};
+
+/// Who may read and write customers.
+pub const STAFF: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Service];
+const LEADS: &[Role] = &[Role::Supervisor, Role::Admin];
+const ADMINS: &[Role] = &[Role::Admin];
+const ID_NUMBER_INDEX: &str = "resident_id";
+const ERASED: &str = "[erased]";
+const MAX_PAGE: u64 = 100;
+
+/// Search criteria; at least one is needed.
+#[derive(Clone, Debug, Default)]
+pub struct SearchQuery {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub id_number: Option<String>,
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub struct IdentityService {
+    db: DatabaseConnection,
+    outbox: Outbox,
+    cache: Cache,
+    cipher: Arc<PiiCipher>,
+    billing: Billing,
+    region: Region,
+    lookup_ttl: Duration,
+    history: u64,
+}
+
+impl IdentityService {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: DatabaseConnection,
+        outbox: Outbox,
+        cache: Cache,
+        cipher: Arc<PiiCipher>,
+        billing: Billing,
+        region: Region,
+        lookup_ttl: Duration,
+        history: u64,
+    ) -> Self {
+        Self {
+            db,
+            outbox,
+            cache,
+            cipher,
+            billing,
+            region,
+            lookup_ttl,
+            history,
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    // ---- customers
+
+    #[tracing::instrument(skip_all, err(Debug))]
+    pub async fn create_customer(
+        &self,
+        actor: &Principal,
+        input: NewCustomer,
+        idempotency: Option<IdempotencyKey>,
+    ) -> ApiResult<CustomerView> {
+        actor.require_any(STAFF)?;
+        let data = input.validate(self.region).map_err(ApiError::invalid)?;
+        if let Some(key) = &idempotency
+            && let Some(stored) = key.find(&self.db).await?
+        {
+            return replay(&stored);
+        }
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let txn = self.db.begin().await?;
+        let model = customer::ActiveModel {
+            id: Set(id),
+            created_at: Set(now),
+            updated_at: Set(now),
+            created_by: Set(actor.subject.clone()),
+            version: Set(1),
+            merged_into: Set(None),
+            erased_at: Set(None),
+            ..self.columns(&data)?
+        };
+        let model = customer::Entity::insert(model)
+            .exec_with_returning(&txn)
+            .await?;
+        let phones = phone_rows(&data);
+        queries::replace_phones(&txn, id, &phones).await?;
+        let view = self.view(actor, &model, &data_phones(&data));
+        self.audit(&txn, id, actor, "created", None, Some(&view))
+            .await?;
+        let numbers: Vec<String> = phones.into_iter().map(|(number, _)| number).collect();
+        self.announce_change(
+            &txn,
+            events::CUSTOMER_CREATED,
+            actor,
+            &model,
+            numbers.clone(),
+            Vec::new(),
+        )
+        .await?;
+        if let Some(key) = &idempotency {
+            let stored = StoredResponse {
+                status: 201,
+                body: serde_json::to_string(&view).map_err(ApiError::internal)?,
+                location: Some(format!("/api/v1/customers/{id}")),
+            };
+            if let Err(error) = key.save(&txn, &stored).await {
+                drop(txn);
+                // A concurrent request with the same key won the race: answer as it did.
+                if is_unique_violation(&error)
+                    && let Some(stored) = key.find(&self.db).await?
+                {
+                    return replay(&stored);
+                }
+                return Err(error.into());
+            }
+        }
+        txn.commit().await?;
+        self.after_commit(&numbers).await;
+        tracing::info!(customer_id = %id, "customer created");
+        Ok(view)
+    }
+
+    pub async fn get_customer(&self, actor: &Principal, id: Uuid) -> ApiResult<CustomerView> {
+        actor.require_any(STAFF)?;
+        let model = self.load(&self.db, id).await?;
+        let phones = queries::phones_of(&self.db, &[model.id]).await?;
+        Ok(self.view(
+            actor,
+            &model,
+            phones.get(&model.id).map_or(&[][..], Vec::as_slice),
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = %id), err(Debug))]
+    pub async fn update_customer(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        patch: CustomerPatch,
+        if_match: Option<&str>,
+    ) -> ApiResult<CustomerView> {
+        actor.require_any(STAFF)?;
+        let txn = self.db.begin().await?;
+        let current = self.load(&txn, id).await?;
+        if current.erased_at.is_some() {
+            return Err(ApiError::conflict(
+                "customer_erased",
+                "this customer's data was erased",
+            ));
+        }
+        check_precondition(if_match, &current)?;
+        let current_phones = queries::phones_of(&txn, &[current.id])
+            .await?
+            .remove(&current.id)
+            .unwrap_or_default();
+        let before = self.view(actor, &current, &current_phones);
+        let data = self
+            .data_of(&current, &current_phones)?
+            .patched(patch, self.region)
+            .map_err(ApiError::invalid)?;
+        let updated = self
+            .save_version(&txn, &current, self.columns(&data)?)
+            .await?;
+        let phones = phone_rows(&data);
+        let previous = queries::replace_phones(&txn, current.id, &phones).await?;
+        let view = self.view(actor, &updated, &data_phones(&data));
+        self.audit(
+            &txn,
+            current.id,
+            actor,
+            "updated",
+            Some(&before),
+            Some(&view),
+        )
+        .await?;
+        let numbers: Vec<String> = phones.into_iter().map(|(number, _)| number).collect();
+        self.announce_change(
+            &txn,
+            events::CUSTOMER_UPDATED,
+            actor,
+            &updated,
+            numbers.clone(),
+            previous.clone(),
+        )
+        .await?;
+        txn.commit().await?;
+        self.after_commit(&[numbers, previous].concat()).await;
+        Ok(view)
+    }
+
+    /// PIPL/GDPR erasure: personal data becomes tombstones; the id, timeline
+    /// references and statistics stay.
+    #[tracing::instrument(skip_all, fields(customer_id = %id), err(Debug))]
+    pub async fn erase_customer(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        if_match: Option<&str>,
+    ) -> ApiResult<CustomerView> {
+        actor.require_any(ADMINS)?;
+        let txn = self.db.begin().await?;
+        let current = self.load(&txn, id).await?;
+        if current.erased_at.is_some() {
+            return Ok(self.view(actor, &current, &[]));
+        }
+        check_precondition(if_match, &current)?;
+        let now = Utc::now();
+        let tombstone = customer::ActiveModel {
+            name: Set(ERASED.to_owned()),
+            name_key: Set(ERASED.to_owned()),
+            email: Set(None),
+            id_number_cipher: Set(None),
+            id_number_hash: Set(None),
+            id_number_masked: Set(None),
+            addresses: Set(serde_json::json!([])),
+            address_text: Set(String::new()),
+            attributes: Set(serde_json::json!({})),
+            assets: Set(serde_json::json!([])),
+            erased_at: Set(Some(now)),
+            ..Default::default()
+        };
+        let erased = self.save_version(&txn, &current, tombstone).await?;
+        let previous = queries::replace_phones(&txn, current.id, &[]).await?;
+        timeline_entry::Entity::update_many()
+            .col_expr(timeline_entry::Column::Summary, Expr::value(ERASED))
+            .filter(timeline_entry::Column::CustomerId.eq(current.id))
+            .exec(&txn)
+            .await?;
+        audit_entry::Entity::update_many()
+            .col_expr(
+                audit_entry::Column::Before,
+                Expr::value(None::<serde_json::Value>),
+            )
+            .col_expr(
+                audit_entry::Column::After,
+                Expr::value(None::<serde_json::Value>),
+            )
+            .filter(audit_entry::Column::CustomerId.eq(current.id))
+            .exec(&txn)
+            .await?;
+        self.audit(&txn, current.id, actor, "erased", None, None)
+            .await?;
+        self.announce_change(
+            &txn,
+            events::CUSTOMER_ERASED,
+            actor,
+            &erased,
+            Vec::new(),
+            previous.clone(),
+        )
+        .await?;
+        txn.commit().await?;
+        self.after_commit(&previous).await;
+        tracing::info!("customer erased");
+        Ok(self.view(actor, &erased, &[]))
+    }
+
+    /// Folds `merged_id` into `survivor_id`: phones and history move to the
+    /// survivor, and the merged id resolves to it from now on.
+    #[tracing::instrument(skip_all, fields(survivor = %survivor_id, merged = %merged_id), err(Debug))]
+    pub async fn merge_customers(
+        &self,
+        actor: &Principal,
+        survivor_id: Uuid,
+        merged_id: Uuid,
+    ) -> ApiResult<CustomerView> {
+        actor.require_any(LEADS)?;
+        let txn = self.db.begin().await?;
+        let survivor = self.load(&txn, survivor_id).await?;
+        let merged = customer::Entity::find_by_id(merged_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| customer_not_found(merged_id))?;
+        if merged.id == survivor.id || merged.merged_into == Some(survivor.id) {
+            return Err(ApiError::conflict(
+                "already_merged",
+                "these are already one customer",
+            ));
+        }
+        if merged.merged_into.is_some() {
+            return Err(ApiError::conflict(
+                "already_merged",
+                format!("customer {merged_id} was merged into another"),
+            ));
+        }
+        if survivor.erased_at.is_some() || merged.erased_at.is_some() {
+            return Err(ApiError::conflict(
+                "customer_erased",
+                "an erased customer can't be merged",
+            ));
+        }
+        let mut phones = queries::phones_of(&txn, &[survivor.id, merged.id]).await?;
+        let survivor_phones = phones.remove(&survivor.id).unwrap_or_default();
+        let merged_phones = phones.remove(&merged.id).unwrap_or_default();
+        let before = self.view(actor, &survivor, &survivor_phones);
+        let mut rows: Vec<(String, String)> = survivor_phones
+            .iter()
+            .map(|p| (p.number.clone(), p.label.clone()))
+            .collect();
+        for phone in &merged_phones {
+            if !rows.iter().any(|(number, _)| *number == phone.number) {
+                rows.push((phone.number.clone(), phone.label.clone()));
+            }
+        }
+        queries::replace_phones(&txn, merged.id, &[]).await?;
+        queries::replace_phones(&txn, survivor.id, &rows).await?;
+        timeline_entry::Entity::update_many()
+            .col_expr(timeline_entry::Column::CustomerId, Expr::value(survivor.id))
+            .filter(timeline_entry::Column::CustomerId.eq(merged.id))
+            .exec(&txn)
+            .await?;
+        let mut tags: Vec<String> =
+            serde_json::from_value(survivor.tags.clone()).unwrap_or_default();
+        for tag in serde_json::from_value::<Vec<String>>(merged.tags.clone()).unwrap_or_default() {
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        let updated = self
+            .save_version(
+                &txn,
+                &survivor,
+                customer::ActiveModel {
+                    tags: Set(serde_json::json!(tags)),
+                    vip_level: Set(survivor.vip_level.max(merged.vip_level)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.save_version(
+            &txn,
+            &merged,
+            customer::ActiveModel {
+                merged_into: Set(Some(survivor.id)),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let phones: Vec<_> = rows
+            .iter()
+            .map(|(number, label)| crate::domain::customer::Phone {
+                number: number.clone(),
+                label: label.clone(),
+            })
+            .collect();
+        let view = self.view(actor, &updated, &phones);
+        self.audit(
+            &txn,
+            survivor.id,
+            actor,
+            "merged",
+            Some(&before),
+            Some(&view),
+        )
+        .await?;
+        self.audit(&txn, merged.id, actor, "merged_into", None, None)
+            .await?;
+        let numbers: Vec<String> = rows.into_iter().map(|(number, _)| number).collect();
+        let payload = CustomerMerged {
+            survivor_id: survivor.id.to_string(),
+            merged_id: merged.id.to_string(),
+            phones: numbers.clone(),
+            actor: actor.subject.clone(),
+        };
+        let event = self.outbox.event(
+            events::CUSTOMER_MERGED,
+            survivor.id.to_string(),
+            payload.encode_to_vec(),
+        );
+        self.outbox.enqueue(&txn, event).await?;
+        txn.commit().await?;
+        self.after_commit(&numbers).await;
+        Ok(view)
+    }
+
+    pub async fn search(
+        &self,
+        actor: &Principal,
+        query: SearchQuery,
+    ) -> ApiResult<Page<CustomerView>> {
+        actor.require_any(STAFF)?;
+        let limit = query.limit.unwrap_or(20).clamp(1, MAX_PAGE);
+        let mut condition = Condition::all()
+            .add(customer::Column::MergedInto.is_null())
+            .add(customer::Column::ErasedAt.is_null());
+        let mut criteria = 0;
+        if let Some(name) = non_empty(&query.name) {
+            criteria += 1;
+            condition = condition.add(customer::Column::NameKey.contains(name.to_lowercase()));
+        }
+        if let Some(address) = non_empty(&query.address) {
+            criteria += 1;
+            condition =
+                condition.add(customer::Column::AddressText.contains(address.to_lowercase()));
+        }
+        if let Some(id_number) = non_empty(&query.id_number) {
+            criteria += 1;
+            let id_number = ResidentId::parse(id_number)
+                .map_err(|e| ApiError::invalid_field("/id_number", e.to_string()))?;
+            condition = condition.add(
+                customer::Column::IdNumberHash
+                    .eq(self.cipher.blind_index(ID_NUMBER_INDEX, id_number.as_str())),
+            );
+        }
+        if let Some(phone) = non_empty(&query.phone) {
+            criteria += 1;
+            let number = PhoneNumber::parse(phone, self.region)
+                .map_err(|e| ApiError::invalid_field("/phone", e.to_string()))?;
+            let holders = customer_phone::Entity::find()
+                .select_only()
+                .column(customer_phone::Column::CustomerId)
+                .filter(customer_phone::Column::Number.eq(number.as_str()))
+                .into_tuple::<Uuid>()
+                .all(&self.db)
+                .await?;
+            condition = condition.add(customer::Column::Id.is_in(holders));
+        }
+        if criteria == 0 {
+            return Err(ApiError::bad_request(
+                "search_criteria_missing",
+                "search by at least one of name, phone, address or id_number",
+            ));
+        }
+        if let Some(cursor) = non_empty(&query.cursor) {
+            let after: Uuid = decode_cursor(cursor)?;
+            condition = condition.add(customer::Column::Id.gt(after));
+        }
+        let mut models = customer::Entity::find()
+            .filter(condition)
+            .order_by_asc(customer::Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let next_cursor = if models.len() as u64 > limit {
+            models.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            models.last().map(|last| encode_cursor(&last.id))
+        } else {
+            None
+        };
+        let ids: Vec<Uuid> = models.iter().map(|m| m.id).collect();
+        let phones = queries::phones_of(&self.db, &ids).await?;
+        let items = models
+            .iter()
+            .map(|model| {
+                self.view(
+                    actor,
+                    model,
+                    phones.get(&model.id).map_or(&[][..], Vec::as_slice),
+                )
+            })
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    // ---- screen pop
+
+    /// Who is calling from `phone`: served from the cache, filled from the
+    /// database; billing data is added within its own time budget.
+    #[tracing::instrument(skip_all, err(Debug))]
+    pub async fn lookup(&self, actor: &Principal, phone: &str) -> ApiResult<LookupResult> {
+        actor.require_any(STAFF)?;
+        let number = PhoneNumber::parse(phone, self.region)
+            .map_err(|e| ApiError::invalid_field("/phone", e.to_string()))?;
+        let key = self.lookup_key(number.as_str());
+        let mut result = match self.cache.get_json::<LookupResult>(&key).await {
+            Some(cached) => cached,
+            None => {
+                let fresh = self.lookup_uncached(number.as_str()).await?;
+                self.cache.set_json(&key, &fresh, self.lookup_ttl).await;
+                fresh
+            }
+        };
+        let billing = futures::future::join_all(result.candidates.iter().map(|candidate| {
+            let query = BillingQuery {
+                customer_id: candidate.customer.id.to_string(),
+                phone: Some(result.phone.clone()),
+                account: candidate
+                    .customer
+                    .attributes
+                    .get("billing_account")
+                    .and_then(|value| value.as_str())
+                    .map(str::to_owned),
+            };
+            async move { self.billing.lookup(&query).await }
+        }))
+        .await;
+        for (candidate, billing) in result.candidates.iter_mut().zip(billing) {
+            candidate.billing = billing;
+        }
+        if actor.has(Role::Admin) {
+            self.reveal_id_numbers(&mut result).await?;
+        }
+        Ok(result)
+    }
+
+    async fn lookup_uncached(&self, number: &str) -> ApiResult<LookupResult> {
+        let mut holders = queries::holders_of(&self.db, number).await?;
+        let ids: Vec<Uuid> = holders.iter().map(|(model, _)| model.id).collect();
+        let phones = queries::phones_of(&self.db, &ids).await?;
+        let mut candidates = Vec::with_capacity(holders.len());
+        let mut latest = Vec::with_capacity(holders.len());
+        for (model, position) in holders.drain(..) {
+            let history = queries::recent_history(&self.db, model.id, self.history).await?;
+            latest.push(history.first().map(|entry| entry.occurred_at));
+            candidates.push(Candidate {
+                // Cached for every caller, so stored with the ID number masked.
+                customer: self.view_as(
+                    &model,
+                    phones.get(&model.id).map_or(&[][..], Vec::as_slice),
+                    false,
+                ),
+                matched_on: if position == 0 {
+                    "primary_phone"
+                } else {
+                    "other_phone"
+                }
+                .to_owned(),
+                recent_history: history.into_iter().map(timeline_view).collect(),
+                billing: crate::billing::BillingInfo {
+                    status: crate::billing::BillingStatus::NotConfigured,
+                    account: None,
+                },
+            });
+        }
+        // Primary-number holders first, then VIPs, then whoever was in touch last.
+        let mut ranked: Vec<(Candidate, Option<chrono::DateTime<Utc>>)> =
+            candidates.into_iter().zip(latest).collect();
+        ranked.sort_by(|(a, a_seen), (b, b_seen)| {
+            (a.matched_on != "primary_phone")
+                .cmp(&(b.matched_on != "primary_phone"))
+                .then(b.customer.vip_level.cmp(&a.customer.vip_level))
+                .then(b_seen.cmp(a_seen))
+        });
+        Ok(LookupResult {
+            phone: number.to_owned(),
+            candidates: ranked.into_iter().map(|(candidate, _)| candidate).collect(),
+        })
+    }
+
+    /// Cached candidates hold masked ID numbers; admins get them in clear.
+    async fn reveal_id_numbers(&self, result: &mut LookupResult) -> ApiResult<()> {
+        let ids: Vec<Uuid> = result.candidates.iter().map(|c| c.customer.id).collect();
+        let models = customer::Entity::find()
+            .filter(customer::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?;
+        for candidate in &mut result.candidates {
+            if let Some(model) = models.iter().find(|m| m.id == candidate.customer.id) {
+                candidate.customer.id_number = self.view_as(model, &[], true).id_number;
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup_key(&self, number: &str) -> String {
+        self.cache.key("lookup", number)
+    }
+
+    /// Drops cached screen pops for these numbers (they changed).
+    pub async fn invalidate_lookups(&self, numbers: &[String]) {
+        let keys: Vec<String> = numbers
+            .iter()
+            .map(|number| self.lookup_key(number))
+            .collect();
+        self.cache.delete(&keys).await;
+    }
+
+    // ---- timeline, audit, export
+
+    pub async fn timeline(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        limit: Option<u64>,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page<TimelineEntryView>> {
+        actor.require_any(STAFF)?;
+        let model = self.load(&self.db, id).await?;
+        let limit = limit.unwrap_or(20).clamp(1, MAX_PAGE);
+        let mut query = timeline_entry::Entity::find()
+            .filter(timeline_entry::Column::CustomerId.eq(model.id))
+            .order_by_desc(timeline_entry::Column::OccurredAt)
+            .order_by_desc(timeline_entry::Column::Id)
+            .limit(limit + 1);
+        if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+            let (at, after): (chrono::DateTime<Utc>, Uuid) = decode_cursor(cursor)?;
+            query = query.filter(
+                Condition::any()
+                    .add(timeline_entry::Column::OccurredAt.lt(at))
+                    .add(
+                        Condition::all()
+                            .add(timeline_entry::Column::OccurredAt.eq(at))
+                            .add(timeline_entry::Column::Id.lt(after)),
+                    ),
+            );
+        }
+        let mut rows = query.all(&self.db).await?;
+        let next_cursor = if rows.len() as u64 > limit {
+            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            rows.last()
+                .map(|last| encode_cursor(&(last.occurred_at, last.id)))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.into_iter().map(timeline_view).collect(),
+            next_cursor,
+        })
+    }
+
+    pub async fn audit_trail(&self, actor: &Principal, id: Uuid) -> ApiResult<Vec<AuditEntryView>> {
+        actor.require_any(LEADS)?;
+        let entries = audit_entry::Entity::find()
+            .filter(audit_entry::Column::CustomerId.eq(id))
+            .order_by_asc(audit_entry::Column::Id)
+            .all(&self.db)
+            .await?;
+        if entries.is_empty() {
+            // Distinguish "no such customer" from "no entries" (every customer has one).
+            return Err(customer_not_found(id));
+        }
+        Ok(entries.into_iter().map(audit_view).collect())
+    }
+
+    /// Everything held about one customer, ID number in clear (admins only); the
+    /// export itself is audited.
+    pub async fn export(&self, actor: &Principal, id: Uuid) -> ApiResult<CustomerExport> {
+        actor.require_any(ADMINS)?;
+        let model = self.load(&self.db, id).await?;
+        let phones = queries::phones_of(&self.db, &[model.id]).await?;
+        let customer = self.view(
+            actor,
+            &model,
+            phones.get(&model.id).map_or(&[][..], Vec::as_slice),
+        );
+        let timeline = timeline_entry::Entity::find()
+            .filter(timeline_entry::Column::CustomerId.eq(model.id))
+            .order_by_asc(timeline_entry::Column::OccurredAt)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(timeline_view)
+            .collect();
+        self.audit(&self.db, model.id, actor, "exported", None, None)
+            .await?;
+        let audit = self.audit_trail(actor, model.id).await?;
+        Ok(CustomerExport {
+            exported_at: Utc::now(),
+            customer,
+            timeline,
+            audit,
+        })
+    }
+
+    /// Appends another service's activity to the customer's timeline, once per
+    /// event. Returns false when the customer can't be determined.
+    pub async fn record_activity(
+        &self,
+        event_id: Uuid,
+        source: &str,
+        activity: CustomerActivity,
+    ) -> anyhow::Result<bool> {
+        let txn = self.db.begin().await?;
+        if !hotline_kit::inbox::claim(&txn, "identity.timeline", event_id).await? {
+            return Ok(true);
+        }
+        let customer = match Uuid::parse_str(&activity.customer_id) {
+            Ok(id) => queries::resolve(&txn, id).await?,
+            Err(_) => match PhoneNumber::parse(&activity.phone, self.region) {
+                Ok(number) => {
+                    let holders = queries::holders_of(&txn, number.as_str()).await?;
+                    // Only an unambiguous caller gets the entry; never a guess.
+                    if holders.len() == 1 {
+                        holders.into_iter().next().map(|(c, _)| c)
+                    } else {
+                        None
+                    }
+                }
+                Err(_) => None,
+            },
+        };
+        let Some(customer) = customer else {
+            txn.commit().await?;
+            return Ok(false);
+        };
+        let occurred_at = activity
+            .occurred_at
+            .and_then(|t| {
+                chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+            })
+            .unwrap_or_else(Utc::now);
+        timeline_entry::ActiveModel {
+            id: Set(event_id),
+            customer_id: Set(customer.id),
+            kind: Set(activity.kind),
+            reference: Set(activity.reference),
+            summary: Set(activity.summary),
+            actor: Set(activity.actor),
+            source: Set(source.to_owned()),
+            occurred_at: Set(occurred_at),
+        }
+        .insert(&txn)
+        .await?;
+        let phones = queries::phones_of(&txn, &[customer.id])
+            .await?
+            .remove(&customer.id)
+            .unwrap_or_default();
+        txn.commit().await?;
+        let numbers: Vec<String> = phones.into_iter().map(|p| p.number).collect();
+        self.invalidate_lookups(&numbers).await;
+        Ok(true)
+    }
+
+    // ---- helpers
+
+    async fn load<C: ConnectionTrait>(&self, conn: &C, id: Uuid) -> ApiResult<customer::Model> {
+        queries::resolve(conn, id)
+            .await?
+            .ok_or_else(|| customer_not_found(id))
+    }
+
+    /// Writes `changes` as the next version, failing with 412 if someone else
+    /// wrote first (optimistic concurrency).
+    async fn save_version(
+        &self,
+        txn: &DatabaseTransaction,
+        current: &customer::Model,
+        mut changes: customer::ActiveModel,
+    ) -> ApiResult<customer::Model> {
+        changes.version = Set(current.version + 1);
+        changes.updated_at = Set(Utc::now());
+        let result = customer::Entity::update_many()
+            .set(changes)
+            .filter(customer::Column::Id.eq(current.id))
+            .filter(customer::Column::Version.eq(current.version))
+            .exec(txn)
+            .await?;
+        if result.rows_affected != 1 {
+            return Err(stale_version());
+        }
+        customer::Entity::find_by_id(current.id)
+            .one(txn)
+            .await?
+            .ok_or_else(|| customer_not_found(current.id))
+    }
+
+    fn columns(&self, data: &CustomerData) -> ApiResult<customer::ActiveModel> {
+        let (cipher, hash, masked) = match &data.id_number {
+            Some(id) => (
+                Some(
+                    self.cipher
+                        .encrypt_str(id.as_str(), b"resident_id")
+                        .map_err(ApiError::internal)?,
+                ),
+                Some(self.cipher.blind_index(ID_NUMBER_INDEX, id.as_str())),
+                Some(id.masked()),
+            ),
+            None => (None, None, None),
+        };
+        Ok(customer::ActiveModel {
+            name: Set(data.name.clone()),
+            name_key: Set(data.name.to_lowercase()),
+            email: Set(data.email.clone()),
+            id_number_cipher: Set(cipher),
+            id_number_hash: Set(hash),
+            id_number_masked: Set(masked),
+            addresses: Set(to_json(&data.addresses)?),
+            address_text: Set(data.address_text()),
+            tags: Set(to_json(&data.tags)?),
+            vip_level: Set(data.vip_level),
+            attributes: Set(serde_json::Value::Object(data.attributes.clone())),
+            assets: Set(to_json(&data.assets)?),
+            ..Default::default()
+        })
+    }
+
+    /// Rebuilds validated data from a stored row (decrypting the ID number).
+    fn data_of(
+        &self,
+        model: &customer::Model,
+        phones: &[crate::domain::customer::Phone],
+    ) -> ApiResult<CustomerData> {
+        let id_number =
+            match &model.id_number_cipher {
+                Some(blob) => {
+                    let clear = self
+                        .cipher
+                        .decrypt_str(blob, b"resident_id")
+                        .map_err(ApiError::internal)?;
+                    Some(ResidentId::parse(&clear).map_err(|e| {
+                        ApiError::internal(anyhow::anyhow!("stored id number: {e}"))
+                    })?)
+                }
+                None => None,
+            };
+        let phones = phones
+            .iter()
+            .map(|phone| {
+                PhoneNumber::parse(&phone.number, self.region)
+                    .map(|number| (number, phone.label.clone()))
+                    .map_err(|e| ApiError::internal(anyhow::anyhow!("stored phone: {e}")))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(CustomerData {
+            name: model.name.clone(),
+            phones,
+            addresses: serde_json::from_value(model.addresses.clone()).unwrap_or_default(),
+            id_number,
+            email: model.email.clone(),
+            tags: serde_json::from_value(model.tags.clone()).unwrap_or_default(),
+            vip_level: model.vip_level,
+            attributes: model.attributes.as_object().cloned().unwrap_or_default(),
+            assets: serde_json::from_value(model.assets.clone()).unwrap_or_default(),
+        })
+    }
+
+    /// The customer as `actor` may see it: the ID number in clear for admins only.
+    fn view(
+        &self,
+        actor: &Principal,
+        model: &customer::Model,
+        phones: &[crate::domain::customer::Phone],
+    ) -> CustomerView {
+        self.view_as(model, phones, actor.has(Role::Admin))
+    }
+
+    fn view_as(
+        &self,
+        model: &customer::Model,
+        phones: &[crate::domain::customer::Phone],
+        clear_id: bool,
+    ) -> CustomerView {
+        let id_number = if clear_id {
+            model
+                .id_number_cipher
+                .as_ref()
+                .and_then(|blob| self.cipher.decrypt_str(blob, b"resident_id").ok())
+        } else {
+            model.id_number_masked.clone()
+        };
+        CustomerView {
+            id: model.id,
+            name: model.name.clone(),
+            phones: phones.to_vec(),
+            addresses: serde_json::from_value(model.addresses.clone()).unwrap_or_default(),
+            id_number,
+            email: model.email.clone(),
+            tags: serde_json::from_value(model.tags.clone()).unwrap_or_default(),
+            vip_level: model.vip_level,
+            attributes: model.attributes.as_object().cloned().unwrap_or_default(),
+            assets: serde_json::from_value(model.assets.clone()).unwrap_or_default(),
+            version: model.version,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+            erased_at: model.erased_at,
+        }
+    }
+
+    async fn audit<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        customer_id: Uuid,
+        actor: &Principal,
+        action: &str,
+        before: Option<&CustomerView>,
+        after: Option<&CustomerView>,
+    ) -> ApiResult<()> {
+        audit_entry::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            customer_id: Set(customer_id),
+            actor: Set(actor.subject.clone()),
+            action: Set(action.to_owned()),
+            before: Set(before.map(masked_snapshot)),
+            after: Set(after.map(masked_snapshot)),
+            at: Set(Utc::now()),
+        }
+        .insert(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn announce_change(
+        &self,
+        txn: &DatabaseTransaction,
+        kind: &str,
+        actor: &Principal,
+        model: &customer::Model,
+        phones: Vec<String>,
+        previous_phones: Vec<String>,
+    ) -> ApiResult<()> {
+        let payload = CustomerChanged {
+            customer_id: model.id.to_string(),
+            version: model.version,
+            phones,
+            previous_phones,
+            actor: actor.subject.clone(),
+        };
+        let event = self
+            .outbox
+            .event(kind, model.id.to_string(), payload.encode_to_vec());
+        self.outbox.enqueue(txn, event).await?;
+        Ok(())
+    }
+
+    async fn after_commit(&self, numbers: &[String]) {
+        self.outbox.wake();
+        self.invalidate_lookups(numbers).await;
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> ApiResult<serde_json::Value> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+fn check_precondition(if_match: Option<&str>, current: &customer::Model) -> ApiResult<()> {
+    match if_match {
+        Some(value) if !if_match_satisfied(value, &etag(current)) => Err(stale_version()),
+        _ => Ok(()),
+    }
+}
+
+/// The `ETag` of a customer's current version.
+pub fn etag(model: &customer::Model) -> String {
+    hotline_kit::rest::etag(&model.id.to_string(), model.version)
+}
+
+pub fn view_etag(view: &CustomerView) -> String {
+    hotline_kit::rest::etag(&view.id.to_string(), view.version)
+}
+
+fn replay(stored: &StoredResponse) -> ApiResult<CustomerView> {
+    serde_json::from_str(&stored.body).map_err(ApiError::internal)
+}
+
+pub fn customer_not_found(id: Uuid) -> ApiError {
+    ApiError::not_found("customer_not_found", format!("customer {id} not found"))
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn phone_rows(data: &CustomerData) -> Vec<(String, String)> {
+    data.phones
+        .iter()
+        .map(|(number, label)| (number.as_str().to_owned(), label.clone()))
+        .collect()
+}
+
+fn data_phones(data: &CustomerData) -> Vec<crate::domain::customer::Phone> {
+    data.phones
+        .iter()
+        .map(|(number, label)| crate::domain::customer::Phone {
+            number: number.as_str().to_owned(),
+            label: label.clone(),
+        })
+        .collect()
+}
+
+fn mask_stored(id_number: Option<String>) -> Option<String> {
+    id_number.map(|id| match ResidentId::parse(&id) {
+        Ok(parsed) => parsed.masked(),
+        Err(_) => id,
+    })
+}
+
+/// What the audit trail keeps of a customer: enough to see what changed,
+/// nothing that identifies the person.
+fn masked_snapshot(view: &CustomerView) -> serde_json::Value {
+    let phones: Vec<String> = view
+        .phones
+        .iter()
+        .map(|phone| match PhoneNumber::from_e164(&phone.number) {
+            Ok(number) => number.masked(),
+            Err(_) => "***".to_owned(),
+        })
+        .collect();
+    serde_json::json!({
+        "name": mask_name(&view.name),
+        "phones": phones,
+        "addresses": view.addresses.iter().map(|a| a.masked()).collect::<Vec<_>>(),
+        "id_number": mask_stored(view.id_number.clone()),
+        "email": view.email.as_deref().map(mask_email),
+        "tags": view.tags,
+        "vip_level": view.vip_level,
+        "attribute_keys": view.attributes.keys().collect::<Vec<_>>(),
+        "assets": view.assets.len(),
+        "version": view.version,
+    })
+}
+
+fn timeline_view(entry: timeline_entry::Model) -> TimelineEntryView {
+    TimelineEntryView {
+        id: entry.id,
+        kind: entry.kind,
+        reference: entry.reference,
+        summary: entry.summary,
+        actor: entry.actor,
+        source: entry.source,
+        occurred_at: entry.occurred_at,
+    }
+}
+
+fn audit_view(entry: audit_entry::Model) -> AuditEntryView {
+    AuditEntryView {
+        id: entry.id,
+        actor: entry.actor,
+        action: entry.action,
+        before: entry.before,
+        after: entry.after,
+        at: entry.at,
+    }
+}

@@ -1,0 +1,44 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "customer")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: String,
+    /// Lower-cased name, for case-insensitive search.
+    pub name_key: String,
+    pub email: Option<String>,
+    /// AES-256-GCM ciphertext of the resident ID number.
+    pub id_number_cipher: Option<Vec<u8>>,
+    /// Keyed hash of the ID number: equality search without decrypting.
+    pub id_number_hash: Option<String>,
+    pub id_number_masked: Option<String>,
+    pub addresses: Json,
+    /// Lower-cased concatenation of every address, for fragment search.
+    pub address_text: String,
+    pub tags: Json,
+    pub vip_level: i32,
+    pub attributes: Json,
+    pub assets: Json,
+    pub version: i64,
+    pub merged_into: Option<Uuid>,
+    pub erased_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub created_by: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::customer_phone::Entity")]
+    Phones,
+}
+
+impl Related<super::customer_phone::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Phones.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,543 @@
+//! API clients and the tokens they get: OAuth2 client credentials, ES256 JWTs,
+//! signing keys rotated with overlap and published as a JWKS.
+
+use std::{sync::Arc, time::Duration};
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+use async_trait::async_trait;
+use aws_lc_rs::{
+    rand::{SecureRandom, SystemRandom},
+    signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use hotline_kit::{
+    ApiError, ApiResult,
+    auth::{Claims, KeySource, Principal, Role},
+    db::is_unique_violation,
+};
+use jsonwebtoken::{
+    Algorithm, EncodingKey, Header,
+    jwk::{Jwk, JwkSet, PublicKeyUse},
+};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, QueryOrder, entity::prelude::*};
+use serde::{Deserialize, Serialize};
+use tokio::sync::RwLock;
+use utoipa::ToSchema;
+
+use crate::{
+    pii::PiiCipher,
+    store::{api_client, signing_key},
+};
+
+/// Retired keys stay published this much longer than the tokens they signed.
+const RETIRED_KEY_GRACE: Duration = Duration::from_secs(300);
+
+/// A client as listed to admins (never with its secret).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    pub created_by: String,
+    pub created_at: chrono::DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// A new client and its secret: the only time the secret is shown.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub client: ClientView,
+    pub client_secret: String,
+}
+
+/// The body of `POST /api/v1/clients`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    #[schema(example = "Repair shop Chaoyang")]
+    pub name: String,
+    pub roles: Vec<Role>,
+    /// Required for (and only for) partner clients.
+    #[serde(default)]
+    pub partner_id: Option<String>,
+}
+
+/// An issued access token (RFC 6749 section 5.1).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+pub struct Tokens {
+    db: DatabaseConnection,
+    cipher: Arc<PiiCipher>,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+    rotation: Duration,
+    signer: RwLock<Option<Signer>>,
+    /// A real hash to verify against when the client id is unknown, so timing
+    /// doesn't reveal which ids exist.
+    decoy_hash: String,
+}
+
+#[derive(Clone)]
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+    created_at: chrono::DateTime<Utc>,
+}
+
+impl Tokens {
+    pub fn new(
+        db: DatabaseConnection,
+        cipher: Arc<PiiCipher>,
+        issuer: String,
+        audience: String,
+        ttl: Duration,
+        rotation: Duration,
+    ) -> anyhow::Result<Self> {
+        let decoy_hash = hash_secret("decoy secret that matches nothing")?;
+        Ok(Self {
+            db,
+            cipher,
+            issuer,
+            audience,
+            ttl,
+            rotation,
+            signer: RwLock::new(None),
+            decoy_hash,
+        })
+    }
+
+    // ---- signing keys
+
+    /// Makes a new signing key when there is none or the newest is older than the
+    /// rotation period. Safe on every replica at once: generations are unique.
+    pub async fn rotate_if_due(&self) -> anyhow::Result<()> {
+        let newest = self.newest_key().await?;
+        let due = newest.as_ref().is_none_or(|key| {
+            Utc::now()
+                .signed_duration_since(key.created_at)
+                .to_std()
+                .unwrap_or_default()
+                >= self.rotation
+        });
+        if due {
+            self.add_key(newest.map_or(0, |key| key.generation + 1))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Rotates now (an admin's call, e.g. after a suspected key leak).
+    pub async fn rotate_now(&self) -> anyhow::Result<String> {
+        let next = self.newest_key().await?.map_or(0, |key| key.generation + 1);
+        self.add_key(next).await?;
+        Ok(self
+            .newest_key()
+            .await?
+            .map(|key| key.kid)
+            .unwrap_or_default())
+    }
+
+    async fn newest_key(&self) -> Result<Option<signing_key::Model>, DbErr> {
+        signing_key::Entity::find()
+            .order_by_desc(signing_key::Column::Generation)
+            .one(&self.db)
+            .await
+    }
+
+    async fn add_key(&self, generation: i64) -> anyhow::Result<()> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| anyhow::anyhow!("generating a signing key failed"))?;
+        let kid = format!("k{generation}-{}", random_token(6)?);
+        let mut jwk =
+            Jwk::from_encoding_key(&EncodingKey::from_ec_der(pkcs8.as_ref()), Algorithm::ES256)?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let inserted = signing_key::ActiveModel {
+            kid: Set(kid.clone()),
+            generation: Set(generation),
+            private_key: Set(self.cipher.encrypt(pkcs8.as_ref(), kid.as_bytes())?),
+            public_jwk: Set(serde_json::to_string(&jwk)?),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tracing::info!(kid, generation, "new signing key");
+                *self.signer.write().await = None;
+                Ok(())
+            }
+            // Another replica made this generation's key first.
+            Err(error) if is_unique_violation(&error) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn signer(&self) -> ApiResult<Signer> {
+        if let Some(signer) = self.signer.read().await.as_ref()
+            && Utc::now()
+                .signed_duration_since(signer.created_at)
+                .to_std()
+                .unwrap_or_default()
+                < self.rotation
+        {
+            return Ok(signer.clone());
+        }
+        let mut cached = self.signer.write().await;
+        self.rotate_if_due().await.map_err(ApiError::internal)?;
+        let key = self
+            .newest_key()
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no signing key")))?;
+        let pkcs8 = self
+            .cipher
+            .decrypt(&key.private_key, key.kid.as_bytes())
+            .map_err(ApiError::internal)?;
+        let signer = Signer {
+            kid: key.kid,
+            key: EncodingKey::from_ec_der(&pkcs8),
+            created_at: key.created_at,
+        };
+        *cached = Some(signer.clone());
+        Ok(signer)
+    }
+
+    /// The public keys a verifier may meet: the newest, and older ones until every
+    /// token they signed has expired.
+    pub async fn jwks(&self) -> Result<JwkSet, DbErr> {
+        let keys = signing_key::Entity::find()
+            .order_by_desc(signing_key::Column::Generation)
+            .all(&self.db)
+            .await?;
+        let now = Utc::now();
+        let mut published = Vec::new();
+        let mut successor_created: Option<chrono::DateTime<Utc>> = None;
+        for key in keys {
+            let live = successor_created.is_none_or(|replaced_at| {
+                now.signed_duration_since(replaced_at)
+                    .to_std()
+                    .unwrap_or_default()
+                    < self.ttl + RETIRED_KEY_GRACE
+            });
+            if live && let Ok(jwk) = serde_json::from_str::<Jwk>(&key.public_jwk) {
+                published.push(jwk);
+            }
+            successor_created = Some(key.created_at);
+        }
+        Ok(JwkSet { keys: published })
+    }
+
+    // ---- tokens
+
+    /// OAuth2 client credentials: a token for a live client whose secret matches.
+    pub async fn issue(&self, client_id: &str, client_secret: &str) -> ApiResult<TokenResponse> {
+        let client = api_client::Entity::find_by_id(client_id.to_owned())
+            .one(&self.db)
+            .await?;
+        let hash = client
+            .as_ref()
+            .map_or(self.decoy_hash.clone(), |c| c.secret_hash.clone());
+        let matches = verify_secret(client_secret.to_owned(), hash).await?;
+        let client = match client {
+            Some(client) if matches && client.revoked_at.is_none() => client,
+            _ => {
+                return Err(ApiError::unauthenticated("unknown client or wrong secret")
+                    .with_extension("error", "invalid_client"));
+            }
+        };
+        let roles: Vec<Role> =
+            serde_json::from_value(client.roles.clone()).map_err(ApiError::internal)?;
+        let signer = self.signer().await?;
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: client.client_id.clone(),
+            aud: self.audience.clone(),
+            exp: now + i64::try_from(self.ttl.as_secs()).unwrap_or(3600),
+            iat: now,
+            nbf: now,
+            jti: Uuid::now_v7().to_string(),
+            roles: roles.clone(),
+            partner_id: client.partner_id.clone(),
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(signer.kid);
+        let access_token =
+            jsonwebtoken::encode(&header, &claims, &signer.key).map_err(ApiError::internal)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.ttl.as_secs(),
+            scope: roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+    }
+
+    // ---- clients
+
+    pub async fn create_client(
+        &self,
+        actor: &Principal,
+        new: NewClient,
+    ) -> ApiResult<CreatedClient> {
+        validate_client(&new)?;
+        let client_id = format!("hc_{}", random_token(12).map_err(ApiError::internal)?);
+        let secret = random_token(32).map_err(ApiError::internal)?;
+        let model = self
+            .insert_client(
+                client_id,
+                &secret,
+                new.name.trim(),
+                &new.roles,
+                new.partner_id,
+                &actor.subject,
+            )
+            .await?;
+        Ok(CreatedClient {
+            client: view(model)?,
+            client_secret: secret,
+        })
+    }
+
+    async fn insert_client(
+        &self,
+        client_id: String,
+        secret: &str,
+        name: &str,
+        roles: &[Role],
+        partner_id: Option<String>,
+        created_by: &str,
+    ) -> ApiResult<api_client::Model> {
+        let secret_hash = hash_secret_blocking(secret.to_owned()).await?;
+        Ok(api_client::ActiveModel {
+            client_id: Set(client_id),
+            name: Set(name.to_owned()),
+            secret_hash: Set(secret_hash),
+            roles: Set(serde_json::to_value(roles).map_err(ApiError::internal)?),
+            partner_id: Set(partner_id),
+            created_by: Set(created_by.to_owned()),
+            created_at: Set(Utc::now()),
+            revoked_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?)
+    }
+
+    pub async fn list_clients(&self) -> ApiResult<Vec<ClientView>> {
+        api_client::Entity::find()
+            .order_by_asc(api_client::Column::CreatedAt)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(view)
+            .collect()
+    }
+
+    /// Revokes a client: no new tokens; tokens already issued expire within the token ttl.
+    pub async fn revoke_client(&self, client_id: &str) -> ApiResult<ClientView> {
+        let client = api_client::Entity::find_by_id(client_id.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found("client_not_found", format!("client {client_id} not found"))
+            })?;
+        if client.revoked_at.is_some() {
+            return view(client);
+        }
+        let mut active: api_client::ActiveModel = client.into();
+        active.revoked_at = Set(Some(Utc::now()));
+        view(active.update(&self.db).await?)
+    }
+
+    /// Makes sure an admin client exists. With an id and secret configured, that
+    /// client is created or its secret reset; otherwise, if no live admin exists,
+    /// one is generated and its credentials returned so they can be printed once.
+    pub async fn bootstrap(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let roles = [Role::Admin];
+        if !id.is_empty() {
+            let existing = api_client::Entity::find_by_id(id.to_owned())
+                .one(&self.db)
+                .await?;
+            match existing {
+                Some(client)
+                    if verify_secret(secret.to_owned(), client.secret_hash.clone()).await? =>
+                {
+                    if client.revoked_at.is_some() {
+                        tracing::warn!(
+                            client_id = id,
+                            "the configured bootstrap client is revoked"
+                        );
+                    }
+                }
+                Some(client) => {
+                    let mut active: api_client::ActiveModel = client.into();
+                    active.secret_hash = Set(hash_secret_blocking(secret.to_owned()).await?);
+                    active.update(&self.db).await?;
+                    tracing::info!(
+                        client_id = id,
+                        "bootstrap client secret reset from configuration"
+                    );
+                }
+                None => {
+                    self.insert_client(
+                        id.to_owned(),
+                        secret,
+                        "bootstrap admin",
+                        &roles,
+                        None,
+                        "bootstrap",
+                    )
+                    .await?;
+                    tracing::info!(
+                        client_id = id,
+                        "bootstrap client created from configuration"
+                    );
+                }
+            }
+            return Ok(None);
+        }
+        let clients = api_client::Entity::find()
+            .filter(api_client::Column::RevokedAt.is_null())
+            .all(&self.db)
+            .await?;
+        let has_admin = clients.iter().any(|client| {
+            serde_json::from_value::<Vec<Role>>(client.roles.clone())
+                .is_ok_and(|roles| roles.contains(&Role::Admin))
+        });
+        if has_admin {
+            return Ok(None);
+        }
+        let id = format!("hc_{}", random_token(12)?);
+        let secret = random_token(32)?;
+        match self
+            .insert_client(
+                id.clone(),
+                &secret,
+                "bootstrap admin",
+                &roles,
+                None,
+                "bootstrap",
+            )
+            .await
+        {
+            Ok(_) => Ok(Some((id, secret))),
+            Err(error) => Err(anyhow::anyhow!("creating the bootstrap client: {error}")),
+        }
+    }
+}
+
+/// Identity verifies its own tokens straight from its key table.
+#[async_trait]
+impl KeySource for Tokens {
+    async fn jwks(&self) -> anyhow::Result<JwkSet> {
+        Ok(Tokens::jwks(self).await?)
+    }
+
+    /// A read of a small local table: a key rotated a moment ago is found at once.
+    fn min_refetch(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+fn validate_client(new: &NewClient) -> ApiResult<()> {
+    let mut fields = Vec::new();
+    let mut problem = |pointer: &str, message: &str| {
+        fields.push(hotline_kit::error::FieldError {
+            pointer: pointer.into(),
+            message: message.into(),
+        });
+    };
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        problem("/name", "must be 1 to 100 characters");
+    }
+    if new.roles.is_empty() {
+        problem("/roles", "at least one role");
+    }
+    let partner = new.roles.contains(&Role::Partner);
+    if partner && new.roles.len() > 1 {
+        problem("/roles", "a partner client has the partner role only");
+    }
+    match (&new.partner_id, partner) {
+        (None, true) => problem("/partner_id", "required for a partner client"),
+        (Some(_), false) => problem("/partner_id", "only partner clients have one"),
+        (Some(id), true) if id.trim().is_empty() || id.len() > 64 => {
+            problem("/partner_id", "must be 1 to 64 characters")
+        }
+        _ => {}
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(fields))
+    }
+}
+
+fn view(model: api_client::Model) -> ApiResult<ClientView> {
+    Ok(ClientView {
+        roles: serde_json::from_value(model.roles).map_err(ApiError::internal)?,
+        client_id: model.client_id,
+        name: model.name,
+        partner_id: model.partner_id,
+        created_by: model.created_by,
+        created_at: model.created_at,
+        revoked_at: model.revoked_at,
+    })
+}
+
+fn random_token(bytes: usize) -> anyhow::Result<String> {
+    let mut buffer = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut buffer)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
+}
+
+fn hash_secret(secret: &str) -> anyhow::Result<String> {
+    let salt = SaltString::encode_b64(random_token(16)?.as_bytes())
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing: {e}"))
+}
+
+/// Argon2 is deliberately slow: keep it off the async threads.
+async fn hash_secret_blocking(secret: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || hash_secret(&secret))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+async fn verify_secret(secret: String, hash: String) -> ApiResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .map_err(ApiError::internal)
+}

@@ -1,0 +1,231 @@
+//! Starts identity on the chosen backends and talks to it like a client would.
+
+use std::{sync::Arc, time::Duration};
+
+use hotline_identity::{
+    IdentityComponent, IdentityConfig, config::BillingConfig, pii::PiiCipher,
+    service::IdentityService,
+};
+use hotline_kit::config::Secret;
+use hotline_testkit::{Infra, TestApp, auth_config};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const ADMIN_ID: &str = "test-admin";
+pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789";
+
+pub fn identity_config(billing_url: &str) -> IdentityConfig {
+    IdentityConfig {
+        default_region: "CN".into(),
+        pii_key: Secret::new(PiiCipher::generate_key_base64().expect("randomness")),
+        token_ttl: Duration::from_secs(900),
+        key_rotation: Duration::from_secs(30 * 24 * 3600),
+        lookup_cache_ttl: Duration::from_secs(600),
+        lookup_history: 5,
+        billing: BillingConfig {
+            url: billing_url.into(),
+            timeout: Duration::from_millis(300),
+            cache_ttl: Duration::from_secs(60),
+        },
+    }
+}
+
+pub struct Identity {
+    pub app: TestApp,
+    pub service: Arc<IdentityService>,
+    /// A token of the bootstrap admin client.
+    pub admin: String,
+    pub redis_url: Option<String>,
+    pub cache_prefix: String,
+}
+
+impl Identity {
+    pub async fn spawn(infra: Infra) -> Self {
+        Self::spawn_with(infra, identity_config("")).await
+    }
+
+    pub async fn spawn_with(infra: Infra, config: IdentityConfig) -> Self {
+        let platform = infra.platform().await;
+        let redis_url =
+            (infra.backends == hotline_testkit::Backends::Real).then(|| infra.redis_url.clone());
+        let cache_prefix = infra.run_id.clone();
+        let (component, _) =
+            IdentityComponent::build(&config, &auth_config(), (ADMIN_ID, ADMIN_SECRET), &platform)
+                .await
+                .expect("identity starts");
+        let service = component.service();
+        let keys = component.key_source();
+        let app = TestApp::start_with_descriptors(
+            infra,
+            platform,
+            vec![Arc::new(component)],
+            keys,
+            hotline_proto::FILE_DESCRIPTOR_SET,
+        )
+        .await;
+        let mut identity = Self {
+            app,
+            service,
+            admin: String::new(),
+            redis_url,
+            cache_prefix,
+        };
+        identity.admin = identity.token(ADMIN_ID, ADMIN_SECRET).await;
+        identity
+    }
+
+    /// A token for a client, by HTTP Basic client authentication.
+    pub async fn token(&self, id: &str, secret: &str) -> String {
+        let response = self
+            .app
+            .client
+            .post(self.app.url("/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(response.status(), StatusCode::OK, "token for {id}");
+        let body: Value = response.json().await.expect("token json");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Creates a client with `roles` and returns a token for it.
+    pub async fn token_for(&self, roles: &[&str], partner_id: Option<&str>) -> String {
+        let mut body = json!({"name": format!("{roles:?} client"), "roles": roles});
+        if let Some(partner) = partner_id {
+            body["partner_id"] = json!(partner);
+        }
+        let created = self.post("/api/v1/clients", &self.admin, &body).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let created: Value = created.json().await.expect("client json");
+        self.token(
+            created["client_id"].as_str().expect("client_id"),
+            created["client_secret"].as_str().expect("client_secret"),
+        )
+        .await
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str, token: &str) -> RequestBuilder {
+        self.app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(token)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .expect("get")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(reqwest::Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    /// Creates a customer and returns its JSON.
+    pub async fn create(&self, body: Value) -> Value {
+        let response = self.post("/api/v1/customers", &self.admin, &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        response.json().await.expect("customer json")
+    }
+
+    pub async fn lookup(&self, phone: &str, token: &str) -> Value {
+        let response = self
+            .request(reqwest::Method::GET, "/api/v1/customers/lookup", token)
+            .query(&[("phone", phone)])
+            .send()
+            .await
+            .expect("lookup");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("lookup json")
+    }
+
+    /// How many live customers match a name fragment.
+    pub async fn count_named(&self, name: &str) -> usize {
+        let response = self
+            .request(reqwest::Method::GET, "/api/v1/customers", &self.admin)
+            .query(&[("name", name), ("limit", "100")])
+            .send()
+            .await
+            .expect("search");
+        let body: Value = response.json().await.expect("search json");
+        body["items"].as_array().map_or(0, Vec::len)
+    }
+
+    pub fn lookup_cache_key(&self, e164: &str) -> String {
+        format!("{}:identity:lookup:{e164}", self.cache_prefix)
+    }
+}
+
+/// Asserts an RFC 9457 problem response and returns it.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem json");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        body["code"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+pub fn zhang_wei() -> Value {
+    json!({
+        "name": "张伟",
+        "phones": [{"number": "138 0013 8000"}, {"number": "010 6552 9988", "label": "home"}],
+        "addresses": [{"province": "北京市", "city": "北京市", "district": "朝阳区", "street": "建国路 88 号", "building": "3 号楼 2 单元 501"}],
+        "id_number": "11010519491231002X",
+        "email": "zhang.wei@example.com",
+        "tags": ["broadband"],
+        "vip_level": 2,
+        "attributes": {"billing_account": "BA-1001"},
+        "assets": [{"kind": "set_top_box", "serial": "STB-0001"}],
+    })
+}
+
+/// Runs each named scenario on the embedded backends and on the real ones.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let identity = $crate::helpers::Identity::spawn(hotline_testkit::Infra::embedded()).await;
+                    super::$name(identity).await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(infra) = hotline_testkit::Infra::real().await else { return };
+                    let identity = $crate::helpers::Identity::spawn(infra).await;
+                    super::$name(identity).await;
+                }
+            )*
+        }
+    };
+}

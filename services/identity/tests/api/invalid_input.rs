@@ -1,0 +1,138 @@
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::helpers::{Identity, problem, zhang_wei};
+
+crate::on_both_backends!(
+    bad_input_gets_a_problem_and_changes_nothing,
+    a_patch_with_bad_fields_changes_nothing
+);
+
+async fn bad_input_gets_a_problem_and_changes_nothing(app: Identity) {
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"name": "坏号码", "phones": [{"number": "12345"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/phones/0/number",
+        ),
+        (
+            json!({"name": "坏号码", "id_number": "110105194912310021"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/id_number",
+        ),
+        (
+            json!({"name": "坏号码", "nmae": "typo"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            json!({"name": "坏号码", "vip_level": "gold"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            json!({"name": "坏号码", "phones": "13800138000"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            json!({"name": "坏号码", "vip_level": 10}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/vip_level",
+        ),
+    ];
+    for (body, status, pointer) in cases {
+        let response = app.post("/api/v1/customers", &app.admin, &body).await;
+        let problem = problem(response, status).await;
+        if !pointer.is_empty() {
+            assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+        }
+    }
+
+    let malformed = app
+        .request(Method::POST, "/api/v1/customers", &app.admin)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    problem(malformed, StatusCode::BAD_REQUEST).await;
+
+    let oversized = json!({"name": "坏号码", "attributes": {"blob": "x".repeat(200 * 1024)}});
+    problem(
+        app.post("/api/v1/customers", &app.admin, &oversized).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+
+    let not_json = app
+        .request(Method::POST, "/api/v1/customers", &app.admin)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    problem(not_json, StatusCode::BAD_REQUEST).await;
+
+    problem(
+        app.lookup_raw("not a number").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    problem(
+        app.get("/api/v1/customers/lookup", &app.admin).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        app.get("/api/v1/customers/not-a-uuid", &app.admin).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.get(
+            "/api/v1/customers/0190a0a0-0000-7000-8000-000000000000",
+            &app.admin,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.get("/api/v1/nothing-here", &app.admin).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.get("/api/v1/customers?name=x&cursor=garbage", &app.admin)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    assert_eq!(app.count_named("坏号码").await, 0, "nothing was created");
+}
+
+async fn a_patch_with_bad_fields_changes_nothing(app: Identity) {
+    let created = app.create(zhang_wei()).await;
+    let path = format!("/api/v1/customers/{}", created["id"].as_str().unwrap());
+    let response = app
+        .request(Method::PATCH, &path, &app.admin)
+        .json(&json!({"name": "新名字", "phones": [{"number": "+86 999"}]}))
+        .send()
+        .await
+        .unwrap();
+    problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let unchanged: Value = app.get(&path, &app.admin).await.json().await.unwrap();
+    assert_eq!(unchanged, created);
+}
+
+impl Identity {
+    async fn lookup_raw(&self, phone: &str) -> reqwest::Response {
+        self.request(Method::GET, "/api/v1/customers/lookup", &self.admin)
+            .query(&[("phone", phone)])
+            .send()
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,123 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{Identity, zhang_wei};
+
+crate::on_both_backends!(
+    probes_metrics_and_api_docs_are_served,
+    screen_pops_are_cached_and_dropped_on_change
+);
+
+async fn probes_metrics_and_api_docs_are_served(app: Identity) {
+    let client = &app.app.client;
+    assert_eq!(
+        client
+            .get(app.app.url("/livez"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let ready: Value = client
+        .get(app.app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["identity"], "ready");
+
+    app.create(zhang_wei()).await;
+    let metrics = client
+        .get(app.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"http_requests_total{method="POST",route="/api/v1/customers",status="201"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("http_request_duration_seconds_bucket"));
+
+    let api: Value = client
+        .get(app.app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/v1/customers",
+        "/api/v1/customers/lookup",
+        "/api/v1/customers/{id}",
+        "/oauth/token",
+        "/api/v1/clients",
+    ] {
+        assert!(api["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+    assert!(api["components"]["schemas"].get("NewCustomer").is_some());
+    let docs = client.get(app.app.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "docs are served from the binary"
+    );
+}
+
+/// The screen pop is cache-aside: the first lookup fills the cache, a change drops it.
+async fn screen_pops_are_cached_and_dropped_on_change(app: Identity) {
+    let created = app.create(zhang_wei()).await;
+    app.lookup("13800138000", &app.admin).await;
+    let key = app.lookup_cache_key("+8613800138000");
+    if let Some(url) = &app.redis_url {
+        let mut redis = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let cached: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let cached: Value = serde_json::from_str(&cached.expect("the lookup is in Redis")).unwrap();
+        assert_eq!(cached["candidates"][0]["customer"]["id"], created["id"]);
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= 600, "cached with a ttl: {ttl}");
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/customers/{}", created["id"].as_str().unwrap()),
+            &app.admin,
+        )
+        .json(&serde_json::json!({"name": "张伟二"}))
+        .send()
+        .await
+        .unwrap();
+        let after: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(after.is_none(), "a change drops the cached screen pop");
+    }
+    let popped = app.lookup("13800138000", &app.admin).await;
+    let expected = if app.redis_url.is_some() {
+        "张伟二"
+    } else {
+        "张伟"
+    };
+    assert_eq!(popped["candidates"][0]["customer"]["name"], expected);
+}

@@ -1,0 +1,136 @@
+//! Database connections: PostgreSQL or SQLite chosen by URL, each service in its
+//! own schema (PostgreSQL) or its own file (SQLite), and migrations per service.
+
+use std::{path::Path, time::Duration};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::DatabaseConfig;
+
+pub use sea_orm::DatabaseConnection as Db;
+
+/// Where one service's tables live.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub url: String,
+    /// PostgreSQL schema (also the SQLite file's stem).
+    pub schema: String,
+}
+
+impl Location {
+    /// Resolves the configured URL for `service`: a SQLite file per service under
+    /// `data_dir` when no URL is set.
+    pub fn for_service(config: &DatabaseConfig, data_dir: &Path, service: &str) -> Self {
+        let schema = format!("{}{service}", config.schema_prefix);
+        let url = config.url.expose();
+        let url = if url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join(format!("{schema}.sqlite")).display()
+            )
+        } else {
+            url.to_owned()
+        };
+        Self { url, schema }
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+}
+
+/// Opens the pool for one service, creating its schema or file if needed.
+#[expect(
+    clippy::wildcard_enum_match_arm,
+    reason = "sea-orm backends are non-exhaustive"
+)]
+pub async fn connect(
+    location: &Location,
+    max_connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    if !location.is_postgres()
+        && let Some(path) = location.url.strip_prefix("sqlite://")
+        && let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DbErr::Custom(format!("creating {}: {e}", dir.display())))?;
+    }
+    // SQLite allows one writer, and a transaction that reads before it writes
+    // fails outright (SQLITE_BUSY, no waiting) when another committed meanwhile:
+    // one connection serialises the embedded mode's transactions instead.
+    let max_connections = if location.is_postgres() {
+        max_connections
+    } else {
+        1
+    };
+    let mut options = ConnectOptions::new(location.url.clone());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if location.is_postgres() {
+        options.set_schema_search_path(location.schema.clone());
+    }
+    let db = Database::connect(options).await?;
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            db.execute_unprepared(&format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                location.schema
+            ))
+            .await?;
+        }
+        DatabaseBackend::Sqlite => {
+            // WAL lets readers proceed while one writer commits; the busy timeout
+            // makes a second writer wait instead of failing.
+            db.execute_unprepared(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(db)
+}
+
+/// Applies `M`'s pending migrations. On PostgreSQL an advisory lock keyed by the
+/// schema makes replicas starting together take turns.
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, schema: &str) -> Result<(), DbErr> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return M::up(db, None).await;
+    }
+    let pool = db.get_postgres_connection_pool();
+    let mut lock = pool
+        .acquire()
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(schema)
+        .execute(&mut *lock)
+        .await
+        .map_err(|e| DbErr::Custom(e.to_string()))?;
+    let result = M::up(db, None).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(schema)
+        .execute(&mut *lock)
+        .await;
+    result
+}
+
+/// Whether the database answers (for `/readyz`).
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.ping().await
+}
+
+/// True when a write failed because a unique constraint already holds the value.
+pub fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

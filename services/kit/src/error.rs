@@ -1,0 +1,307 @@
+//! One small set of error codes shared by REST and gRPC, so a failure means the same
+//! thing on every wire: `ErrorCode` maps exhaustively to an HTTP status and a gRPC code.
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use serde::Serialize;
+
+/// The metadata key that carries an error's stable `kind` across a gRPC hop.
+pub const KIND_METADATA_KEY: &str = "hotline-error-kind";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnprocessableEntity,
+    TooManyRequests,
+    Unavailable,
+    Timeout,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            Self::BadRequest | Self::UnprocessableEntity => tonic::Code::InvalidArgument,
+            Self::Unauthenticated => tonic::Code::Unauthenticated,
+            Self::Forbidden => tonic::Code::PermissionDenied,
+            Self::NotFound => tonic::Code::NotFound,
+            Self::Conflict => tonic::Code::AlreadyExists,
+            Self::PreconditionFailed => tonic::Code::FailedPrecondition,
+            Self::PayloadTooLarge => tonic::Code::OutOfRange,
+            Self::TooManyRequests => tonic::Code::ResourceExhausted,
+            Self::Unavailable => tonic::Code::Unavailable,
+            Self::Timeout => tonic::Code::DeadlineExceeded,
+            Self::Internal => tonic::Code::Internal,
+        }
+    }
+
+    fn from_grpc(code: tonic::Code) -> Self {
+        match code {
+            tonic::Code::InvalidArgument => Self::UnprocessableEntity,
+            tonic::Code::Unauthenticated => Self::Unauthenticated,
+            tonic::Code::PermissionDenied => Self::Forbidden,
+            tonic::Code::NotFound => Self::NotFound,
+            tonic::Code::AlreadyExists | tonic::Code::Aborted => Self::Conflict,
+            tonic::Code::FailedPrecondition => Self::PreconditionFailed,
+            tonic::Code::OutOfRange => Self::PayloadTooLarge,
+            tonic::Code::ResourceExhausted => Self::TooManyRequests,
+            tonic::Code::Unavailable => Self::Unavailable,
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Self::Timeout,
+            tonic::Code::Ok
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Unimplemented
+            | tonic::Code::DataLoss => Self::Internal,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        self.http_status().canonical_reason().unwrap_or("Error")
+    }
+}
+
+/// One invalid field of a request, located by a JSON pointer (RFC 6901).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// An error as clients see it: a code, a stable machine-readable `kind`, a message,
+/// and for invalid input the fields at fault.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub fields: Vec<FieldError>,
+    /// Extra top-level members of the problem document (e.g. OAuth's `error`).
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            kind,
+            message: message.into(),
+            fields: Vec::new(),
+            extensions: serde_json::Map::new(),
+        }
+    }
+
+    pub fn bad_request(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, kind, message)
+    }
+
+    pub fn not_found(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, kind, message)
+    }
+
+    pub fn conflict(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, kind, message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, "unauthenticated", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, "forbidden", message)
+    }
+
+    /// Invalid input: 422 with the offending fields.
+    pub fn invalid(fields: Vec<FieldError>) -> Self {
+        let message = fields
+            .iter()
+            .map(|f| format!("{}: {}", f.pointer, f.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = Self::new(ErrorCode::UnprocessableEntity, "invalid_request", message);
+        error.fields = fields;
+        error
+    }
+
+    pub fn invalid_field(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError {
+            pointer: pointer.into(),
+            message: message.into(),
+        }])
+    }
+
+    /// An unexpected failure: logged here once with its cause chain, opaque to the client.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        tracing::error!(error = format!("{error:#}"), "internal error");
+        Self::new(ErrorCode::Internal, "internal", "internal error")
+    }
+
+    pub fn unavailable(kind: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, kind, message)
+    }
+
+    pub fn with_extension(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// The RFC 9457 problem document for this error.
+    pub fn problem(&self) -> serde_json::Value {
+        let status = self.code.http_status();
+        let mut body = serde_json::json!({
+            "type": format!("https://hotline.dev/problems/{}", self.kind.replace('_', "-")),
+            "title": self.code.title(),
+            "status": status.as_u16(),
+            "detail": self.message,
+            "code": self.kind,
+        });
+        if let Some(object) = body.as_object_mut() {
+            if !self.fields.is_empty() {
+                object.insert(
+                    "errors".into(),
+                    serde_json::to_value(&self.fields).unwrap_or_default(),
+                );
+            }
+            for (key, value) in &self.extensions {
+                object.insert(key.clone(), value.clone());
+            }
+        }
+        body
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.http_status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        if self.code == ErrorCode::Unauthenticated {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.body(self.problem().to_string())
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(error: ApiError) -> Self {
+        let mut status = tonic::Status::new(error.code.grpc_code(), error.message);
+        if let Ok(kind) = error.kind.parse() {
+            status.metadata_mut().insert(KIND_METADATA_KEY, kind);
+        }
+        status
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    /// Rebuilds the typed error on the calling side of a gRPC hop.
+    fn from(status: tonic::Status) -> Self {
+        let kind = status
+            .metadata()
+            .get(KIND_METADATA_KEY)
+            .and_then(|value| value.to_str().ok())
+            .map(known_kind)
+            .unwrap_or("upstream_error");
+        Self::new(ErrorCode::from_grpc(status.code()), kind, status.message())
+    }
+}
+
+/// Kinds travel as strings but `ApiError::kind` is `&'static str`; unknown ones
+/// collapse to a generic kind instead of leaking memory per distinct string.
+fn known_kind(kind: &str) -> &'static str {
+    const KINDS: &[&str] = &[
+        "invalid_request",
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "customer_not_found",
+        "conflict",
+        "precondition_failed",
+        "internal",
+        "unavailable",
+    ];
+    KINDS
+        .iter()
+        .find(|known| **known == kind)
+        .copied()
+        .unwrap_or("upstream_error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_maps_to_a_matching_http_and_grpc_status() {
+        let codes = [
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthenticated,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::Conflict,
+            ErrorCode::PreconditionFailed,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnprocessableEntity,
+            ErrorCode::TooManyRequests,
+            ErrorCode::Unavailable,
+            ErrorCode::Timeout,
+            ErrorCode::Internal,
+        ];
+        for code in codes {
+            let status = tonic::Status::from(ApiError::new(code, "conflict", "x"));
+            assert_eq!(status.code(), code.grpc_code());
+            assert!(code.http_status().is_client_error() || code.http_status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn the_kind_survives_a_grpc_hop() {
+        let original = ApiError::not_found("customer_not_found", "customer 1 not found");
+        let back = ApiError::from(tonic::Status::from(original));
+        assert_eq!(back.code, ErrorCode::NotFound);
+        assert_eq!(back.kind, "customer_not_found");
+        assert_eq!(back.message, "customer 1 not found");
+    }
+
+    #[test]
+    fn invalid_input_lists_its_fields_in_the_problem() {
+        let error = ApiError::invalid_field("/phones/0", "not a phone number");
+        let problem = error.problem();
+        assert_eq!(problem["status"], 422);
+        assert_eq!(problem["errors"][0]["pointer"], "/phones/0");
+    }
+}

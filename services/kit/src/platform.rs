@@ -1,0 +1,119 @@
+//! The shared infrastructure of one process — event bus, cache backend and
+//! database settings — built once from configuration and handed to every service.
+
+use std::{path::PathBuf, sync::Arc};
+
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
+
+use crate::{
+    bus::{AmqpBus, AmqpSettings, Bus, MemoryBus},
+    cache::{Cache, CacheBackend, MemoryCache, RedisCache},
+    config::{BusConfig, BusKind, CacheConfig, CacheKind, DatabaseConfig},
+    db::{self, Location},
+};
+
+#[derive(Clone)]
+pub struct Platform {
+    pub bus: Arc<dyn Bus>,
+    pub bus_config: BusConfig,
+    cache_backend: Arc<dyn CacheBackend>,
+    cache_prefix: String,
+    pub database: DatabaseConfig,
+    pub data_dir: PathBuf,
+}
+
+impl Platform {
+    pub async fn connect(
+        database: DatabaseConfig,
+        bus_config: BusConfig,
+        cache: CacheConfig,
+        data_dir: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let bus: Arc<dyn Bus> = match bus_config.kind {
+            BusKind::Memory => Arc::new(MemoryBus::new(bus_config.delivery_limit)),
+            BusKind::Amqp => Arc::new(
+                AmqpBus::connect(AmqpSettings {
+                    url: bus_config.amqp_url.expose().to_owned(),
+                    exchange: bus_config.exchange.clone(),
+                    dead_letter_exchange: bus_config.dead_letter_exchange.clone(),
+                    prefetch: bus_config.prefetch,
+                    delivery_limit: bus_config.delivery_limit,
+                    queue_expires: None,
+                    queue_prefix: String::new(),
+                })
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("rabbitmq at {}: {e}", bus_config.amqp_url.redacted())
+                })?,
+            ),
+        };
+        let cache_backend: Arc<dyn CacheBackend> = match cache.kind {
+            CacheKind::Memory => Arc::new(MemoryCache::new(cache.max_entries)),
+            CacheKind::Redis => Arc::new(
+                RedisCache::connect(cache.redis_url.expose())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("redis at {}: {e}", cache.redis_url.redacted()))?,
+            ),
+        };
+        Ok(Self::new(
+            bus,
+            bus_config,
+            cache_backend,
+            &cache.prefix,
+            database,
+            data_dir,
+        ))
+    }
+
+    /// Assembles a platform from parts already built (tests swap backends this way).
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        bus_config: BusConfig,
+        cache_backend: Arc<dyn CacheBackend>,
+        cache_prefix: &str,
+        database: DatabaseConfig,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            bus,
+            bus_config,
+            cache_backend,
+            cache_prefix: cache_prefix.to_owned(),
+            database,
+            data_dir,
+        }
+    }
+
+    /// The cache as `service` sees it (its own key space).
+    pub fn cache(&self, service: &str) -> Cache {
+        Cache::new(self.cache_backend.clone(), &self.cache_prefix, service)
+    }
+
+    pub fn location(&self, service: &str) -> Location {
+        Location::for_service(&self.database, &self.data_dir, service)
+    }
+
+    /// Whether `service` keeps its data in the embedded SQLite files.
+    pub fn is_embedded(&self) -> bool {
+        self.database.url.is_empty()
+    }
+
+    /// Connects `service` to its database, applying `M`'s migrations first when
+    /// configured to (otherwise `hotline migrate` does it).
+    pub async fn database<M: MigratorTrait>(
+        &self,
+        service: &str,
+    ) -> anyhow::Result<DatabaseConnection> {
+        let location = self.location(service);
+        let connection = db::connect(&location, self.database.max_connections)
+            .await
+            .map_err(|e| anyhow::anyhow!("database for {service}: {e}"))?;
+        if self.database.migrate_on_start {
+            db::migrate::<M>(&connection, &location.schema)
+                .await
+                .map_err(|e| anyhow::anyhow!("migrating {service}: {e}"))?;
+        }
+        Ok(connection)
+    }
+}

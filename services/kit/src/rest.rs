@@ -1,0 +1,196 @@
+//! REST conventions shared by every service: problem+json for every malformed
+//! request, `ETag`/`If-Match`, cursor pagination.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    error::{JsonPayloadError, PathError, QueryPayloadError},
+    http::header,
+    web,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// JSON bodies: size-limited, and every decoding failure answered as a problem.
+pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(max_body_bytes)
+        .error_handler(|error, _request| json_error(error).into())
+}
+
+#[expect(
+    clippy::wildcard_enum_match_arm,
+    reason = "actix may add payload errors; all are bad requests"
+)]
+fn json_error(error: JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "payload_too_large",
+            format!("body of {length} bytes exceeds the limit of {limit}"),
+        ),
+        JsonPayloadError::Overflow { limit } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "payload_too_large",
+            format!("body exceeds the limit of {limit} bytes"),
+        ),
+        JsonPayloadError::ContentType => {
+            ApiError::bad_request("unsupported_content_type", "body must be application/json")
+        }
+        JsonPayloadError::Deserialize(error) if error.is_data() => {
+            ApiError::invalid_field(format!("/{}", error_path(&error)), error.to_string())
+        }
+        JsonPayloadError::Deserialize(error) => {
+            ApiError::bad_request("malformed_json", format!("body is not valid JSON: {error}"))
+        }
+        other => ApiError::bad_request("malformed_body", other.to_string()),
+    }
+}
+
+/// serde_json reports only line and column; name the field when the message does.
+fn error_path(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    text.split('`')
+        .nth(1)
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+/// Decodes a JSON value already read with the `Json` extractor (when the raw
+/// value is needed too, e.g. to fingerprint it for `Idempotency-Key`).
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|error| {
+        ApiError::invalid_field(format!("/{}", error_path(&error)), error.to_string())
+    })
+}
+
+pub fn form_config(max_body_bytes: usize) -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(max_body_bytes)
+        .error_handler(|error, _request| {
+            ApiError::bad_request("invalid_form", error.to_string()).into()
+        })
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _request| {
+        let message = match error {
+            QueryPayloadError::Deserialize(error) => error.to_string(),
+            other => other.to_string(),
+        };
+        ApiError::bad_request("invalid_query", message).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|error, _request| {
+        let message = match error {
+            PathError::Deserialize(error) => error.to_string(),
+            other => other.to_string(),
+        };
+        ApiError::not_found("not_found", format!("no such resource: {message}")).into()
+    })
+}
+
+/// Strong entity tag of a versioned resource.
+pub fn etag(id: &str, version: i64) -> String {
+    format!("\"{id}.{version}\"")
+}
+
+/// Checks `If-Match` against the current version. Absent header: allowed (the
+/// client opted out of concurrency control). Mismatch: 412.
+pub fn check_if_match(request: &HttpRequest, current: &str) -> Result<(), ApiError> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid_if_match", "If-Match is not valid text"))?;
+    if if_match_satisfied(value, current) {
+        Ok(())
+    } else {
+        Err(stale_version())
+    }
+}
+
+/// Whether an `If-Match` value (`*` or a list of tags) admits the current tag.
+pub fn if_match_satisfied(if_match: &str, current: &str) -> bool {
+    if_match.trim() == "*" || if_match.split(',').any(|tag| tag.trim() == current)
+}
+
+/// The 412 answer to a stale `If-Match`.
+pub fn stale_version() -> ApiError {
+    ApiError::new(
+        ErrorCode::PreconditionFailed,
+        "stale_version",
+        "the resource changed since you read it; fetch it again and retry",
+    )
+}
+
+/// A JSON response with the resource's `ETag`.
+pub fn with_etag<T: Serialize>(
+    mut builder: actix_web::HttpResponseBuilder,
+    tag: &str,
+    body: &T,
+) -> HttpResponse {
+    builder
+        .insert_header((header::ETAG, tag.to_owned()))
+        .json(body)
+}
+
+/// An opaque cursor: the position after the last item of a page.
+pub fn encode_cursor<T: Serialize>(position: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default())
+}
+
+pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API issued"))
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Answers unmatched routes with a problem document.
+pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::not_found(
+        "route_not_found",
+        format!("no route for {} {}", request.method(), request.path()),
+    )
+    .error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = encode_cursor(&("name", 42));
+        assert_eq!(
+            decode_cursor::<(String, i32)>(&cursor).ok(),
+            Some(("name".into(), 42))
+        );
+        assert!(decode_cursor::<(String, i32)>("%%%").is_err());
+    }
+
+    #[test]
+    fn if_match_compares_strong_tags() {
+        let request = actix_web::test::TestRequest::default()
+            .insert_header((header::IF_MATCH, "\"a.1\""))
+            .to_http_request();
+        assert!(check_if_match(&request, "\"a.1\"").is_ok());
+        assert!(check_if_match(&request, "\"a.2\"").is_err());
+    }
+}

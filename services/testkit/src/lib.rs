@@ -1,0 +1,158 @@
+//! Test support for Hotline services: the backends a test runs on (embedded, or
+//! real PostgreSQL + RabbitMQ + Redis), a started process on loopback, and
+//! tokens signed by keys the test controls.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod infra;
+mod keys;
+
+use std::sync::Arc;
+
+use hotline_kit::{
+    auth::{Authenticator, KeySource},
+    component::Component,
+    config::{AuthConfig, ServerConfig},
+    platform::Platform,
+    server::{Process, Running},
+};
+use tokio_util::sync::CancellationToken;
+
+pub use infra::{Backends, Infra};
+pub use keys::TestKeys;
+
+pub fn auth_config() -> AuthConfig {
+    AuthConfig {
+        issuer: "hotline".into(),
+        audience: "hotline".into(),
+        jwks_url: String::new(),
+        jwks_refresh: std::time::Duration::from_secs(300),
+        leeway: std::time::Duration::from_secs(5),
+    }
+}
+
+fn server_config() -> ServerConfig {
+    ServerConfig {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        shutdown_delay: std::time::Duration::ZERO,
+        drain_timeout: std::time::Duration::from_secs(10),
+        max_body_bytes: 64 * 1024,
+        http_workers: 1,
+    }
+}
+
+/// A started process serving `components` on loopback ports.
+pub struct TestApp {
+    pub http_url: String,
+    pub grpc_url: String,
+    pub client: reqwest::Client,
+    pub platform: Platform,
+    running: Option<Running>,
+    _infra: Infra,
+}
+
+impl TestApp {
+    pub async fn start(
+        infra: Infra,
+        platform: Platform,
+        components: Vec<Arc<dyn Component>>,
+        keys: Arc<dyn KeySource>,
+    ) -> Self {
+        hotline_kit::telemetry::init_for_tests();
+        let process = Process {
+            components,
+            authenticator: Arc::new(Authenticator::new(keys, &auth_config())),
+            file_descriptor_set: &[],
+            version: "test",
+        };
+        let running = process
+            .start(&server_config(), CancellationToken::new())
+            .await
+            .unwrap();
+        Self {
+            http_url: format!("http://{}", running.http_addr),
+            grpc_url: format!("http://{}", running.grpc_addr),
+            client: reqwest::Client::new(),
+            platform,
+            running: Some(running),
+            _infra: infra,
+        }
+    }
+
+    /// Same as `start`, with a descriptor set for gRPC reflection.
+    pub async fn start_with_descriptors(
+        infra: Infra,
+        platform: Platform,
+        components: Vec<Arc<dyn Component>>,
+        keys: Arc<dyn KeySource>,
+        descriptors: &'static [u8],
+    ) -> Self {
+        hotline_kit::telemetry::init_for_tests();
+        let process = Process {
+            components,
+            authenticator: Arc::new(Authenticator::new(keys, &auth_config())),
+            file_descriptor_set: descriptors,
+            version: "test",
+        };
+        let running = process
+            .start(&server_config(), CancellationToken::new())
+            .await
+            .unwrap();
+        Self {
+            http_url: format!("http://{}", running.http_addr),
+            grpc_url: format!("http://{}", running.grpc_addr),
+            client: reqwest::Client::new(),
+            platform,
+            running: Some(running),
+            _infra: infra,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http_url)
+    }
+
+    /// Shuts the process down gracefully and reports how it ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        match self.running.take() {
+            Some(running) => {
+                running.shutdown();
+                running.wait().await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Begins a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        if let Some(running) = &self.running {
+            running.shutdown();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.shutdown();
+        }
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
