@@ -26,11 +26,22 @@ lint: ## formatting, clippy with warnings as errors, one version of each major c
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-seed: ## load 1,000,000 customers into PostgreSQL (HOTLINE_BENCH_DATABASE_URL)
-	$(CARGO) run --release -p hotline-bench --bin seed
+# The benchmarks run identity on PostgreSQL + Redis; override any of these.
+seed bench: export HOTLINE_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/test
+seed bench: export HOTLINE_DATABASE__SCHEMA_PREFIX ?= bench_
+seed bench: export HOTLINE_CACHE__KIND ?= redis
+seed bench: export HOTLINE_CACHE__REDIS_URL ?= redis://127.0.0.1:6379
+seed bench: export HOTLINE_CACHE__PREFIX ?= hotline-bench
+seed bench: export HOTLINE_IDENTITY__PII_KEY ?= YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=
+seed bench: export HOTLINE_BOOTSTRAP_CLIENT_ID ?= bench-admin
+seed bench: export HOTLINE_BOOTSTRAP_CLIENT_SECRET ?= bench-admin-secret-0123456789
+seed bench: export HOTLINE_TELEMETRY__LEVEL ?= warn
+
+seed: ## load 1,000,000 customers into PostgreSQL (HOTLINE_BENCH_CUSTOMERS to change)
+	$(CARGO) run --release -p hotline-system-tests --bin seed
 
 bench: ## screen-pop lookups against identity on PostgreSQL + Redis; prints lookups/s, p50, p99
-	$(CARGO) run --release -p hotline-bench --bin lookup-bench
+	$(CARGO) run --release -p hotline-system-tests --bin lookup-bench
 
 chart: ## render, lint and validate the Helm chart offline
 	pip install -q -r charts/hotline/ci/requirements.txt && python3 charts/hotline/ci/check.py

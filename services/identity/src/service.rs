@@ -16,8 +16,8 @@ use hotline_proto::events::v1::{CustomerActivity, CustomerChanged, CustomerMerge
 use prost::Message;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, sea_query::Expr,
+    DatabaseConnection, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -171,6 +171,80 @@ impl IdentityService {
         self.after_commit(&numbers).await;
         tracing::info!(customer_id = %id, "customer created");
         Ok(view)
+    }
+
+    /// Bulk import (migration from a legacy system, seeding): one transaction
+    /// per batch, one audit record per customer, no per-customer events —
+    /// consumers learn of imported customers when they first meet them.
+    pub async fn import_batch(
+        &self,
+        actor: &Principal,
+        batch: Vec<CustomerData>,
+    ) -> ApiResult<usize> {
+        actor.require_any(ADMINS)?;
+        let now = Utc::now();
+        let mut customers = Vec::with_capacity(batch.len());
+        let mut phones = Vec::new();
+        let mut audits = Vec::with_capacity(batch.len());
+        for data in &batch {
+            let id = Uuid::now_v7();
+            customers.push(customer::ActiveModel {
+                id: Set(id),
+                created_at: Set(now),
+                updated_at: Set(now),
+                created_by: Set(actor.subject.clone()),
+                version: Set(1),
+                merged_into: Set(None),
+                erased_at: Set(None),
+                ..self.columns(data)?
+            });
+            for (position, (number, label)) in data.phones.iter().enumerate() {
+                phones.push(customer_phone::ActiveModel {
+                    customer_id: Set(id),
+                    number: Set(number.as_str().to_owned()),
+                    label: Set(label.clone()),
+                    position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+                });
+            }
+            audits.push(audit_entry::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                customer_id: Set(id),
+                actor: Set(actor.subject.clone()),
+                action: Set("imported".to_owned()),
+                before: Set(None),
+                after: Set(None),
+                at: Set(now),
+            });
+        }
+        let count = customers.len();
+        let txn = self.db.begin().await?;
+        customer::Entity::insert_many(customers)
+            .exec_without_returning(&txn)
+            .await?;
+        if !phones.is_empty() {
+            customer_phone::Entity::insert_many(phones)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        audit_entry::Entity::insert_many(audits)
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        let numbers: Vec<String> = batch
+            .iter()
+            .flat_map(|data| {
+                data.phones
+                    .iter()
+                    .map(|(number, _)| number.as_str().to_owned())
+            })
+            .collect();
+        self.invalidate_lookups(&numbers).await;
+        Ok(count)
+    }
+
+    /// Customers stored, merged and erased ones included.
+    pub async fn count_customers(&self) -> ApiResult<u64> {
+        Ok(customer::Entity::find().count(&self.db).await?)
     }
 
     pub async fn get_customer(&self, actor: &Principal, id: Uuid) -> ApiResult<CustomerView> {

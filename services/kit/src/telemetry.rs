@@ -44,11 +44,15 @@ impl Telemetry {
             EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.level))?;
         let fmt = match config.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
                 .boxed(),
-            LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+            LogFormat::Pretty => tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .compact()
+                .boxed(),
         };
         // The log level filters logs only: spans stay on for tracing, so trace
         // context propagates even when logs are quiet.

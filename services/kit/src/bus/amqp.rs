@@ -472,7 +472,7 @@ impl DeliveryContext<'_> {
             event.redeliveries = event.redeliveries.max(*seen);
         }
 
-        let outcome = self.handler.handle(&event).await;
+        let outcome = super::deliver(self.handler.as_ref(), &event, self.subscription).await;
         let deliveries = event.redeliveries.saturating_add(1);
         match outcome {
             Ok(()) => {

@@ -245,7 +245,7 @@ impl Bus for MemoryBus {
                 event: Some(event),
             };
             let outcome = match in_flight.event.as_ref() {
-                Some(event) => handler.handle(event).await,
+                Some(event) => super::deliver(handler.as_ref(), event, &subscription.name).await,
                 None => Ok(()),
             };
             if let Err(error) = outcome {

@@ -103,6 +103,29 @@ pub enum BusError {
     Broker(String),
 }
 
+/// Hands `event` to `handler` inside a span that continues the trace of the
+/// change that produced it, and counts the outcome. Both backends deliver
+/// through this.
+pub(crate) async fn deliver(
+    handler: &dyn EventHandler,
+    event: &Event,
+    consumer: &str,
+) -> Result<(), HandlerError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "event",
+        messaging.consumer = consumer,
+        event.kind = %event.kind,
+        event.id = %event.id,
+        otel.kind = "consumer"
+    );
+    crate::telemetry::link_parent(&span, event.traceparent.as_deref());
+    let outcome = handler.handle(event).instrument(span).await;
+    let label = if outcome.is_ok() { "ok" } else { "failed" };
+    crate::metrics::record_event_handled(consumer, &event.kind, label);
+    outcome
+}
+
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Publishes one persistent event; returns once the broker has confirmed it.

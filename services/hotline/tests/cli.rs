@@ -1,0 +1,271 @@
+//! The `hotline` binary as a newcomer and an operator use it: help, config,
+//! migrate, serve, and a graceful stop on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_hotline");
+
+fn hotline(args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command.args(args);
+    // A clean environment for configuration: only what each test sets.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HOTLINE_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+#[test]
+fn every_command_has_help() {
+    let output = hotline(&["--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    for command in ["serve", "migrate", "config"] {
+        assert!(text.contains(command), "{text}");
+    }
+    let serve = hotline(&["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&serve.stdout);
+    for flag in [
+        "--target",
+        "--http-addr",
+        "--grpc-addr",
+        "--data-dir",
+        "--config",
+    ] {
+        assert!(text.contains(flag), "{text}");
+    }
+}
+
+#[test]
+fn config_prints_the_effective_settings_with_secrets_redacted() {
+    let output = hotline(&["config"])
+        .env(
+            "HOTLINE_DATABASE__URL",
+            "postgres://hotline:s3cr3t@db:5432/hotline",
+        )
+        .env(
+            "HOTLINE_IDENTITY__PII_KEY",
+            "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=",
+        )
+        .env("HOTLINE_SERVER__HTTP_ADDR", "0.0.0.0:8081")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("http_addr = \"0.0.0.0:8081\""), "{text}");
+    assert!(
+        text.contains("postgres://hotline:[redacted]@db:5432/hotline"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("YmVuY2gt"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_misspelt_setting_stops_the_start_with_a_message_naming_it() {
+    let output = hotline(&["config"])
+        .env("HOTLINE_SERVER__HTTP_ADR", "0.0.0.0:1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("http_adr"), "{text}");
+
+    let output = hotline(&["config"])
+        .env("HOTLINE_BUS__KIND", "amqp")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bus.amqp_url"));
+}
+
+#[test]
+fn migrate_creates_the_embedded_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = hotline(&["migrate", "--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("identity.sqlite").exists());
+}
+
+struct Server {
+    child: Child,
+    http: String,
+    lines: Vec<String>,
+}
+
+/// Starts `hotline serve` on free ports and reads its welcome text.
+fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
+    let mut command = hotline(&[
+        "serve",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--http-addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+    ]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Logs go to stderr; keep draining it so the server never blocks on a full pipe.
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    let mut lines = Vec::new();
+    let mut http = String::new();
+    let mut stdout = BufReader::new(stdout).lines();
+    for line in stdout.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("API docs") {
+            http = url.trim().trim_end_matches("/docs/").to_owned();
+        }
+        let done = line.starts_with("Get a token")
+            || line.contains("Lost it?")
+            || line.contains("HOTLINE_BOOTSTRAP_CLIENT_ID/SECRET");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(!http.is_empty(), "no address in {lines:?}");
+    std::thread::spawn(move || for _ in stdout {});
+    Server { child, http, lines }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_gets_credentials_a_token_and_finds_a_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    let value = |label: &str| {
+        server
+            .lines
+            .iter()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix(label)
+                    .map(|rest| rest.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("{label} not printed: {:?}", server.lines))
+    };
+    let (id, secret) = (value("client id"), value("client secret"));
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = client
+        .post(format!("{}/oauth/token", server.http))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let created = client
+        .post(format!("{}/api/v1/customers", server.http))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "张伟", "phones": [{"number": "138 0013 8000"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let found: serde_json::Value = client
+        .get(format!("{}/api/v1/customers/lookup", server.http))
+        .query(&[("phone", "+86 138-0013-8000")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["candidates"][0]["customer"]["name"], "张伟");
+
+    sigterm(&server.child);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit 0 after SIGTERM: {status}");
+
+    // A second start keeps the data and doesn't print the secret again.
+    let mut again = serve(dir.path(), &[]);
+    assert!(
+        again
+            .lines
+            .iter()
+            .any(|line| line.contains("printed at first start")),
+        "{:?}",
+        again.lines
+    );
+    sigterm(&again.child);
+    assert!(again.child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_readiness_fails_first_then_the_process_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(
+        dir.path(),
+        &[
+            ("HOTLINE_SERVER__SHUTDOWN_DELAY", "2s"),
+            ("HOTLINE_BOOTSTRAP_CLIENT_ID", "ops-admin"),
+            (
+                "HOTLINE_BOOTSTRAP_CLIENT_SECRET",
+                "ops-admin-secret-0123456789",
+            ),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{}/readyz", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    sigterm(&server.child);
+    let mut saw_unready = false;
+    for _ in 0..40 {
+        match client.get(format!("{}/readyz", server.http)).send().await {
+            Ok(response) if response.status() == 503 => {
+                saw_unready = true;
+                // Still alive and serving while Kubernetes takes it out of rotation.
+                let live = client
+                    .get(format!("{}/livez", server.http))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(live.status(), 200);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(saw_unready, "readiness never went 503");
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,151 @@
+//! The whole suite as `hotline serve` assembles it, on the embedded backends and
+//! on PostgreSQL + RabbitMQ + Redis: a caller recognised over REST and gRPC,
+//! with health checks and reflection for the tools operators use.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use hotline::{Config, Started, Target};
+use hotline_proto::identity::v1::{
+    LookupByPhoneRequest, identity_service_client::IdentityServiceClient,
+};
+use hotline_testkit::Infra;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, metadata::MetadataValue};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+const ADMIN: (&str, &str) = ("suite-admin", "suite-admin-secret-0123456789");
+
+fn config(infra: &Infra) -> Config {
+    let mut config = Config::load(None).expect("defaults load");
+    config.data_dir = infra.data_dir();
+    config.server.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.server.http_workers = 1;
+    config.bootstrap_client_id = ADMIN.0.into();
+    config.bootstrap_client_secret = hotline_kit::config::Secret::new(ADMIN.1);
+    config.database = infra.database_config();
+    config.cache = infra.cache_config();
+    config.bus = infra.bus_config();
+    // The production exchange and queue names, as a deployment declares them.
+    config.bus.exchange = "hotline.events".into();
+    config.bus.dead_letter_exchange = "hotline.dlx".into();
+    if infra.backends == hotline_testkit::Backends::Real {
+        config.identity.pii_key =
+            hotline_kit::config::Secret::new("YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=");
+    }
+    config
+}
+
+async fn start(infra: &Infra) -> Started {
+    hotline_kit::telemetry::init_for_tests();
+    hotline::start(&config(infra), &[Target::All], CancellationToken::new())
+        .await
+        .expect("suite starts")
+}
+
+async fn a_caller_is_recognised_over_rest_and_grpc(infra: Infra) {
+    let started = start(&infra).await;
+    let http = format!("http://{}", started.running.http_addr);
+    let grpc = format!("http://{}", started.running.grpc_addr);
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = client
+        .post(format!("{http}/oauth/token"))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let phone = format!("139{:08}", rand::random::<u32>() % 100_000_000);
+    let created = client
+        .post(format!("{http}/api/v1/customers"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "系统测试", "phones": [{"number": phone}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+
+    let mut identity = IdentityServiceClient::connect(grpc.clone()).await.unwrap();
+    let mut request = Request::new(LookupByPhoneRequest {
+        phone: format!("+86 {phone}"),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
+    let found = identity
+        .lookup_by_phone(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.candidates.len(), 1);
+    assert_eq!(
+        found.candidates[0].customer.as_ref().unwrap().id,
+        created["id"].as_str().unwrap()
+    );
+
+    let channel = tonic::transport::Channel::from_shared(grpc)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel.clone());
+    let status = health
+        .check(HealthCheckRequest {
+            service: "hotline.identity.v1.IdentityService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.status(), ServingStatus::Serving);
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"hotline.identity.v1.IdentityService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+
+    started.running.shutdown();
+    started.running.wait().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_caller_is_recognised_over_rest_and_grpc() {
+    a_caller_is_recognised_over_rest_and_grpc(Infra::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_a_caller_is_recognised_over_rest_and_grpc() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    a_caller_is_recognised_over_rest_and_grpc(infra).await;
+}
