@@ -102,11 +102,17 @@ impl BillingSystem for HttpBillingSystem {
         if let Some(traceparent) = hotline_kit::telemetry::current_traceparent() {
             request = request.header(hotline_kit::telemetry::TRACEPARENT, traceparent);
         }
-        let response = request.send().await?;
+        // Errors leave without the URL: its query holds the phone number.
+        let response = request.send().await.map_err(reqwest::Error::without_url)?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        Ok(Some(response.error_for_status()?.json().await?))
+        let response = response
+            .error_for_status()
+            .map_err(reqwest::Error::without_url)?;
+        Ok(Some(
+            response.json().await.map_err(reqwest::Error::without_url)?,
+        ))
     }
 }
 

@@ -184,6 +184,11 @@ impl Component for IdentityComponent {
             .map_err(Into::into)
         });
 
+        tasks.spawn(hotline_kit::housekeeping::run(
+            self.db.clone(),
+            shutdown.clone(),
+        ));
+
         let (tokens, every) = (self.tokens.clone(), self.key_check);
         tasks.spawn(async move {
             loop {

@@ -252,6 +252,10 @@ fn billing(info: BillingInfo) -> pb::Billing {
             .map(|a| a.status.clone())
             .unwrap_or_default(),
         balance_cents: account.as_ref().map_or(0, |a| a.balance_cents),
+        currency: account
+            .as_ref()
+            .map(|a| a.currency.clone())
+            .unwrap_or_default(),
         subscriptions: account
             .map(|a| a.subscriptions.into_iter().map(|s| s.product).collect())
             .unwrap_or_default(),

@@ -1,10 +1,11 @@
-//! Encryption at rest and keyed search hashes for personal data (phone
-//! numbers, resident identity numbers, addresses).
+//! Encryption at rest and keyed search hashes for the most sensitive values:
+//! resident identity numbers (and identity's token-signing keys).
 //!
 //! Values are stored encrypted with AES-256-GCM, so a leaked database does
-//! not leak personal data; an exact-match lookup ("find the customer with
-//! this phone number") goes through a blind index, an HMAC of the normalised
-//! value that can be indexed without being reversible without the key.
+//! not leak them; an exact-match search ("find the customer with this ID
+//! number") goes through a blind index, an HMAC of the normalised value that
+//! can be indexed but not reversed without the key. Phone numbers stay in
+//! clear: screen pop must find a caller by number within milliseconds.
 
 use std::fmt;
 

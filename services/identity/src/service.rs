@@ -10,7 +10,7 @@ use hotline_kit::{
     db::is_unique_violation,
     idempotency::{IdempotencyKey, StoredResponse},
     outbox::Outbox,
-    rest::{decode_cursor, encode_cursor, if_match_satisfied, stale_version},
+    rest::{Page, decode_cursor, encode_cursor, if_match_satisfied, stale_version},
 };
 use hotline_proto::events::v1::{CustomerActivity, CustomerChanged, CustomerMerged};
 use prost::Message;
@@ -53,11 +53,6 @@ pub struct SearchQuery {
     pub id_number: Option<String>,
     pub limit: Option<u64>,
     pub cursor: Option<String>,
-}
-
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }
 
 pub struct IdentityService {
@@ -117,7 +112,7 @@ impl IdentityService {
         if let Some(key) = &idempotency
             && let Some(stored) = key.find(&self.db).await?
         {
-            return replay(&stored);
+            return self.replay(actor, &stored).await;
         }
         let now = Utc::now();
         let id = Uuid::now_v7();
@@ -151,9 +146,11 @@ impl IdentityService {
         )
         .await?;
         if let Some(key) = &idempotency {
+            // The key remembers which customer it made, not the response body:
+            // no personal data lingers in the idempotency table.
             let stored = StoredResponse {
                 status: 201,
-                body: serde_json::to_string(&view).map_err(ApiError::internal)?,
+                body: serde_json::json!({ "id": id }).to_string(),
                 location: Some(format!("/api/v1/customers/{id}")),
             };
             if let Err(error) = key.save(&txn, &stored).await {
@@ -162,7 +159,7 @@ impl IdentityService {
                 if is_unique_violation(&error)
                     && let Some(stored) = key.find(&self.db).await?
                 {
-                    return replay(&stored);
+                    return self.replay(actor, &stored).await;
                 }
                 return Err(error.into());
             }
@@ -240,6 +237,15 @@ impl IdentityService {
             .collect();
         self.invalidate_lookups(&numbers).await;
         Ok(count)
+    }
+
+    /// The answer to a retried create: the customer it made, as it is now.
+    async fn replay(&self, actor: &Principal, stored: &StoredResponse) -> ApiResult<CustomerView> {
+        let id = serde_json::from_str::<serde_json::Value>(&stored.body)
+            .ok()
+            .and_then(|body| body["id"].as_str().and_then(|id| Uuid::parse_str(id).ok()))
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unreadable idempotency record")))?;
+        self.get_customer(actor, id).await
     }
 
     /// Customers stored, merged and erased ones included.
@@ -806,7 +812,8 @@ impl IdentityService {
                 Err(_) => None,
             },
         };
-        let Some(customer) = customer else {
+        // An erased customer's history takes no new personal data.
+        let Some(customer) = customer.filter(|c| c.erased_at.is_none()) else {
             txn.commit().await?;
             return Ok(false);
         };
@@ -1053,10 +1060,6 @@ pub fn etag(model: &customer::Model) -> String {
 
 pub fn view_etag(view: &CustomerView) -> String {
     hotline_kit::rest::etag(&view.id.to_string(), view.version)
-}
-
-fn replay(stored: &StoredResponse) -> ApiResult<CustomerView> {
-    serde_json::from_str(&stored.body).map_err(ApiError::internal)
 }
 
 pub fn customer_not_found(id: Uuid) -> ApiError {

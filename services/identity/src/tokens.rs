@@ -32,6 +32,8 @@ use crate::{
 
 /// Retired keys stay published this much longer than the tokens they signed.
 const RETIRED_KEY_GRACE: Duration = Duration::from_secs(300);
+/// How long a replica signs with the key it loaded before looking for a newer one.
+const SIGNER_RECHECK: Duration = Duration::from_secs(60);
 
 /// A client as listed to admins (never with its secret).
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -93,7 +95,7 @@ pub struct Tokens {
 struct Signer {
     kid: String,
     key: EncodingKey,
-    created_at: chrono::DateTime<Utc>,
+    loaded_at: std::time::Instant,
 }
 
 impl Tokens {
@@ -187,12 +189,11 @@ impl Tokens {
     }
 
     async fn signer(&self) -> ApiResult<Signer> {
+        // Re-read the newest key now and then, so a rotation made by another
+        // replica is followed within a minute (well inside the grace period the
+        // old key stays published).
         if let Some(signer) = self.signer.read().await.as_ref()
-            && Utc::now()
-                .signed_duration_since(signer.created_at)
-                .to_std()
-                .unwrap_or_default()
-                < self.rotation
+            && signer.loaded_at.elapsed() < SIGNER_RECHECK
         {
             return Ok(signer.clone());
         }
@@ -209,7 +210,7 @@ impl Tokens {
         let signer = Signer {
             kid: key.kid,
             key: EncodingKey::from_ec_der(&pkcs8),
-            created_at: key.created_at,
+            loaded_at: std::time::Instant::now(),
         };
         *cached = Some(signer.clone());
         Ok(signer)

@@ -9,7 +9,8 @@ use figment::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-/// Variables with the `HOTLINE_` prefix that are not configuration keys.
+/// Variables with the `HOTLINE_` prefix that are not configuration keys (besides
+/// `HOTLINE_TEST_*` and `HOTLINE_BENCH_*`, read by tests and benchmarks).
 const NOT_CONFIG: &[&str] = &["target", "require_infra"];
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,9 @@ pub fn load<T: DeserializeOwned + Validate>(
     let env = Env::prefixed("HOTLINE_")
         .filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            !key.starts_with("test_") && !NOT_CONFIG.contains(&key.as_str())
+            !key.starts_with("test_")
+                && !key.starts_with("bench_")
+                && !NOT_CONFIG.contains(&key.as_str())
         })
         .split("__");
     let config: T = figment

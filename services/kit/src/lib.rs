@@ -9,6 +9,7 @@ pub mod component;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod inbox;
 pub mod metrics;

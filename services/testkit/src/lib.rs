@@ -58,25 +58,7 @@ impl TestApp {
         components: Vec<Arc<dyn Component>>,
         keys: Arc<dyn KeySource>,
     ) -> Self {
-        hotline_kit::telemetry::init_for_tests();
-        let process = Process {
-            components,
-            authenticator: Arc::new(Authenticator::new(keys, &auth_config())),
-            file_descriptor_set: &[],
-            version: "test",
-        };
-        let running = process
-            .start(&server_config(), CancellationToken::new())
-            .await
-            .unwrap();
-        Self {
-            http_url: format!("http://{}", running.http_addr),
-            grpc_url: format!("http://{}", running.grpc_addr),
-            client: reqwest::Client::new(),
-            platform,
-            running: Some(running),
-            _infra: infra,
-        }
+        Self::start_with_descriptors(infra, platform, components, keys, &[]).await
     }
 
     /// Same as `start`, with a descriptor set for gRPC reflection.

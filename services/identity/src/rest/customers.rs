@@ -135,10 +135,7 @@ async fn search(
             },
         )
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items: page.items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Creates a customer.
@@ -320,10 +317,7 @@ async fn timeline(
             params.cursor.as_deref(),
         )
         .await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items: page.items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Who changed the customer, when and what (personal data masked). Supervisors and admins.

@@ -24,6 +24,12 @@ pub trait CacheBackend: Send + Sync + 'static {
     async fn check(&self) -> Result<(), CacheError>;
 }
 
+/// A key as logs show it: without its last part, which may be personal data
+/// (a phone number).
+fn loggable(key: &str) -> &str {
+    key.rsplit_once(':').map_or(key, |(entity, _)| entity)
+}
+
 /// A service's view of the cache: keys are `<prefix>:<service>:<entity>:<id>`,
 /// values JSON, and errors degrade to misses.
 #[derive(Clone)]
@@ -50,14 +56,14 @@ impl Cache {
             Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
                 Ok(value) => Some(value),
                 Err(error) => {
-                    tracing::warn!(key, %error, "dropping undecodable cache entry");
+                    tracing::warn!(key = loggable(key), %error, "dropping undecodable cache entry");
                     self.delete(&[key.to_owned()]).await;
                     None
                 }
             },
             Ok(None) => None,
             Err(error) => {
-                tracing::warn!(key, %error, "cache read failed; using the source");
+                tracing::warn!(key = loggable(key), %error, "cache read failed; using the source");
                 None
             }
         }
@@ -67,12 +73,12 @@ impl Cache {
         let bytes = match serde_json::to_vec(value) {
             Ok(bytes) => bytes,
             Err(error) => {
-                tracing::warn!(key, %error, "value not cacheable");
+                tracing::warn!(key = loggable(key), %error, "value not cacheable");
                 return;
             }
         };
         if let Err(error) = self.backend.set(key, bytes, ttl).await {
-            tracing::warn!(key, %error, "cache write failed");
+            tracing::warn!(key = loggable(key), %error, "cache write failed");
         }
     }
 
@@ -81,7 +87,8 @@ impl Cache {
             return;
         }
         if let Err(error) = self.backend.delete(keys).await {
-            tracing::warn!(?keys, %error, "cache invalidation failed; entries expire by ttl");
+            let first = keys.first().map(String::as_str).map(loggable);
+            tracing::warn!(count = keys.len(), key = first, %error, "cache invalidation failed; entries expire by ttl");
         }
     }
 
