@@ -111,6 +111,21 @@ async fn screen_pop_and_customers_over_grpc(app: Identity) {
         .into_inner();
     assert_eq!(page.customers.len(), 1);
     assert!(page.next_cursor.is_empty());
+
+    let metrics = app
+        .app
+        .client
+        .get(app.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"grpc_requests_total{service="hotline.identity.v1.IdentityService",method="LookupByPhone",code="0"}"#),
+        "{metrics}"
+    );
 }
 
 async fn grpc_refuses_bad_input_and_missing_tokens(app: Identity) {
@@ -119,6 +134,22 @@ async fn grpc_refuses_bad_input_and_missing_tokens(app: Identity) {
         .lookup_by_phone(Request::new(LookupByPhoneRequest {
             phone: "13800138000".into(),
         }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let expired = {
+        let keys = hotline_testkit::TestKeys::generate("foreign");
+        let mut claims = hotline_testkit::TestKeys::claims("x", &[Role::Admin]);
+        claims.exp = chrono::Utc::now().timestamp() - 3600;
+        keys.sign(&claims)
+    };
+    let status = grpc
+        .lookup_by_phone(authed(
+            LookupByPhoneRequest {
+                phone: "13800138000".into(),
+            },
+            &expired,
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
