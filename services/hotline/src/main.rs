@@ -120,6 +120,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ));
     }
     let telemetry = Telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
+    let signals = StopSignals::install()?;
     let shutdown = CancellationToken::new();
     let started = match hotline::start(&config, &args.common.target, shutdown.clone()).await {
         Ok(started) => started,
@@ -130,7 +131,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     welcome(&config, &started, &services);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.received().await;
         tracing::info!("signal received");
         shutdown.cancel();
     });
@@ -187,25 +188,43 @@ fn welcome(config: &Config, started: &hotline::Started, services: &[Target]) {
     println!();
 }
 
-async fn wait_for_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+/// SIGTERM and SIGINT, listened to from before the welcome text is printed, so
+/// a signal sent right after start is a graceful stop, not a kill.
+#[cfg(unix)]
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignals {
+    fn install() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| signal(kind).map_err(|e| format!("installing signal handlers: {e}"));
+        Ok(Self {
+            terminate: listen(SignalKind::terminate())?,
+            interrupt: listen(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn received(mut self) {
         tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+}
+
+#[cfg(not(unix))]
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn install() -> Result<Self, String> {
+        Ok(Self)
+    }
+
+    async fn received(self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
