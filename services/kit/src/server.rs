@@ -121,7 +121,8 @@ impl Process {
             .layer(AuthLayer::new(self.authenticator.clone()))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                // No Nagle delay: a unary answer must not wait for the client's ACK.
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 grpc_stop.clone().cancelled_owned(),
             );
 

@@ -64,6 +64,32 @@ async fn main() -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
+    let admin = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // Screen pops are an agent's call: an agent client's token, as a desktop would hold.
+    let agent: serde_json::Value = client
+        .post(format!("{http}/api/v1/clients"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "bench agent desktop", "roles": ["agent"]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token: serde_json::Value = client
+        .post(format!("{http}/oauth/token"))
+        .basic_auth(
+            agent["client_id"].as_str().unwrap_or_default(),
+            agent["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let token = Arc::new(
         token["access_token"]
             .as_str()
@@ -86,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
         customers - 1
     );
     println!(
-        "identity on PostgreSQL + Redis, {customers} customers, {concurrency} concurrent clients, {seconds}s per phase"
+        "identity on PostgreSQL + Redis, {customers} customers, {concurrency} concurrent agent clients, {seconds}s per phase"
     );
     let phases = [
         Phase {
