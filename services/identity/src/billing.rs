@@ -151,6 +151,13 @@ impl Billing {
         Ok(Self::new(system, cache, config))
     }
 
+    /// Drops the cached answer about a customer (after erasure).
+    pub async fn forget(&self, customer_id: &str) {
+        self.cache
+            .delete(&[self.cache.key("billing", customer_id)])
+            .await;
+    }
+
     /// Never takes longer than the configured budget.
     pub async fn lookup(&self, query: &BillingQuery) -> BillingInfo {
         let Some(system) = &self.system else {

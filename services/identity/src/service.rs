@@ -384,6 +384,7 @@ impl IdentityService {
         .await?;
         txn.commit().await?;
         self.after_commit(&previous).await;
+        self.billing.forget(&current.id.to_string()).await;
         tracing::info!("customer erased");
         Ok(self.view(actor, &erased, &[]))
     }

@@ -121,3 +121,100 @@ async fn screen_pops_are_cached_and_dropped_on_change(app: Identity) {
     };
     assert_eq!(popped["candidates"][0]["customer"]["name"], expected);
 }
+
+/// A service in another process verifies identity's tokens against the JWKS it
+/// fetches over HTTP, and picks up a rotated key without a restart.
+mod another_process {
+    use std::sync::Arc;
+
+    use actix_web::{get, web};
+    use async_trait::async_trait;
+    use hotline_kit::{
+        auth::{HttpKeySource, Principal},
+        component::{Component, Tasks},
+    };
+    use hotline_testkit::{Infra, TestApp};
+    use reqwest::StatusCode;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::helpers::{ADMIN_ID, ADMIN_SECRET, Identity};
+
+    struct WhoAmI;
+
+    #[utoipa::path(responses((status = 200)))]
+    #[get("/api/v1/whoami")]
+    async fn whoami(principal: Principal) -> web::Json<serde_json::Value> {
+        web::Json(serde_json::json!({"subject": principal.subject}))
+    }
+
+    #[async_trait]
+    impl Component for WhoAmI {
+        fn name(&self) -> &'static str {
+            "whoami"
+        }
+
+        fn configure_rest(&self, config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+            config.service(whoami);
+        }
+
+        fn add_grpc(&self, _routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+            Vec::new()
+        }
+
+        fn spawn_background(&self, _tasks: &mut Tasks, _shutdown: CancellationToken) {}
+
+        async fn check_ready(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokens_are_verified_against_the_fetched_jwks() {
+        let identity = Identity::spawn(Infra::embedded()).await;
+        let infra = Infra::embedded();
+        let platform = infra.platform().await;
+        let keys = Arc::new(HttpKeySource::new(
+            identity.app.url("/.well-known/jwks.json"),
+        ));
+        let other = TestApp::start(infra, platform, vec![Arc::new(WhoAmI)], keys).await;
+        let ask = |token: String| {
+            let other = &other;
+            async move {
+                other
+                    .client
+                    .get(other.url("/api/v1/whoami"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let answer = ask(identity.admin.clone()).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(
+            answer.json::<serde_json::Value>().await.unwrap()["subject"],
+            ADMIN_ID
+        );
+
+        identity
+            .post(
+                "/api/v1/keys/rotate",
+                &identity.admin,
+                &serde_json::json!({}),
+            )
+            .await;
+        // The verifier may refetch for an unknown key once a second.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let rotated = identity.token(ADMIN_ID, ADMIN_SECRET).await;
+        assert_eq!(
+            ask(rotated).await.status(),
+            StatusCode::OK,
+            "the new key was fetched"
+        );
+        assert_eq!(
+            ask(identity.admin.clone()).await.status(),
+            StatusCode::OK,
+            "the old key still verifies"
+        );
+    }
+}
