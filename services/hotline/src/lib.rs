@@ -61,6 +61,23 @@ pub async fn connect_platform(config: &Config) -> anyhow::Result<Platform> {
     .await
 }
 
+/// Identity as configured, with the bootstrap credentials it generated (if any).
+pub async fn build_identity(
+    config: &Config,
+    platform: &Platform,
+) -> anyhow::Result<(IdentityComponent, Option<(String, String)>)> {
+    IdentityComponent::build(
+        &config.identity,
+        &config.auth,
+        (
+            &config.bootstrap_client_id,
+            config.bootstrap_client_secret.expose(),
+        ),
+        platform,
+    )
+    .await
+}
+
 /// Builds the selected services and starts serving them.
 pub async fn start(
     config: &Config,
@@ -75,16 +92,7 @@ pub async fn start(
     for service in &services {
         match service {
             Target::Identity => {
-                let (identity, generated) = IdentityComponent::build(
-                    &config.identity,
-                    &config.auth,
-                    (
-                        &config.bootstrap_client_id,
-                        config.bootstrap_client_secret.expose(),
-                    ),
-                    &platform,
-                )
-                .await?;
+                let (identity, generated) = build_identity(config, &platform).await?;
                 local_keys = Some(identity.key_source());
                 bootstrap_credentials = generated;
                 components.push(Arc::new(identity));

@@ -114,19 +114,9 @@ impl IdentityService {
         {
             return self.replay(actor, &stored).await;
         }
-        let now = Utc::now();
         let id = Uuid::now_v7();
         let txn = self.db.begin().await?;
-        let model = customer::ActiveModel {
-            id: Set(id),
-            created_at: Set(now),
-            updated_at: Set(now),
-            created_by: Set(actor.subject.clone()),
-            version: Set(1),
-            merged_into: Set(None),
-            erased_at: Set(None),
-            ..self.columns(&data)?
-        };
+        let model = self.new_row(id, Utc::now(), actor, &data)?;
         let model = customer::Entity::insert(model)
             .exec_with_returning(&txn)
             .await?;
@@ -185,16 +175,7 @@ impl IdentityService {
         let mut audits = Vec::with_capacity(batch.len());
         for data in &batch {
             let id = Uuid::now_v7();
-            customers.push(customer::ActiveModel {
-                id: Set(id),
-                created_at: Set(now),
-                updated_at: Set(now),
-                created_by: Set(actor.subject.clone()),
-                version: Set(1),
-                merged_into: Set(None),
-                erased_at: Set(None),
-                ..self.columns(data)?
-            });
+            customers.push(self.new_row(id, now, actor, data)?);
             for (position, (number, label)) in data.phones.iter().enumerate() {
                 phones.push(customer_phone::ActiveModel {
                     customer_id: Set(id),
@@ -877,6 +858,26 @@ impl IdentityService {
             .one(txn)
             .await?
             .ok_or_else(|| customer_not_found(current.id))
+    }
+
+    /// The first version of a new customer's row.
+    fn new_row(
+        &self,
+        id: Uuid,
+        now: chrono::DateTime<Utc>,
+        actor: &Principal,
+        data: &CustomerData,
+    ) -> ApiResult<customer::ActiveModel> {
+        Ok(customer::ActiveModel {
+            id: Set(id),
+            created_at: Set(now),
+            updated_at: Set(now),
+            created_by: Set(actor.subject.clone()),
+            version: Set(1),
+            merged_into: Set(None),
+            erased_at: Set(None),
+            ..self.columns(data)?
+        })
     }
 
     fn columns(&self, data: &CustomerData) -> ApiResult<customer::ActiveModel> {

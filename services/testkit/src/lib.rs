@@ -5,6 +5,7 @@
 
 mod infra;
 mod keys;
+mod whoami;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use infra::{Backends, Infra};
 pub use keys::TestKeys;
+pub use whoami::WhoAmI;
 
 pub fn auth_config() -> AuthConfig {
     AuthConfig {

@@ -4,10 +4,7 @@
 
 use std::time::Instant;
 
-use hotline_identity::{
-    IdentityComponent,
-    domain::customer::{Address, NewCustomer, PhoneInput},
-};
+use hotline_identity::domain::customer::{Address, NewCustomer, PhoneInput};
 use hotline_kit::auth::{Principal, Role};
 use hotline_system_tests::{bench_config, seeded_phone};
 
@@ -24,16 +21,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(1_000_000);
     let config = bench_config()?;
     let platform = hotline::connect_platform(&config).await?;
-    let (identity, _) = IdentityComponent::build(
-        &config.identity,
-        &config.auth,
-        (
-            &config.bootstrap_client_id,
-            config.bootstrap_client_secret.expose(),
-        ),
-        &platform,
-    )
-    .await?;
+    let (identity, _) = hotline::build_identity(&config, &platform).await?;
     let service = identity.service();
     let region = config.identity.region().map_err(anyhow::Error::msg)?;
     let admin = Principal {

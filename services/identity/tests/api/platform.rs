@@ -127,46 +127,11 @@ async fn screen_pops_are_cached_and_dropped_on_change(app: Identity) {
 mod another_process {
     use std::sync::Arc;
 
-    use actix_web::{get, web};
-    use async_trait::async_trait;
-    use hotline_kit::{
-        auth::{HttpKeySource, Principal},
-        component::{Component, Tasks},
-    };
-    use hotline_testkit::{Infra, TestApp};
+    use hotline_kit::auth::HttpKeySource;
+    use hotline_testkit::{Infra, TestApp, WhoAmI};
     use reqwest::StatusCode;
-    use tokio_util::sync::CancellationToken;
 
     use crate::helpers::{ADMIN_ID, ADMIN_SECRET, Identity};
-
-    struct WhoAmI;
-
-    #[utoipa::path(responses((status = 200)))]
-    #[get("/api/v1/whoami")]
-    async fn whoami(principal: Principal) -> web::Json<serde_json::Value> {
-        web::Json(serde_json::json!({"subject": principal.subject}))
-    }
-
-    #[async_trait]
-    impl Component for WhoAmI {
-        fn name(&self) -> &'static str {
-            "whoami"
-        }
-
-        fn configure_rest(&self, config: &mut utoipa_actix_web::service_config::ServiceConfig) {
-            config.service(whoami);
-        }
-
-        fn add_grpc(&self, _routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
-            Vec::new()
-        }
-
-        fn spawn_background(&self, _tasks: &mut Tasks, _shutdown: CancellationToken) {}
-
-        async fn check_ready(&self) -> Result<(), String> {
-            Ok(())
-        }
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tokens_are_verified_against_the_fetched_jwks() {
