@@ -1,6 +1,8 @@
 //! One small set of error codes shared by REST and gRPC, so a failure means the same
 //! thing on every wire: `ErrorCode` maps exhaustively to an HTTP status and a gRPC code.
 
+use std::borrow::Cow;
+
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 
@@ -96,7 +98,9 @@ pub struct FieldError {
 #[error("{kind}: {message}")]
 pub struct ApiError {
     pub code: ErrorCode,
-    pub kind: &'static str,
+    /// Stable and machine-readable: `customer_not_found`. Usually a literal;
+    /// owned when rebuilt from another service's gRPC answer.
+    pub kind: Cow<'static, str>,
     pub message: String,
     pub fields: Vec<FieldError>,
     /// Extra top-level members of the problem document (e.g. OAuth's `error`).
@@ -109,7 +113,7 @@ impl ApiError {
     pub fn new(code: ErrorCode, kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
-            kind,
+            kind: Cow::Borrowed(kind),
             message: message.into(),
             fields: Vec::new(),
             extensions: serde_json::Map::new(),
@@ -234,31 +238,17 @@ impl From<tonic::Status> for ApiError {
             .metadata()
             .get(KIND_METADATA_KEY)
             .and_then(|value| value.to_str().ok())
-            .map(known_kind)
-            .unwrap_or("upstream_error");
-        Self::new(ErrorCode::from_grpc(status.code()), kind, status.message())
+            .map_or(Cow::Borrowed("upstream_error"), |kind| {
+                Cow::Owned(kind.to_owned())
+            });
+        let mut error = Self::new(
+            ErrorCode::from_grpc(status.code()),
+            "upstream_error",
+            status.message(),
+        );
+        error.kind = kind;
+        error
     }
-}
-
-/// Kinds travel as strings but `ApiError::kind` is `&'static str`; unknown ones
-/// collapse to a generic kind instead of leaking memory per distinct string.
-fn known_kind(kind: &str) -> &'static str {
-    const KINDS: &[&str] = &[
-        "invalid_request",
-        "unauthenticated",
-        "forbidden",
-        "not_found",
-        "customer_not_found",
-        "conflict",
-        "precondition_failed",
-        "internal",
-        "unavailable",
-    ];
-    KINDS
-        .iter()
-        .find(|known| **known == kind)
-        .copied()
-        .unwrap_or("upstream_error")
 }
 
 #[cfg(test)]
