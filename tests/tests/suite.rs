@@ -53,17 +53,7 @@ async fn a_caller_is_recognised_over_rest_and_grpc(infra: Infra) {
     let http = format!("http://{}", started.running.http_addr);
     let grpc = format!("http://{}", started.running.grpc_addr);
     let client = reqwest::Client::new();
-    let token: serde_json::Value = client
-        .post(format!("{http}/oauth/token"))
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = hotline_testkit::client_token(&client, &http, ADMIN.0, ADMIN.1).await;
     let phone = format!("139{:08}", rand::random::<u32>() % 100_000_000);
     let created = client
         .post(format!("{http}/api/v1/customers"))

@@ -56,11 +56,7 @@ fn config_prints_the_effective_settings_with_secrets_redacted() {
         .env("HOTLINE_SERVER__HTTP_ADDR", "0.0.0.0:8081")
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("http_addr = \"0.0.0.0:8081\""), "{text}");
     assert!(
@@ -97,12 +93,16 @@ fn migrate_creates_the_embedded_databases() {
     let output = hotline(&["migrate", "--data-dir", dir.path().to_str().unwrap()])
         .output()
         .unwrap();
+    assert_succeeded(&output);
+    assert!(dir.path().join("identity.sqlite").exists());
+}
+
+fn assert_succeeded(output: &std::process::Output) {
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(dir.path().join("identity.sqlite").exists());
 }
 
 struct Server {
@@ -177,17 +177,7 @@ async fn a_newcomer_gets_credentials_a_token_and_finds_a_caller() {
     };
     let (id, secret) = (value("client id"), value("client secret"));
     let client = reqwest::Client::new();
-    let token: serde_json::Value = client
-        .post(format!("{}/oauth/token", server.http))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = hotline_testkit::client_token(&client, &server.http, &id, &secret).await;
     let created = client
         .post(format!("{}/api/v1/customers", server.http))
         .bearer_auth(&token)

@@ -123,6 +123,25 @@ impl Drop for TestApp {
     }
 }
 
+/// An access token for an API client, by OAuth2 client credentials (HTTP Basic).
+pub async fn client_token(
+    client: &reqwest::Client,
+    base_url: &str,
+    id: &str,
+    secret: &str,
+) -> String {
+    let response = client
+        .post(format!("{base_url}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK, "token for {id}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// Polls `check` until it holds or `timeout` passes; returns whether it held.
 pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut check: F) -> bool
 where

@@ -35,6 +35,28 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// An access token by OAuth2 client credentials.
+async fn token(
+    client: &reqwest::Client,
+    http: &str,
+    id: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
+    let body: serde_json::Value = client
+        .post(format!("{http}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no access_token in {body}"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -52,22 +74,13 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
-    let token: serde_json::Value = client
-        .post(format!("{http}/oauth/token"))
-        .basic_auth(
-            &config.bootstrap_client_id,
-            Some(config.bootstrap_client_secret.expose()),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let admin = token["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let admin = token(
+        &client,
+        &http,
+        &config.bootstrap_client_id,
+        config.bootstrap_client_secret.expose(),
+    )
+    .await?;
     // Screen pops are an agent's call: an agent client's token, as a desktop would hold.
     let agent: serde_json::Value = client
         .post(format!("{http}/api/v1/clients"))
@@ -78,23 +91,14 @@ async fn main() -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let token: serde_json::Value = client
-        .post(format!("{http}/oauth/token"))
-        .basic_auth(
-            agent["client_id"].as_str().unwrap_or_default(),
-            agent["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
     let token = Arc::new(
-        token["access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        token(
+            &client,
+            &http,
+            agent["client_id"].as_str().unwrap_or_default(),
+            agent["client_secret"].as_str().unwrap_or_default(),
+        )
+        .await?,
     );
     let probe: serde_json::Value = client
         .get(format!("{http}/api/v1/customers/lookup"))

@@ -112,16 +112,7 @@ async fn screen_pop_and_customers_over_grpc(app: Identity) {
     assert_eq!(page.customers.len(), 1);
     assert!(page.next_cursor.is_empty());
 
-    let metrics = app
-        .app
-        .client
-        .get(app.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"grpc_requests_total{service="hotline.identity.v1.IdentityService",method="LookupByPhone",code="0"}"#),
         "{metrics}"

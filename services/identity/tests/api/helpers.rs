@@ -76,21 +76,20 @@ impl Identity {
 
     /// A token for a client, by HTTP Basic client authentication.
     pub async fn token(&self, id: &str, secret: &str) -> String {
-        let response = self
-            .app
+        hotline_testkit::client_token(&self.app.client, &self.app.http_url, id, secret).await
+    }
+
+    /// The Prometheus text at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.app
             .client
-            .post(self.app.url("/oauth/token"))
-            .basic_auth(id, Some(secret))
-            .form(&[("grant_type", "client_credentials")])
+            .get(self.app.url("/metrics"))
             .send()
             .await
-            .expect("token request");
-        assert_eq!(response.status(), StatusCode::OK, "token for {id}");
-        let body: Value = response.json().await.expect("token json");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Creates a client with `roles` and returns a token for it.

@@ -31,14 +31,7 @@ async fn probes_metrics_and_api_docs_are_served(app: Identity) {
     assert_eq!(ready["checks"]["identity"], "ready");
 
     app.create(zhang_wei()).await;
-    let metrics = client
-        .get(app.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             r#"http_requests_total{method="POST",route="/api/v1/customers",status="201"}"#
