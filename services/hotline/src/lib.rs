@@ -47,6 +47,8 @@ impl Target {
 /// A started process.
 pub struct Started {
     pub running: Running,
+    /// The shared infrastructure, to close once the process has stopped.
+    pub platform: Platform,
     /// Credentials generated for the bootstrap admin client, to print once.
     pub bootstrap_credentials: Option<(String, String)>,
 }
@@ -122,6 +124,7 @@ pub async fn start(
     let running = process.start(&config.server, shutdown).await?;
     Ok(Started {
         running,
+        platform,
         bootstrap_credentials,
     })
 }
@@ -129,7 +132,7 @@ pub async fn start(
 /// Applies the migrations of the selected services.
 pub async fn migrate(config: &Config, targets: &[Target]) -> anyhow::Result<()> {
     let platform = Platform::new(
-        Arc::new(hotline_kit::bus::MemoryBus::new(1)),
+        Arc::new(hotline_kit::bus::MemoryBus::new(config.bus.retry_policy())),
         config.bus.clone(),
         Arc::new(hotline_kit::cache::MemoryCache::new(1)),
         &config.cache.prefix,
@@ -144,4 +147,17 @@ pub async fn migrate(config: &Config, targets: &[Target]) -> anyhow::Result<()> 
         tracing::info!(service = ?service, "migrated");
     }
     Ok(())
+}
+
+/// Lists, replays or drops dead letters on the configured bus (RabbitMQ, or the
+/// embedded bus's spool while no `hotline serve` holds it).
+pub async fn dead_letters(
+    config: &Config,
+    action: hotline_kit::bus::DeadLetterAction,
+    filter: &hotline_kit::bus::DeadLetterFilter,
+) -> anyhow::Result<Vec<hotline_kit::bus::DeadLetter>> {
+    let bus = hotline_kit::platform::connect_bus(&config.bus, &config.data_dir)?;
+    let letters = bus.dead_letters(action, filter).await;
+    bus.close().await;
+    Ok(letters?)
 }

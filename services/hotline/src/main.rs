@@ -26,6 +26,44 @@ enum Command {
     Migrate(CommonArgs),
     /// Prints the effective configuration (defaults, file, environment), secrets redacted.
     Config(CommonArgs),
+    /// Works on the event bus: dead letters and unroutable events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Lists, replays or drops the events consumers gave up on (and those no
+    /// queue was bound for, shown as "(unroutable)"). With the embedded bus,
+    /// stop `hotline serve` first: it keeps them in <data-dir>/bus.spool.
+    DeadLetters(DeadLetterArgs),
+}
+
+#[derive(Args)]
+struct DeadLetterArgs {
+    #[arg(value_enum)]
+    action: DeadLetterVerb,
+    /// Only the letters of this queue (e.g. identity.timeline, or "(unroutable)").
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only these events (repeatable).
+    #[arg(long = "id", value_name = "EVENT_ID")]
+    ids: Vec<uuid::Uuid>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DeadLetterVerb {
+    /// Show them; they stay.
+    List,
+    /// Hand them back to the queue they failed in.
+    Replay,
+    /// Delete them.
+    Drop,
 }
 
 #[derive(Args)]
@@ -75,6 +113,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Config(args) => print_config(&args),
+        Command::Events(EventsCommand::DeadLetters(args)) => dead_letters(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,6 +128,44 @@ fn print_config(args: &CommonArgs) -> Result<(), String> {
     let config = load(args)?;
     let text = toml::to_string_pretty(&config).map_err(|e| e.to_string())?;
     print!("{text}");
+    Ok(())
+}
+
+async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
+    use hotline_kit::bus::{DeadLetterAction, DeadLetterFilter};
+    let config = load(&args.common)?;
+    let action = match args.action {
+        DeadLetterVerb::List => DeadLetterAction::List,
+        DeadLetterVerb::Replay => DeadLetterAction::Replay,
+        DeadLetterVerb::Drop => DeadLetterAction::Drop,
+    };
+    let filter = DeadLetterFilter {
+        queue: args.queue,
+        ids: args.ids,
+    };
+    let letters = hotline::dead_letters(&config, action, &filter)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    for letter in &letters {
+        if args.json {
+            println!("{}", serde_json::to_string(letter).map_err(|e| e.to_string())?);
+        } else {
+            println!(
+                "{}  {}  {}  {}  {}",
+                letter.event.id,
+                letter.queue,
+                letter.event.kind,
+                letter.failed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                letter.error
+            );
+        }
+    }
+    let verb = match args.action {
+        DeadLetterVerb::List => "listed",
+        DeadLetterVerb::Replay => "replayed",
+        DeadLetterVerb::Drop => "dropped",
+    };
+    eprintln!("{} dead letters {verb}", letters.len());
     Ok(())
 }
 
@@ -136,6 +213,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         shutdown.cancel();
     });
     let result = started.running.wait().await.map_err(|e| format!("{e:#}"));
+    // After every consumer and relay stopped: the embedded bus spools what it holds.
+    started.platform.bus.close().await;
     telemetry.shutdown().await;
     result
 }

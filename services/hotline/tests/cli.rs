@@ -26,7 +26,7 @@ fn hotline(args: &[&str]) -> Command {
 fn every_command_has_help() {
     let output = hotline(&["--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    for command in ["serve", "migrate", "config"] {
+    for command in ["serve", "migrate", "config", "events"] {
         assert!(text.contains(command), "{text}");
     }
     let serve = hotline(&["serve", "--help"]).output().unwrap();
@@ -353,4 +353,71 @@ async fn traces_reach_an_otlp_collector_and_continue_the_callers_trace() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `hotline events dead-letters` on the embedded bus's spool: list, drop by id,
+/// JSON out; refused while a server holds the spool, which keeps the letters
+/// across its own restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_the_embedded_bus_are_listed_and_dropped_between_runs() {
+    use hotline_kit::bus::{Bus, Event, MemoryBus, RetryPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let kept = Event::new("reporting.nobody.listens", "/hotline/test", vec![1]);
+    let dropped = Event::new("reporting.nobody.cares", "/hotline/test", vec![2]);
+    {
+        let bus = MemoryBus::with_spool(RetryPolicy::default(), &dir.path().join("bus.spool"))
+            .unwrap();
+        bus.publish(&kept).await.unwrap();
+        bus.publish(&dropped).await.unwrap();
+        bus.close().await;
+    }
+    let letters = |extra: &[&str]| {
+        let mut args = vec!["events", "dead-letters"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--data-dir", data_dir]);
+        hotline(&args).output().unwrap()
+    };
+
+    let listed = letters(&["list"]);
+    assert_succeeded(&listed);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    for event in [&kept, &dropped] {
+        assert!(text.contains(&event.id.to_string()), "{text}");
+    }
+    assert!(text.contains("(unroutable)"), "{text}");
+
+    let id = dropped.id.to_string();
+    let output = letters(&["drop", "--id", &id]);
+    assert_succeeded(&output);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("1 dead letters dropped"));
+
+    // A running server owns the spool: the command refuses rather than race it.
+    let mut server = serve(
+        dir.path(),
+        &[
+            ("HOTLINE_BOOTSTRAP_CLIENT_ID", "ops-admin"),
+            ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", "ops-admin-secret-0123456789"),
+        ],
+    );
+    let refused = letters(&["list"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stop it first"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    sigterm(&server.child);
+    assert!(server.child.wait().unwrap().success());
+
+    // The server took the letters back and spooled them again at its stop.
+    let listed = letters(&["list", "--json"]);
+    assert_succeeded(&listed);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["event"]["id"], kept.id.to_string());
+    assert_eq!(lines[0]["queue"], "(unroutable)");
 }

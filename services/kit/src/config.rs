@@ -221,7 +221,22 @@ pub struct BusConfig {
     pub prefetch: u16,
     pub delivery_limit: u32,
     #[serde(with = "humantime_serde")]
+    pub retry_initial_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max_delay: Duration,
+    #[serde(with = "humantime_serde")]
     pub outbox_poll_interval: Duration,
+}
+
+impl BusConfig {
+    /// How consumers retry a failing handler.
+    pub fn retry_policy(&self) -> crate::bus::RetryPolicy {
+        crate::bus::RetryPolicy {
+            delivery_limit: self.delivery_limit,
+            initial_delay: self.retry_initial_delay,
+            max_delay: self.retry_max_delay,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -292,6 +307,11 @@ impl Validate for BusConfig {
         }
         if self.prefetch == 0 {
             problems.push("bus.prefetch must be at least 1".into());
+        }
+        if self.retry_initial_delay.is_zero() || self.retry_max_delay < self.retry_initial_delay {
+            problems.push(
+                "bus.retry_initial_delay must be above zero and at most bus.retry_max_delay".into(),
+            );
         }
         problems
     }
@@ -370,6 +390,8 @@ mod tests {
         dead_letter_exchange = "d"
         prefetch = 1
         delivery_limit = 1
+        retry_initial_delay = "1s"
+        retry_max_delay = "30s"
         outbox_poll_interval = "1s"
     "#;
 

@@ -69,3 +69,27 @@ pub fn record_event_handled(consumer: &str, kind: &str, outcome: &'static str) {
     )
     .increment(1);
 }
+
+pub fn record_event_dead_lettered(consumer: &str, kind: &str) {
+    metrics::counter!(
+        "events_dead_lettered_total",
+        "consumer" => consumer.to_owned(),
+        "type" => kind.to_owned()
+    )
+    .increment(1);
+}
+
+/// An event no queue was bound for; it is kept, not dropped.
+pub fn record_event_unroutable(kind: &str) {
+    metrics::counter!("events_unroutable_total", "type" => kind.to_owned()).increment(1);
+}
+
+/// Events waiting in a service's outbox, as last seen by its relay.
+pub fn set_outbox_pending(source: &str, events: u64) {
+    metrics::gauge!("outbox_pending_events", "source" => source.to_owned()).set(events as f64);
+}
+
+/// Whether a dependency the process can run without (broker, cache) answers.
+pub fn set_dependency_up(dependency: &'static str, up: bool) {
+    metrics::gauge!("dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
+}

@@ -1,14 +1,19 @@
 //! The transactional outbox: an event row is written in the same transaction as
 //! the change it announces, and a relay publishes it with broker confirms, so an
 //! event is never lost and never announces a change that was rolled back.
+//!
+//! Order: one relay at a time publishes a service's outbox (on PostgreSQL the
+//! replicas take turns under an advisory lock), in outbox order, stopping at the
+//! first failure. Each event carries its outbox position as its CloudEvents
+//! `sequence`, so a consumer can tell the newer of two events about one subject
+//! even when retries or competing consumers hand them over out of order.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, QueryOrder,
-    QuerySelect, TransactionTrait, entity::prelude::*, sea_query::LockBehavior,
-    sea_query::LockType,
+    QuerySelect, Statement, TransactionTrait, entity::prelude::*,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +96,7 @@ impl Outbox {
     }
 
     /// Publishes committed events until `shutdown`; every replica may run it: on
-    /// PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`.
+    /// PostgreSQL one replica at a time holds the relay's advisory lock.
     pub async fn relay(
         &self,
         db: DatabaseConnection,
@@ -103,21 +108,26 @@ impl Outbox {
         loop {
             let outcome = relay_batch(&db, bus.as_ref()).await;
             let pause = match outcome {
-                Ok(count) if count as u64 == BATCH => {
+                Ok(Relayed::Batch(count)) if count as u64 == BATCH => {
                     failures = 0;
                     continue;
                 }
-                Ok(_) => {
+                Ok(Relayed::Batch(_)) => {
                     failures = 0;
+                    metrics::set_outbox_pending(&self.source, 0);
                     poll_interval
                 }
+                Ok(Relayed::OtherReplica) => poll_interval,
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(
                         error = format!("{error:#}"),
                         failures,
-                        "outbox relay failed; retrying"
+                        "outbox relay failed; events wait in the outbox"
                     );
+                    if let Ok(waiting) = pending(&db).await {
+                        metrics::set_outbox_pending(&self.source, waiting);
+                    }
                     poll_interval.saturating_mul(failures.min(30))
                 }
             };
@@ -136,17 +146,38 @@ impl Outbox {
     }
 }
 
-/// Publishes up to one batch in order, deleting each row once confirmed. Returns
-/// how many were published.
-async fn relay_batch(db: &DatabaseConnection, bus: &dyn Bus) -> anyhow::Result<usize> {
+enum Relayed {
+    /// This many events were published.
+    Batch(usize),
+    /// Another replica is relaying; publishing beside it would mix up the order.
+    OtherReplica,
+}
+
+/// Publishes up to one batch in order, deleting each row once confirmed.
+async fn relay_batch(db: &DatabaseConnection, bus: &dyn Bus) -> anyhow::Result<Relayed> {
     let txn = db.begin().await?;
-    let mut query = entity::Entity::find()
-        .order_by_asc(entity::Column::Seq)
-        .limit(BATCH);
     if db.get_database_backend() == DatabaseBackend::Postgres {
-        query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        // Held until the transaction ends; the key is per schema, i.e. per service.
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox_relay')) AS locked",
+            ))
+            .await?;
+        let locked: bool = match row {
+            Some(row) => row.try_get("", "locked")?,
+            None => false,
+        };
+        if !locked {
+            txn.rollback().await?;
+            return Ok(Relayed::OtherReplica);
+        }
     }
-    let rows = query.all(&txn).await?;
+    let rows = entity::Entity::find()
+        .order_by_asc(entity::Column::Seq)
+        .limit(BATCH)
+        .all(&txn)
+        .await?;
     let mut published = Vec::with_capacity(rows.len());
     let mut failure = None;
     for row in rows {
@@ -158,6 +189,7 @@ async fn relay_batch(db: &DatabaseConnection, bus: &dyn Bus) -> anyhow::Result<u
             time: row.time,
             data: row.data,
             traceparent: row.traceparent,
+            sequence: u64::try_from(row.seq).ok(),
             redeliveries: 0,
         };
         match bus.publish(&event).await {
@@ -181,11 +213,11 @@ async fn relay_batch(db: &DatabaseConnection, bus: &dyn Bus) -> anyhow::Result<u
     txn.commit().await?;
     match failure {
         Some(error) => Err(error.into()),
-        None => Ok(published.len()),
+        None => Ok(Relayed::Batch(published.len())),
     }
 }
 
-/// Events still waiting in the outbox (for tests and `/readyz` diagnostics).
+/// Events still waiting in the outbox (for tests and the backlog metric).
 pub async fn pending(db: &DatabaseConnection) -> Result<u64, DbErr> {
     entity::Entity::find().count(db).await
 }

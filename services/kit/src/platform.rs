@@ -30,24 +30,7 @@ impl Platform {
         cache: CacheConfig,
         data_dir: PathBuf,
     ) -> anyhow::Result<Self> {
-        let bus: Arc<dyn Bus> = match bus_config.kind {
-            BusKind::Memory => Arc::new(MemoryBus::new(bus_config.delivery_limit)),
-            BusKind::Amqp => Arc::new(
-                AmqpBus::connect(AmqpSettings {
-                    url: bus_config.amqp_url.expose().to_owned(),
-                    exchange: bus_config.exchange.clone(),
-                    dead_letter_exchange: bus_config.dead_letter_exchange.clone(),
-                    prefetch: bus_config.prefetch,
-                    delivery_limit: bus_config.delivery_limit,
-                    queue_expires: None,
-                    queue_prefix: String::new(),
-                })
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!("rabbitmq at {}: {e}", bus_config.amqp_url.redacted())
-                })?,
-            ),
-        };
+        let bus = connect_bus(&bus_config, &data_dir)?;
         let cache_backend: Arc<dyn CacheBackend> = match cache.kind {
             CacheKind::Memory => Arc::new(MemoryCache::new(cache.max_entries)),
             CacheKind::Redis => Arc::new(
@@ -116,4 +99,27 @@ impl Platform {
         }
         Ok(connection)
     }
+}
+
+/// The event bus as configured. Nothing connects here: RabbitMQ is reached on
+/// first use, so a process starts with the broker down. The embedded bus keeps
+/// its queues across restarts in `<data_dir>/bus.spool`.
+pub fn connect_bus(config: &BusConfig, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Bus>> {
+    Ok(match config.kind {
+        BusKind::Memory => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| anyhow::anyhow!("data dir {}: {e}", data_dir.display()))?;
+            Arc::new(MemoryBus::with_spool(
+                config.retry_policy(),
+                &data_dir.join("bus.spool"),
+            )?)
+        }
+        BusKind::Amqp => Arc::new(AmqpBus::new(AmqpSettings {
+            url: config.amqp_url.expose().to_owned(),
+            exchange: config.exchange.clone(),
+            dead_letter_exchange: config.dead_letter_exchange.clone(),
+            prefetch: config.prefetch,
+            retry: config.retry_policy(),
+        })),
+    })
 }

@@ -1,10 +1,9 @@
 //! The RabbitMQ event bus against a real broker.
 //!
-//! The broker comes from `HOTLINE_TEST_AMQP_URL` (default
-//! `amqp://guest:guest@127.0.0.1:5672/%2f`). Without a broker each test prints
-//! "skipping: rabbitmq not reachable" and passes, unless `HOTLINE_REQUIRE_INFRA=1`
-//! (CI), where it fails. Every test uses its own exchanges and queues (uuid
-//! suffix, `x-expires` 60 s) and deletes them at the end.
+//! The servers come from testkit's `Infra::real()`, with its rule: without them a
+//! test says so and passes, unless `HOTLINE_REQUIRE_INFRA=1` (CI), where it
+//! fails. Every test runs in a virtual host of its own, with the production
+//! exchange and queue names, and the virtual host is deleted afterwards.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,66 +13,46 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hotline_kit::bus::{
-    AmqpBus, AmqpSettings, Bus, BusError, Event, EventHandler, Fanout, HandlerError, Subscription,
+    AmqpBus, AmqpSettings, Bus, BusError, DeadLetterAction, DeadLetterFilter, Event,
+    EventHandler, Fanout, HandlerError, RetryPolicy, Subscription, UNROUTABLE,
 };
+use hotline_testkit::{Infra, TcpProxy};
 use lapin::message::BasicGetMessage;
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ExchangeDeleteOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const WAIT: Duration = Duration::from_secs(20);
 const WARMUP_KIND: &str = "test.bus.warmup";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-fn amqp_url() -> String {
-    std::env::var("HOTLINE_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
-}
-
-/// Settings with an exchange and a dead-letter exchange of the test's own.
-fn test_settings(delivery_limit: u32) -> AmqpSettings {
-    let suffix = Uuid::new_v4().simple();
+/// The production names in the run's virtual host, with quick retries.
+fn test_settings(infra: &Infra, delivery_limit: u32) -> AmqpSettings {
     AmqpSettings {
-        url: amqp_url(),
-        exchange: format!("test.events.{suffix}"),
-        dead_letter_exchange: format!("test.dlx.{suffix}"),
+        url: infra.amqp_url.clone(),
         prefetch: 4,
-        delivery_limit,
-        queue_expires: Some(Duration::from_secs(60)),
-        queue_prefix: String::new(),
+        retry: RetryPolicy {
+            delivery_limit,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(400),
+        },
+        ..AmqpSettings::default()
     }
 }
 
-fn unique_queue(purpose: &str) -> String {
-    format!("test.{purpose}.{}", Uuid::new_v4().simple())
-}
-
-/// The bus and an admin connection for the test, or `None` to skip it.
-async fn start(settings: &AmqpSettings) -> Option<(AmqpBus, Admin)> {
-    match AmqpBus::connect(settings.clone()).await {
-        Ok(bus) => {
-            let admin = Admin::connect(&settings.url).await;
-            Some((bus, admin))
-        }
-        Err(error) => {
-            if std::env::var("HOTLINE_REQUIRE_INFRA").as_deref() == Ok("1") {
-                panic!(
-                    "rabbitmq not reachable and HOTLINE_REQUIRE_INFRA=1 \
-                     (set HOTLINE_TEST_AMQP_URL to point at a broker): {error}"
-                );
-            }
-            println!("skipping: rabbitmq not reachable");
-            eprintln!("  ({error})");
-            None
-        }
-    }
+/// The run's servers, the bus and an admin connection, or `None` to skip.
+async fn start(delivery_limit: u32) -> Option<(Infra, AmqpSettings, AmqpBus, Admin)> {
+    let infra = Infra::real().await?;
+    let settings = test_settings(&infra, delivery_limit);
+    let bus = AmqpBus::new(settings.clone());
+    bus.check().await.expect("the broker answers");
+    let admin = Admin::connect(&settings.url).await;
+    Some((infra, settings, bus, admin))
 }
 
 /// A plain lapin connection to look at the broker from outside the bus.
@@ -136,25 +115,6 @@ impl Admin {
         })
         .await
         .unwrap_or_else(|_| panic!("nothing arrived in {queue}"))
-    }
-
-    /// Deletes the test's queues and exchanges (best effort: `x-expires` is the backstop).
-    async fn cleanup(&self, settings: &AmqpSettings, queues: &[&str]) {
-        let Ok(channel) = self.connection.create_channel().await else {
-            return;
-        };
-        let dead_letter_queue = settings.dead_letter_queue();
-        for queue in queues.iter().copied().chain([dead_letter_queue.as_str()]) {
-            let _ = channel
-                .queue_delete(queue.into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [&settings.exchange, &settings.dead_letter_exchange] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = self.connection.close(200, "OK".into()).await;
     }
 }
 
@@ -295,11 +255,10 @@ fn header_text(message: &BasicGetMessage, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roundtrip_preserves_cloud_events_attributes_and_traceparent() {
-    let settings = test_settings(5);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, settings, bus, admin)) = start(5).await else {
         return;
     };
-    let queue = unique_queue("roundtrip");
+    let queue = "test.roundtrip".to_owned();
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = spawn_consumer(
@@ -310,14 +269,9 @@ async fn roundtrip_preserves_cloud_events_attributes_and_traceparent() {
     );
     admin.wait_for_consumers(&queue, 1).await;
 
-    // Not bound: never delivered.
-    bus.publish(&Event::new(
-        "routing.task.created",
-        "/hotline/routing",
-        vec![9],
-    ))
-    .await
-    .expect("publish");
+    // Not bound: never delivered here, but kept as unroutable.
+    let stray = Event::new("routing.task.created", "/hotline/routing", vec![9]);
+    bus.publish(&stray).await.expect("publish");
     let mut sent = Event::new(
         "ticketing.ticket.dispatched",
         "/hotline/ticketing",
@@ -330,18 +284,21 @@ async fn roundtrip_preserves_cloud_events_attributes_and_traceparent() {
     let (_, received) = next(&mut rx).await;
     assert_eq!(received, sent);
     assert_quiet(&mut rx, Duration::from_millis(300)).await;
+    let parked = admin.get(&settings.unroutable_queue()).await;
+    assert_eq!(
+        header_text(&parked, "cloudEvents_id"),
+        Some(stray.id.to_string())
+    );
 
     stop(&shutdown, vec![task]).await;
-    admin.cleanup(&settings, &[&queue]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_handler_dead_letters_after_the_delivery_limit() {
-    let settings = test_settings(3);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, _settings, bus, admin)) = start(3).await else {
         return;
     };
-    let queue = unique_queue("poison");
+    let queue = "test.poison".to_owned();
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = spawn_consumer(
@@ -356,40 +313,66 @@ async fn failing_handler_dead_letters_after_the_delivery_limit() {
         .with_subject("response-1");
     bus.publish(&sent).await.expect("publish");
 
-    // Delivered exactly `delivery_limit` times, counted by the quorum queue.
+    // Handed over exactly `delivery_limit` times, with backoff between attempts.
+    let mut arrivals = Vec::new();
     for attempt in 0..3 {
         let (_, event) = next(&mut rx).await;
+        arrivals.push(std::time::Instant::now());
         assert_eq!(event.id, sent.id);
         assert_eq!(event.redeliveries, attempt);
     }
+    assert!(arrivals[1] - arrivals[0] >= Duration::from_millis(100));
+    assert!(arrivals[2] - arrivals[1] >= Duration::from_millis(200));
 
-    let dead = admin.get(&settings.dead_letter_queue()).await;
-    assert_eq!(
-        header_text(&dead, "cloudEvents_id"),
-        Some(sent.id.to_string())
-    );
-    assert_eq!(dead.delivery.data, sent.data);
-    assert!(
-        dead.delivery
-            .properties
-            .headers()
-            .as_ref()
-            .is_some_and(|headers| headers.contains_key("x-death")),
-        "the broker records why the message died"
-    );
+    // Kept with where and why it failed; an operator lists, replays and drops it.
+    let filter = DeadLetterFilter::default();
+    let listed = bus
+        .dead_letters(DeadLetterAction::List, &filter)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].queue, queue);
+    assert_eq!(listed[0].event.id, sent.id);
+    assert_eq!(listed[0].event.data, sent.data);
+    assert!(listed[0].error.contains("refusing delivery 2"), "{}", listed[0].error);
+    // Listing leaves it where it was.
+    let again = bus.dead_letters(DeadLetterAction::List, &filter).await.expect("list");
+    assert_eq!(again.len(), 1);
+
+    let replayed = bus
+        .dead_letters(DeadLetterAction::Replay, &filter)
+        .await
+        .expect("replay");
+    assert_eq!(replayed.len(), 1);
+    for attempt in 0..3 {
+        let (_, event) = next(&mut rx).await;
+        assert_eq!((event.id, event.redeliveries), (sent.id, attempt));
+    }
+    let dropped = eventually_dead(&bus, 1).await;
+    assert_eq!(dropped[0].event.id, sent.id);
+    let dropped = bus
+        .dead_letters(
+            DeadLetterAction::Drop,
+            &DeadLetterFilter {
+                queue: Some(queue.clone()),
+                ids: vec![sent.id],
+            },
+        )
+        .await
+        .expect("drop");
+    assert_eq!(dropped.len(), 1);
+    assert!(bus.dead_letters(DeadLetterAction::List, &filter).await.expect("list").is_empty());
     assert_quiet(&mut rx, Duration::from_millis(500)).await;
 
     stop(&shutdown, vec![task]).await;
-    admin.cleanup(&settings, &[&queue]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undecodable_messages_are_rejected_to_the_dead_letter_queue() {
-    let settings = test_settings(5);
-    let Some((bus, admin)) = start(&settings).await else {
+async fn undecodable_messages_go_to_the_dead_letter_queue() {
+    let Some((_infra, settings, bus, admin)) = start(5).await else {
         return;
     };
-    let queue = unique_queue("undecodable");
+    let queue = "test.undecodable".to_owned();
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = spawn_consumer(
@@ -415,19 +398,18 @@ async fn undecodable_messages_are_rejected_to_the_dead_letter_queue() {
 
     let dead = admin.get(&settings.dead_letter_queue()).await;
     assert_eq!(dead.delivery.data, b"not an event");
+    assert_eq!(header_text(&dead, "x-hotline-queue"), Some(queue.clone()));
     assert_quiet(&mut rx, Duration::from_millis(300)).await;
 
     stop(&shutdown, vec![task]).await;
-    admin.cleanup(&settings, &[&queue]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn competing_consumers_get_each_event_once() {
-    let settings = test_settings(5);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, _settings, bus, admin)) = start(5).await else {
         return;
     };
-    let queue = unique_queue("competing");
+    let queue = "test.competing".to_owned();
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let tasks = ["a", "b"]
@@ -461,16 +443,14 @@ async fn competing_consumers_get_each_event_once() {
     assert_quiet(&mut rx, Duration::from_millis(500)).await;
 
     stop(&shutdown, tasks).await;
-    admin.cleanup(&settings, &[&queue]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_replica_consumers_both_receive() {
-    let settings = test_settings(5);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, _settings, bus, _admin)) = start(5).await else {
         return;
     };
-    let name = unique_queue("replica");
+    let name = "test.replica".to_owned();
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let tasks = ["a", "b"]
@@ -502,16 +482,14 @@ async fn every_replica_consumers_both_receive() {
     assert_quiet(&mut rx, Duration::from_millis(300)).await;
 
     stop(&shutdown, tasks).await;
-    admin.cleanup(&settings, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_replica_failures_are_dead_lettered_too() {
-    let settings = test_settings(2);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, settings, bus, admin)) = start(2).await else {
         return;
     };
-    let name = unique_queue("replica-poison");
+    let name = "test.replica-poison".to_owned();
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = spawn_consumer(
@@ -524,7 +502,6 @@ async fn every_replica_failures_are_dead_lettered_too() {
 
     let sent = Event::new("knowledge.article.deleted", "/hotline/knowledge", vec![3]);
     bus.publish(&sent).await.expect("publish");
-    // The classic queue has no delivery count: the consumer keeps it.
     for attempt in 0..2 {
         let (_, event) = next(&mut rx).await;
         assert_eq!(event.id, sent.id);
@@ -538,25 +515,30 @@ async fn every_replica_failures_are_dead_lettered_too() {
     assert_quiet(&mut rx, Duration::from_millis(500)).await;
 
     stop(&shutdown, vec![task]).await;
-    admin.cleanup(&settings, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_confirms_return_ok() {
-    let settings = test_settings(5);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, _settings, bus, _admin)) = start(5).await else {
         return;
     };
     bus.check().await.expect("connected bus is ready");
 
-    // Confirmed even when nothing is bound (mandatory is off).
-    bus.publish(&Event::new(
-        "identity.customer.created",
-        "/hotline/identity",
-        vec![1],
-    ))
-    .await
-    .expect("confirmed publish");
+    // Confirmed even when nothing is bound: the event is kept as unroutable.
+    let stray = Event::new("identity.customer.created", "/hotline/identity", vec![1]);
+    bus.publish(&stray).await.expect("confirmed publish");
+    let unroutable = bus
+        .dead_letters(
+            DeadLetterAction::List,
+            &DeadLetterFilter {
+                queue: Some(UNROUTABLE.into()),
+                ids: vec![],
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(unroutable.len(), 1);
+    assert_eq!(unroutable[0].event, stray);
 
     // After the connection goes away the next publish connects again.
     bus.close().await;
@@ -585,16 +567,14 @@ async fn publisher_confirms_return_ok() {
         publish.await.expect("task").expect("confirmed publish");
     }
 
-    admin.cleanup(&settings, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_the_event_in_hand_and_acks_it() {
-    let settings = test_settings(5);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, _settings, bus, admin)) = start(5).await else {
         return;
     };
-    let queue = unique_queue("shutdown");
+    let queue = "test.shutdown".to_owned();
     let sub = subscription(&queue, &["ticketing.#"], Fanout::Shared);
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -627,16 +607,14 @@ async fn shutdown_finishes_the_event_in_hand_and_acks_it() {
     assert_quiet(&mut rx, Duration::from_millis(500)).await;
 
     stop(&restart, vec![task]).await;
-    admin.cleanup(&settings, &[&queue]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_recovers_when_the_broker_cancels_it() {
-    let settings = test_settings(5);
-    let Some((bus, admin)) = start(&settings).await else {
+    let Some((_infra, _settings, bus, admin)) = start(5).await else {
         return;
     };
-    let queue = unique_queue("recover");
+    let queue = "test.recover".to_owned();
     let shutdown = CancellationToken::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = spawn_consumer(
@@ -661,22 +639,127 @@ async fn consumer_recovers_when_the_broker_cancels_it() {
     assert_eq!(next(&mut rx).await.1.id, sent.id);
 
     stop(&shutdown, vec![task]).await;
-    admin.cleanup(&settings, &[&queue]).await;
 }
 
 #[tokio::test]
 async fn unreachable_broker_is_a_connection_error() {
-    let settings = AmqpSettings {
+    let bus = AmqpBus::new(AmqpSettings {
         url: "amqp://guest:guest@127.0.0.1:1/%2f".to_owned(),
         ..AmqpSettings::default()
-    };
-    match AmqpBus::connect(settings).await {
-        Err(BusError::Connection(message)) => {
-            assert!(
-                !message.contains("guest:guest"),
-                "credentials leak: {message}"
-            );
+    });
+    let event = Event::new("identity.customer.created", "/hotline/identity", vec![]);
+    for outcome in [bus.publish(&event).await, bus.check().await] {
+        match outcome {
+            Err(BusError::Connection(message)) => {
+                assert!(
+                    !message.contains("guest:guest"),
+                    "credentials leak: {message}"
+                );
+            }
+            other => panic!("expected a connection error, got {other:?}"),
         }
-        other => panic!("expected a connection error, got {other:?}"),
     }
+}
+
+/// Waits until `count` dead letters are there, and returns them.
+async fn eventually_dead(bus: &AmqpBus, count: usize) -> Vec<hotline_kit::bus::DeadLetter> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let letters = bus
+                .dead_letters(DeadLetterAction::List, &DeadLetterFilter::default())
+                .await
+                .expect("list");
+            if letters.len() >= count {
+                return letters;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("dead letters in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
+    let Some((_infra, _settings, bus, admin)) = start(3).await else {
+        return;
+    };
+    // As an older release (or an operator) left it: a delivery limit and a
+    // dead-letter exchange as queue arguments.
+    let queue = "identity.timeline";
+    let channel = admin.connection.create_channel().await.expect("channel");
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(3));
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("hotline.dlx".into()),
+    );
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await
+        .expect("legacy queue");
+
+    let shutdown = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = spawn_consumer(
+        &bus,
+        subscription(queue, &["identity.activity.*"], Fanout::Shared),
+        recorder("a", 0, Duration::ZERO, &tx),
+        &shutdown,
+    );
+    admin.wait_for_consumers(queue, 1).await;
+    let sent = Event::new("identity.activity.recorded", "/hotline/identity", vec![5]);
+    bus.publish(&sent).await.expect("publish");
+    assert_eq!(next(&mut rx).await.1.id, sent.id);
+    stop(&shutdown, vec![task]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_queues_keep_events_published_before_their_consumer_starts() {
+    let Some((_infra, _settings, bus, admin)) = start(3).await else {
+        return;
+    };
+    let sub = subscription("reporting.events", &["ticketing.#"], Fanout::Shared);
+    bus.declare(std::slice::from_ref(&sub));
+    let early = Event::new("ticketing.ticket.created", "/hotline/ticketing", vec![1]);
+    bus.publish(&early).await.expect("publish");
+    assert_eq!(admin.consumer_count("reporting.events").await, Some(0));
+
+    let shutdown = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = spawn_consumer(&bus, sub, recorder("a", 0, Duration::ZERO, &tx), &shutdown);
+    assert_eq!(next(&mut rx).await.1, early);
+    stop(&shutdown, vec![task]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_with_the_broker_down_fail_fast_and_work_once_it_is_back() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    let proxy = TcpProxy::start_down(&hotline_testkit::host_port(&infra.amqp_url, 5672)).await;
+    let mut settings = test_settings(&infra, 3);
+    settings.url = proxy.url_for(&infra.amqp_url);
+    // Built with the broker down: nothing fails until something is published.
+    let bus = AmqpBus::new(settings);
+    let event = Event::new("identity.customer.created", "/hotline/identity", vec![]);
+    let started = std::time::Instant::now();
+    assert!(matches!(bus.publish(&event).await, Err(BusError::Connection(_))));
+    assert!(started.elapsed() < Duration::from_secs(5), "a refused connection fails at once");
+
+    proxy.resume().await;
+    bus.publish(&event).await.expect("published once the broker is back");
+    // Cut mid-run: the next publish reconnects.
+    proxy.stop().await;
+    assert!(bus.publish(&event).await.is_err());
+    proxy.resume().await;
+    bus.publish(&event).await.expect("published after reconnecting");
 }

@@ -1,15 +1,21 @@
 //! Which backends a test runs on. Every suite runs on the embedded ones; the
 //! real ones (PostgreSQL, RabbitMQ, Redis) are used when reachable, and with
 //! `HOTLINE_REQUIRE_INFRA=1` their absence fails the test instead of skipping it.
+//!
+//! A run on the real servers has a namespace of its own on each — PostgreSQL
+//! schemas prefixed with its id, a RabbitMQ virtual host, Redis keys under its
+//! prefix — and removes all of it when the `Infra` is dropped, so runs never
+//! meet and leave nothing behind.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use hotline_kit::{
-    bus::{AmqpBus, AmqpSettings, Bus, MemoryBus},
+    bus::{Bus, MemoryBus},
     cache::{CacheBackend, MemoryCache, RedisCache},
     config::{BusConfig, BusKind, CacheConfig, CacheKind, DatabaseConfig, SecretUrl},
-    platform::Platform,
+    platform::{Platform, connect_bus},
 };
+use sea_orm::ConnectionTrait;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backends {
@@ -22,9 +28,10 @@ pub enum Backends {
 pub struct Infra {
     pub backends: Backends,
     pub database_url: String,
+    /// The run's own virtual host on the broker.
     pub amqp_url: String,
     pub redis_url: String,
-    /// Unique per test: schema prefix, exchange and cache prefix derive from it.
+    /// Unique per test: schema prefix, virtual host and cache prefix derive from it.
     pub run_id: String,
     dir: tempfile::TempDir,
 }
@@ -54,12 +61,65 @@ pub fn redis_url() -> String {
     env_or("HOTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 }
 
+/// RabbitMQ's management API, which creates and deletes the runs' virtual hosts.
+pub fn rabbitmq_api_url() -> String {
+    env_or(
+        "HOTLINE_TEST_RABBITMQ_API",
+        "http://guest:guest@127.0.0.1:15672",
+    )
+}
+
+/// `amqp_url` with its virtual host replaced by `vhost`.
+pub fn amqp_url_for_vhost(amqp_url: &str, vhost: &str) -> String {
+    let (scheme, rest) = amqp_url.split_once("://").unwrap_or(("amqp", amqp_url));
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    format!("{scheme}://{authority}/{vhost}")
+}
+
+/// One call to the management API (`PUT` with a JSON body, or `DELETE`).
+async fn rabbitmq_api(method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<(), String> {
+    let mut url = reqwest::Url::parse(&rabbitmq_api_url()).map_err(|e| e.to_string())?;
+    let (user, password) = (url.username().to_owned(), url.password().map(str::to_owned));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let url = format!("{}{path}", url.as_str().trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .request(method, &url)
+        .basic_auth(user, password)
+        .timeout(Duration::from_secs(10));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        Err(format!("{url}: {}", response.status()))
+    }
+}
+
+/// Creates the run's virtual host and lets the broker user use it.
+async fn create_vhost(vhost: &str, amqp_url: &str) -> Result<(), String> {
+    rabbitmq_api(reqwest::Method::PUT, &format!("/api/vhosts/{vhost}"), Some(serde_json::json!({}))).await?;
+    let user = reqwest::Url::parse(&amqp_url.replacen("amqp", "http", 1))
+        .map(|url| url.username().to_owned())
+        .ok()
+        .filter(|user| !user.is_empty())
+        .unwrap_or_else(|| "guest".to_owned());
+    rabbitmq_api(
+        reqwest::Method::PUT,
+        &format!("/api/permissions/{vhost}/{user}"),
+        Some(serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"})),
+    )
+    .await
+}
+
 pub fn infra_required() -> bool {
     std::env::var("HOTLINE_REQUIRE_INFRA").is_ok_and(|v| v == "1" || v == "true")
 }
 
-/// `host:port` of a URL, for a reachability probe.
-fn host_port(url: &str, default_port: u16) -> String {
+/// `host:port` of a URL (for a reachability probe, or a proxy in front of it).
+pub fn host_port(url: &str, default_port: u16) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     let host = rest.split(['/', '?']).next().unwrap_or(rest);
@@ -106,6 +166,14 @@ impl Infra {
                 missing.push(format!("{name} at {}", host_port(url, port)));
             }
         }
+        let mut infra = Self::new(Backends::Real, database, amqp.clone(), redis);
+        if missing.is_empty() {
+            let vhost = infra.vhost();
+            match create_vhost(&vhost, &amqp).await {
+                Ok(()) => infra.amqp_url = amqp_url_for_vhost(&amqp, &vhost),
+                Err(error) => missing.push(format!("rabbitmq management api ({error})")),
+            }
+        }
         if !missing.is_empty() {
             assert!(
                 !infra_required(),
@@ -115,7 +183,42 @@ impl Infra {
             eprintln!("skipping: unreachable {}", missing.join(", "));
             return None;
         }
-        Some(Self::new(Backends::Real, database, amqp, redis))
+        Some(infra)
+    }
+
+    fn vhost(&self) -> String {
+        format!("hotline-test-{}", self.run_id)
+    }
+
+    /// Removes the run's schemas, virtual host and cache keys.
+    async fn clean_up(run_id: String, vhost: String, database_url: String, redis_url: String) {
+        if let Err(error) = rabbitmq_api(reqwest::Method::DELETE, &format!("/api/vhosts/{vhost}"), None).await {
+            eprintln!("cleanup: deleting vhost {vhost}: {error}");
+        }
+        match sea_orm::Database::connect(&database_url).await {
+            Ok(db) => {
+                let schemas = db
+                    .query_all_raw(sea_orm::Statement::from_string(
+                        sea_orm::DatabaseBackend::Postgres,
+                        format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{run_id}\\_%'"),
+                    ))
+                    .await
+                    .unwrap_or_default();
+                for row in schemas {
+                    if let Ok(schema) = row.try_get::<String>("", "nspname") {
+                        let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                        if let Err(error) = db.execute_unprepared(&drop).await {
+                            eprintln!("cleanup: {drop}: {error}");
+                        }
+                    }
+                }
+                let _ = db.close().await;
+            }
+            Err(error) => eprintln!("cleanup: postgresql: {error}"),
+        }
+        if let Err(error) = delete_redis_keys(&redis_url, &format!("{run_id}:*")).await {
+            eprintln!("cleanup: redis: {error}");
+        }
     }
 
     fn new(backends: Backends, database_url: String, amqp_url: String, redis_url: String) -> Self {
@@ -147,6 +250,8 @@ impl Infra {
         }
     }
 
+    /// The production names and defaults, in the run's own virtual host, with
+    /// retries quick enough for a test.
     pub fn bus_config(&self) -> BusConfig {
         BusConfig {
             kind: if self.backends == Backends::Real {
@@ -155,10 +260,12 @@ impl Infra {
                 BusKind::Memory
             },
             amqp_url: SecretUrl::new(self.amqp_url.clone()),
-            exchange: format!("hotline.events.{}", self.run_id),
-            dead_letter_exchange: format!("hotline.dlx.{}", self.run_id),
+            exchange: "hotline.events".into(),
+            dead_letter_exchange: "hotline.dlx".into(),
             prefetch: 16,
             delivery_limit: 3,
+            retry_initial_delay: Duration::from_millis(50),
+            retry_max_delay: Duration::from_millis(200),
             outbox_poll_interval: Duration::from_millis(100),
         }
     }
@@ -176,29 +283,17 @@ impl Infra {
         }
     }
 
-    /// The platform on these backends; test queues expire a minute after the test.
+    /// The platform on these backends.
     pub async fn platform(&self) -> Platform {
         let bus_config = self.bus_config();
         let cache_config = self.cache_config();
         let (bus, cache): (Arc<dyn Bus>, Arc<dyn CacheBackend>) = match self.backends {
             Backends::Embedded => (
-                Arc::new(MemoryBus::new(bus_config.delivery_limit)),
+                Arc::new(MemoryBus::new(bus_config.retry_policy())),
                 Arc::new(MemoryCache::new(cache_config.max_entries)),
             ),
             Backends::Real => (
-                Arc::new(
-                    AmqpBus::connect(AmqpSettings {
-                        url: self.amqp_url.clone(),
-                        exchange: bus_config.exchange.clone(),
-                        dead_letter_exchange: bus_config.dead_letter_exchange.clone(),
-                        prefetch: bus_config.prefetch,
-                        delivery_limit: bus_config.delivery_limit,
-                        queue_expires: Some(Duration::from_secs(60)),
-                        queue_prefix: format!("{}.", self.run_id),
-                    })
-                    .await
-                    .unwrap(),
-                ),
+                connect_bus(&bus_config, &self.data_dir()).unwrap(),
                 Arc::new(RedisCache::connect(&self.redis_url).await.unwrap()),
             ),
         };
@@ -211,6 +306,49 @@ impl Infra {
             self.data_dir(),
         )
     }
+}
+
+impl Drop for Infra {
+    fn drop(&mut self) {
+        if self.backends != Backends::Real {
+            return;
+        }
+        let (run_id, vhost) = (self.run_id.clone(), self.vhost());
+        let (database_url, redis_url) = (self.database_url.clone(), self.redis_url.clone());
+        // Its own thread and runtime: drop may run inside or outside a runtime.
+        let cleaner = std::thread::spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(Self::clean_up(run_id, vhost, database_url, redis_url)),
+                Err(error) => eprintln!("cleanup: no runtime: {error}"),
+            }
+        });
+        let _ = cleaner.join();
+    }
+}
+
+async fn delete_redis_keys(url: &str, pattern: &str) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let keys: Vec<String> = {
+        let mut iter: redis::AsyncIter<String> =
+            redis::AsyncCommands::scan_match(&mut connection, pattern)
+                .await
+                .map_err(|e| e.to_string())?;
+        let mut keys = Vec::new();
+        while let Some(key) = futures::StreamExt::next(&mut iter).await {
+            keys.push(key.map_err(|e| e.to_string())?);
+        }
+        keys
+    };
+    for chunk in keys.chunks(500) {
+        let _: () = redis::AsyncCommands::del(&mut connection, chunk)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -228,5 +366,17 @@ mod tests {
             "localhost:5672"
         );
         assert_eq!(host_port("redis://127.0.0.1", 6379), "127.0.0.1:6379");
+    }
+
+    #[test]
+    fn a_run_gets_its_own_virtual_host() {
+        assert_eq!(
+            amqp_url_for_vhost("amqp://guest:guest@127.0.0.1:5672/%2f", "hotline-test-t1"),
+            "amqp://guest:guest@127.0.0.1:5672/hotline-test-t1"
+        );
+        assert_eq!(
+            amqp_url_for_vhost("amqp://localhost", "v"),
+            "amqp://localhost/v"
+        );
     }
 }

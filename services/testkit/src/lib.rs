@@ -5,6 +5,7 @@
 
 mod infra;
 mod keys;
+mod proxy;
 mod whoami;
 
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use hotline_kit::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use infra::{Backends, Infra};
+pub use infra::{Backends, Infra, host_port};
 pub use keys::TestKeys;
+pub use proxy::TcpProxy;
 pub use whoami::WhoAmI;
 
 pub fn auth_config() -> AuthConfig {
@@ -101,7 +103,9 @@ impl TestApp {
         match self.running.take() {
             Some(running) => {
                 running.shutdown();
-                running.wait().await
+                let ended = running.wait().await;
+                self.platform.bus.close().await;
+                ended
             }
             None => Ok(()),
         }

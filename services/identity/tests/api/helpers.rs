@@ -6,7 +6,7 @@ use hotline_identity::{
     IdentityComponent, IdentityConfig, config::BillingConfig, pii::PiiCipher,
     service::IdentityService,
 };
-use hotline_kit::config::Secret;
+use hotline_kit::{config::Secret, platform::Platform};
 use hotline_testkit::{Infra, TestApp, auth_config};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -46,6 +46,11 @@ impl Identity {
 
     pub async fn spawn_with(infra: Infra, config: IdentityConfig) -> Self {
         let platform = infra.platform().await;
+        Self::spawn_on(infra, platform, config).await
+    }
+
+    /// Identity on a platform the test assembled (e.g. its bus behind a proxy).
+    pub async fn spawn_on(infra: Infra, platform: Platform, config: IdentityConfig) -> Self {
         let redis_url =
             (infra.backends == hotline_testkit::Backends::Real).then(|| infra.redis_url.clone());
         let cache_prefix = infra.run_id.clone();

@@ -10,4 +10,5 @@ mod customers;
 mod events;
 mod grpc;
 mod invalid_input;
+mod outages;
 mod platform;

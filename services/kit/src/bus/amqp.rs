@@ -1,22 +1,29 @@
 //! The RabbitMQ backend, over lapin.
 //!
-//! - Topology: a durable topic exchange for events, a topic dead-letter exchange
-//!   and a quorum queue `<dead_letter_exchange>.dead-letters` bound with `#` that
-//!   keeps every dead letter for inspection.
-//! - Publishing: persistent messages on a confirm-mode channel; CloudEvents
-//!   attributes travel in `cloudEvents_*` headers (AMQP protocol binding, binary
-//!   mode), the W3C trace context in `traceparent`. A broken connection is rebuilt
-//!   lazily and the publish retried once.
+//! - Topology: a durable topic exchange for events; `<exchange>.unroutable`, a
+//!   durable queue keeping events that matched no binding (publishes are
+//!   mandatory, and a returned event is parked there); a topic dead-letter
+//!   exchange with `<dead_letter_exchange>.dead-letters` bound with `#`. Every
+//!   declaration is passive first, so an exchange or queue that exists with other
+//!   arguments (an operator's policy, an older release) is used as it is, never
+//!   refused with PRECONDITION_FAILED.
+//! - Queues carry no argument an operator may want to change: the delivery limit,
+//!   the retry backoff and dead-lettering are the consumer's own (`settle`).
+//! - Publishing: persistent, mandatory messages on a confirm-mode channel;
+//!   CloudEvents attributes travel in `cloudEvents_*` headers (AMQP protocol
+//!   binding, binary mode), the W3C trace context in `traceparent`. The
+//!   connection is made on first use, not at start, so a service starts with the
+//!   broker down; a broken connection is rebuilt lazily and the publish retried
+//!   once. The queues of `declare`d subscriptions are declared on every new
+//!   publishing connection, before its first publish.
 //! - Consuming: `Fanout::Shared` uses a durable quorum queue named after the
-//!   subscription; `Fanout::EveryReplica` a server-named exclusive queue. Manual
-//!   acks; a failed handler nacks with requeue until the event has been delivered
-//!   `delivery_limit` times, then rejects it to the dead-letter exchange (the
-//!   quorum queue's own `x-delivery-limit` is the backstop for consumers that die
-//!   mid-event). A lost connection is re-established with backoff until shutdown.
+//!   subscription; `Fanout::EveryReplica` a server-named exclusive queue. Events
+//!   are handled one at a time and acked after the handler (or the dead-letter
+//!   publish) succeeds. A lost connection is re-established with backoff until
+//!   shutdown.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,35 +31,42 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ErrorKind, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind,
+    ExchangeKind,
+};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
-use super::{Bus, BusError, Event, EventHandler, Fanout, Subscription};
+use super::{
+    Bus, BusError, DeadLetter, DeadLetterAction, DeadLetterFilter, Event, EventHandler, Fanout,
+    RetryPolicy, Settlement, Subscription, UNROUTABLE, settle,
+};
 
 const CONTENT_TYPE: &str = "application/protobuf";
 const SPEC_VERSION: &str = "1.0";
 /// AMQP `delivery_mode` of a message the broker writes to disk.
 const PERSISTENT: u8 = 2;
 const REPLY_SUCCESS: u16 = 200;
-/// Bounds a connection attempt, so `check` answers a readiness probe in time.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Bounds a connection attempt, so a publish with the broker away fails in time.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bounds the wait for a publisher confirm (a blocked connection never sends one).
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Channel-level errors that a retry cannot fix: ACCESS_REFUSED, PRECONDITION_FAILED
-/// (e.g. a queue that exists with other arguments).
+/// Channel-level errors that a retry cannot fix: ACCESS_REFUSED, PRECONDITION_FAILED.
 const FATAL_REPLY_CODES: [u16; 2] = [403, 406];
+/// The most dead letters one `dead_letters` call looks at per queue.
+const DEAD_LETTER_SCAN: u32 = 100_000;
 
-/// Header names of the CloudEvents AMQP binding and the broker's own headers.
+/// Header names of the CloudEvents AMQP binding, the broker's and our own.
 mod header {
     pub(super) const SPEC_VERSION: &str = "cloudEvents_specversion";
     pub(super) const ID: &str = "cloudEvents_id";
@@ -60,9 +74,14 @@ mod header {
     pub(super) const TYPE: &str = "cloudEvents_type";
     pub(super) const SUBJECT: &str = "cloudEvents_subject";
     pub(super) const TIME: &str = "cloudEvents_time";
+    pub(super) const SEQUENCE: &str = "cloudEvents_sequence";
     pub(super) const TRACEPARENT: &str = "traceparent";
     /// Set by quorum queues on redelivery: how many times the message was returned.
     pub(super) const DELIVERY_COUNT: &str = "x-delivery-count";
+    /// On a dead letter: the queue whose consumer gave up, why and when.
+    pub(super) const DEAD_QUEUE: &str = "x-hotline-queue";
+    pub(super) const DEAD_ERROR: &str = "x-hotline-error";
+    pub(super) const DEAD_AT: &str = "x-hotline-failed-at";
 }
 
 /// Where and how to reach RabbitMQ.
@@ -72,24 +91,22 @@ pub struct AmqpSettings {
     pub url: String,
     /// The topic exchange events are published to: `hotline.events`.
     pub exchange: String,
-    /// Where rejected and expired messages go: `hotline.dlx`.
+    /// Where consumers put the events they gave up on: `hotline.dlx`.
     pub dead_letter_exchange: String,
     /// Unacked deliveries a consumer may hold at once.
     pub prefetch: u16,
-    /// How many times an event is handed to a handler before it is dead-lettered.
-    pub delivery_limit: u32,
-    /// Sets `x-expires` on the queues this bus declares (tests use it so their
-    /// queues vanish); `None` in production.
-    pub queue_expires: Option<Duration>,
-    /// Put before every queue name; empty in production, unique per test run
-    /// so parallel tests on one broker never share a queue.
-    pub queue_prefix: String,
+    pub retry: RetryPolicy,
 }
 
 impl AmqpSettings {
-    /// The quorum queue that keeps the dead letters: `<dead_letter_exchange>.dead-letters`.
+    /// The queue that keeps the dead letters: `<dead_letter_exchange>.dead-letters`.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead-letters", self.dead_letter_exchange)
+    }
+
+    /// The queue that keeps events no binding matched: `<exchange>.unroutable`.
+    pub fn unroutable_queue(&self) -> String {
+        format!("{}.unroutable", self.exchange)
     }
 }
 
@@ -100,9 +117,7 @@ impl Default for AmqpSettings {
             exchange: "hotline.events".to_owned(),
             dead_letter_exchange: "hotline.dlx".to_owned(),
             prefetch: 32,
-            delivery_limit: 5,
-            queue_expires: None,
-            queue_prefix: String::new(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -114,13 +129,11 @@ impl fmt::Debug for AmqpSettings {
             .field("exchange", &self.exchange)
             .field("dead_letter_exchange", &self.dead_letter_exchange)
             .field("prefetch", &self.prefetch)
-            .field("delivery_limit", &self.delivery_limit)
-            .field("queue_expires", &self.queue_expires)
+            .field("retry", &self.retry)
             .finish()
     }
 }
 
-/// Hides the credentials of an AMQP URL: `amqp://***@host:5672/%2f`.
 /// Event bus on RabbitMQ; clones share the publishing connection.
 #[derive(Clone)]
 pub struct AmqpBus {
@@ -129,7 +142,9 @@ pub struct AmqpBus {
 
 struct Inner {
     settings: AmqpSettings,
-    /// The publishing connection, rebuilt lazily when it breaks.
+    /// Subscriptions whose queues must exist before events are published.
+    declared: StdMutex<Vec<Subscription>>,
+    /// The publishing connection, made on first use and rebuilt when it breaks.
     publisher: Mutex<PublisherSlot>,
 }
 
@@ -137,6 +152,8 @@ struct Inner {
 struct PublisherSlot {
     current: Option<Arc<Publisher>>,
     generation: u64,
+    /// How many of `Inner::declared` the current connection has declared.
+    declared: usize,
 }
 
 struct Publisher {
@@ -167,46 +184,59 @@ enum PublishFailure {
 }
 
 impl AmqpBus {
-    /// Connects and declares the exchange, the dead-letter exchange and the
-    /// dead-letter queue.
-    pub async fn connect(settings: AmqpSettings) -> Result<Self, BusError> {
-        let bus = Self {
+    /// A bus on `settings`; nothing is connected until the first publish or consume.
+    pub fn new(settings: AmqpSettings) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 settings,
+                declared: StdMutex::new(Vec::new()),
                 publisher: Mutex::new(PublisherSlot::default()),
             }),
-        };
-        bus.publisher().await?;
-        Ok(bus)
+        }
     }
 
     pub fn settings(&self) -> &AmqpSettings {
         &self.inner.settings
     }
 
-    /// Closes the publishing connection (consumers close their own when their
-    /// shutdown token is cancelled). A later publish reconnects.
-    pub async fn close(&self) {
-        let current = self.inner.publisher.lock().await.current.take();
-        if let Some(publisher) = current
-            && let Err(error) = publisher.connection.close(REPLY_SUCCESS, "OK".into()).await
-        {
-            debug!(error = %error, "closing the rabbitmq connection failed");
-        }
+    fn declared(&self) -> Vec<Subscription> {
+        self.inner
+            .declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    /// The current publishing connection, or a new one if there is none or it broke.
+    /// The current publishing connection, or a new one if there is none or it
+    /// broke; either way with every declared subscription's queue in place.
     async fn publisher(&self) -> Result<Arc<Publisher>, BusError> {
         let mut slot = self.inner.publisher.lock().await;
-        if let Some(current) = slot.current.as_ref()
+        let declared = self.declared();
+        if let Some(current) = slot.current.clone()
             && current.is_usable()
         {
-            return Ok(Arc::clone(current));
+            if slot.declared < declared.len() {
+                for subscription in &declared[slot.declared..] {
+                    declare_subscription(
+                        &current.connection,
+                        &current.channel,
+                        &self.inner.settings.exchange,
+                        subscription,
+                    )
+                        .await
+                        .map_err(|error| BusError::Broker(format!("declaring a queue: {error}")))?;
+                }
+                slot.declared = declared.len();
+            }
+            return Ok(current);
         }
         slot.current = None;
         slot.generation += 1;
-        let publisher = Arc::new(open_publisher(&self.inner.settings, slot.generation).await?);
+        let opened = open_publisher(&self.inner.settings, slot.generation, &declared).await;
+        crate::metrics::set_dependency_up("rabbitmq", opened.is_ok());
+        let publisher = Arc::new(opened?);
         slot.current = Some(Arc::clone(&publisher));
+        slot.declared = declared.len();
         Ok(publisher)
     }
 
@@ -219,6 +249,37 @@ impl AmqpBus {
         {
             slot.current = None;
         }
+    }
+
+    /// Keeps an event the broker returned as unroutable in the unroutable queue.
+    async fn park_unroutable(
+        &self,
+        publisher: &Publisher,
+        event: &Event,
+        properties: BasicProperties,
+    ) -> Result<(), PublishFailure> {
+        let settings = &self.inner.settings;
+        let properties = with_dead_letter_headers(
+            properties,
+            UNROUTABLE,
+            &format!("no queue is bound for {}", event.kind),
+        );
+        let queue = ShortString::from(settings.unroutable_queue());
+        let confirmation = publish_confirmed(
+            &publisher.channel,
+            ShortString::from(""),
+            queue,
+            &event.data,
+            properties,
+        )
+        .await?;
+        if was_returned(&confirmation) {
+            // The unroutable queue itself is gone: fail, the outbox keeps the event.
+            return Err(PublishFailure::Nacked);
+        }
+        warn!(event_id = %event.id, kind = %event.kind, "no queue is bound for the event; keeping it as unroutable");
+        crate::metrics::record_event_unroutable(&event.kind);
+        Ok(())
     }
 
     /// One consuming connection: declare, bind, consume until shutdown or failure.
@@ -237,28 +298,20 @@ impl AmqpBus {
             .create_channel()
             .await
             .map_err(|error| setup_error("opening a channel", &error))?;
-        declare_topology(&channel, settings)
+        declare_topology(&connection, &channel, settings)
             .await
             .map_err(|error| setup_error("declaring the topology", &error))?;
+        let queue = declare_subscription(&connection, &channel, &settings.exchange, subscription)
+            .await
+            .map_err(|error| setup_error("declaring the queue", &error))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|error| setup_error("enabling publisher confirms", &error))?;
         channel
             .basic_qos(settings.prefetch, BasicQosOptions::default())
             .await
             .map_err(|error| setup_error("setting the prefetch", &error))?;
-        let queue = declare_subscription_queue(&channel, settings, subscription).await?;
-        let exchange = short(&settings.exchange).map_err(SessionError::Fatal)?;
-        for pattern in &subscription.bindings {
-            let pattern = short(pattern).map_err(SessionError::Fatal)?;
-            channel
-                .queue_bind(
-                    queue.clone(),
-                    exchange.clone(),
-                    pattern,
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|error| setup_error("binding the queue", &error))?;
-        }
         let tag = short(&format!("hotline-{}", Uuid::now_v7())).map_err(SessionError::Fatal)?;
         let mut consumer = channel
             .basic_consume(
@@ -279,17 +332,12 @@ impl AmqpBus {
             bindings = ?subscription.bindings,
             "consuming events from rabbitmq"
         );
-
-        // A per-replica queue is classic and carries no delivery count, but it is
-        // exclusive to this connection, so every redelivery comes back here.
-        let mut local_attempts = match subscription.fanout {
-            Fanout::Shared => None,
-            Fanout::EveryReplica => Some(HashMap::new()),
-        };
         let context = DeliveryContext {
             subscription: &subscription.name,
             handler,
-            delivery_limit: settings.delivery_limit.max(1),
+            channel: &channel,
+            settings,
+            shutdown,
         };
         loop {
             let next = tokio::select! {
@@ -312,18 +360,50 @@ impl AmqpBus {
                     ));
                 }
             };
-            context
-                .handle(delivery, local_attempts.as_mut())
-                .await
-                .map_err(|error| {
-                    SessionError::Transient(format!("acknowledging a delivery failed: {error}"))
-                })?;
+            context.handle(delivery).await.map_err(|error| {
+                SessionError::Transient(format!("settling a delivery failed: {error}"))
+            })?;
         }
+    }
+
+    /// Publishes a dead letter's original message to where `letter` says it
+    /// belongs. Returns whether the broker routed it.
+    async fn replay(
+        &self,
+        channel: &Channel,
+        letter: &DeadLetter,
+        delivery: &Delivery,
+    ) -> Result<bool, BusError> {
+        let settings = &self.inner.settings;
+        let (exchange, routing_key) = if letter.queue == UNROUTABLE {
+            (short(&settings.exchange)?, short(&letter.event.kind)?)
+        } else {
+            (ShortString::from(""), short(&letter.queue)?)
+        };
+        let properties = without_dead_letter_headers(delivery.properties.clone());
+        let confirmation =
+            publish_confirmed(channel, exchange, routing_key, &delivery.data, properties)
+                .await
+                .map_err(|failure| BusError::Broker(failure.describe()))?;
+        Ok(!was_returned(&confirmation))
     }
 }
 
 #[async_trait]
 impl Bus for AmqpBus {
+    fn declare(&self, subscriptions: &[Subscription]) {
+        self.inner
+            .declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(
+                subscriptions
+                    .iter()
+                    .filter(|subscription| subscription.fanout == Fanout::Shared)
+                    .cloned(),
+            );
+    }
+
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
         let exchange = short(&self.inner.settings.exchange)?;
         let routing_key = short(&event.kind)?;
@@ -331,8 +411,8 @@ impl Bus for AmqpBus {
         let mut retried = false;
         loop {
             let publisher = self.publisher().await?;
-            let failure = match publish_once(
-                &publisher,
+            let outcome = match publish_confirmed(
+                &publisher.channel,
                 exchange.clone(),
                 routing_key.clone(),
                 &event.data,
@@ -340,6 +420,14 @@ impl Bus for AmqpBus {
             )
             .await
             {
+                Ok(confirmation) if was_returned(&confirmation) => {
+                    self.park_unroutable(&publisher, event, properties.clone())
+                        .await
+                }
+                Ok(_) => Ok(()),
+                Err(failure) => Err(failure),
+            };
+            let failure = match outcome {
                 Ok(()) => return Ok(()),
                 Err(failure) => failure,
             };
@@ -352,6 +440,7 @@ impl Bus for AmqpBus {
                 }
                 PublishFailure::Broken(error) => {
                     self.discard(publisher.generation).await;
+                    crate::metrics::set_dependency_up("rabbitmq", false);
                     if retried {
                         return Err(BusError::Broker(format!(
                             "publishing event {} failed: {error}",
@@ -417,10 +506,86 @@ impl Bus for AmqpBus {
     async fn check(&self) -> Result<(), BusError> {
         self.publisher().await.map(|_| ())
     }
+
+    async fn dead_letters(
+        &self,
+        action: DeadLetterAction,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        let settings = &self.inner.settings;
+        let connection = connect(settings, "hotline dead letters").await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|error| BusError::Connection(error.to_string()))?;
+        declare_topology(&connection, &channel, settings)
+            .await
+            .map_err(|error| BusError::Broker(format!("declaring the topology: {error}")))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|error| BusError::Broker(format!("enabling publisher confirms: {error}")))?;
+        let mut selected = Vec::new();
+        for queue in [settings.dead_letter_queue(), settings.unroutable_queue()] {
+            // Only what is there now: a replayed letter that comes back is not met again.
+            let waiting = queue_length(&connection, &queue)
+                .await
+                .map_err(|error| BusError::Broker(format!("inspecting {queue}: {error}")))?
+                .min(DEAD_LETTER_SCAN);
+            for _ in 0..waiting {
+                let Some(message) = channel
+                    .basic_get(short(&queue)?, BasicGetOptions { no_ack: false })
+                    .await
+                    .map_err(|error| BusError::Broker(format!("reading {queue}: {error}")))?
+                else {
+                    break;
+                };
+                let letter = dead_letter_of(&message.delivery);
+                // Letters not taken stay unacked and go back when the channel closes.
+                if !filter.matches(&letter) {
+                    continue;
+                }
+                let settled = match action {
+                    DeadLetterAction::List => false,
+                    DeadLetterAction::Drop => true,
+                    DeadLetterAction::Replay => {
+                        let routed = self.replay(&channel, &letter, &message.delivery).await?;
+                        if !routed {
+                            warn!(event_id = %letter.event.id, queue = %letter.queue, "nowhere to replay the dead letter to; it stays");
+                        }
+                        routed
+                    }
+                };
+                if settled {
+                    message
+                        .delivery
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .map_err(|error| BusError::Broker(format!("acking: {error}")))?;
+                    selected.push(letter);
+                } else if action == DeadLetterAction::List {
+                    selected.push(letter);
+                }
+            }
+        }
+        if let Err(error) = connection.close(REPLY_SUCCESS, "OK".into()).await {
+            debug!(error = %error, "closing the dead-letter connection failed");
+        }
+        Ok(selected)
+    }
+
+    async fn close(&self) {
+        let current = self.inner.publisher.lock().await.current.take();
+        if let Some(publisher) = current
+            && let Err(error) = publisher.connection.close(REPLY_SUCCESS, "OK".into()).await
+        {
+            debug!(error = %error, "closing the rabbitmq connection failed");
+        }
+    }
 }
 
 enum SessionError {
-    /// Retrying cannot help (bad names, a queue declared with other arguments).
+    /// Retrying cannot help (bad names, access refused).
     Fatal(BusError),
     /// The connection or channel went away; reconnect.
     Transient(String),
@@ -435,21 +600,31 @@ fn setup_error(step: &str, error: &lapin::Error) -> SessionError {
     SessionError::Transient(format!("{step}: {error}"))
 }
 
+impl PublishFailure {
+    fn describe(&self) -> String {
+        match self {
+            Self::Nacked => "the broker refused the message".to_owned(),
+            Self::TimedOut => "no publisher confirm in time".to_owned(),
+            Self::Broken(error) => error.to_string(),
+        }
+    }
+}
+
 /// What a consumer needs to settle one delivery.
 struct DeliveryContext<'a> {
     subscription: &'a str,
     handler: &'a Arc<dyn EventHandler>,
-    delivery_limit: u32,
+    /// The consuming channel, in confirm mode for dead-letter publishes.
+    channel: &'a Channel,
+    settings: &'a AmqpSettings,
+    shutdown: &'a CancellationToken,
 }
 
 impl DeliveryContext<'_> {
-    /// Hands one delivery to the handler and acks, requeues or dead-letters it.
-    /// Errors only when the channel can't take the acknowledgement.
-    async fn handle(
-        &self,
-        delivery: Delivery,
-        mut local_attempts: Option<&mut HashMap<Uuid, u32>>,
-    ) -> Result<(), lapin::Error> {
+    /// Hands one delivery to the handler (with retries) and acks, requeues or
+    /// dead-letters it. Errors only when the channel can't take the outcome; the
+    /// unacked delivery then goes back to the queue with the channel.
+    async fn handle(&self, delivery: Delivery) -> Result<(), String> {
         let mut event = match decode_event(&delivery) {
             Ok(event) => event,
             Err(reason) => {
@@ -457,68 +632,65 @@ impl DeliveryContext<'_> {
                     subscription = %self.subscription,
                     routing_key = %delivery.routing_key,
                     reason = %reason,
-                    "undecodable message, rejecting it to the dead-letter exchange"
+                    "undecodable message; dead-lettering it"
                 );
-                delivery
-                    .reject(BasicRejectOptions { requeue: false })
+                self.bury(&delivery, &format!("undecodable: {reason}"))
                     .await?;
-                return Ok(());
+                return ack(&delivery).await;
             }
         };
-        if let Some(seen) = local_attempts
-            .as_deref()
-            .and_then(|attempts| attempts.get(&event.id))
-        {
-            event.redeliveries = event.redeliveries.max(*seen);
+        let settlement = settle(
+            self.handler.as_ref(),
+            &mut event,
+            self.subscription,
+            &self.settings.retry,
+            self.shutdown,
+        )
+        .await;
+        match settlement {
+            Settlement::Handled => ack(&delivery).await,
+            Settlement::DeadLetter(error) => {
+                self.bury(&delivery, &error).await?;
+                ack(&delivery).await
+            }
+            Settlement::Requeue => delivery
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string()),
         }
+    }
 
-        let outcome = super::deliver(self.handler.as_ref(), &event, self.subscription).await;
-        let deliveries = event.redeliveries.saturating_add(1);
-        match outcome {
-            Ok(()) => {
-                if let Some(attempts) = local_attempts {
-                    attempts.remove(&event.id);
-                }
-                delivery.ack(BasicAckOptions::default()).await?;
-            }
-            Err(failure) if deliveries >= self.delivery_limit => {
-                warn!(
-                    event_id = %event.id,
-                    kind = %event.kind,
-                    subscription = %self.subscription,
-                    deliveries,
-                    error = %failure,
-                    "event handler failed at the delivery limit, dead-lettering event"
-                );
-                if let Some(attempts) = local_attempts {
-                    attempts.remove(&event.id);
-                }
-                delivery
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await?;
-            }
-            Err(failure) => {
-                warn!(
-                    event_id = %event.id,
-                    kind = %event.kind,
-                    subscription = %self.subscription,
-                    deliveries,
-                    error = %failure,
-                    "event handler failed, requeueing event"
-                );
-                if let Some(attempts) = local_attempts.as_mut() {
-                    attempts.insert(event.id, deliveries);
-                }
-                delivery
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await?;
-            }
+    /// Publishes the delivery, as it came, to the dead-letter exchange.
+    async fn bury(&self, delivery: &Delivery, error: &str) -> Result<(), String> {
+        let properties =
+            with_dead_letter_headers(delivery.properties.clone(), self.subscription, error);
+        let exchange = short(&self.settings.dead_letter_exchange).map_err(|e| e.to_string())?;
+        let confirmation = publish_confirmed(
+            self.channel,
+            exchange,
+            delivery.routing_key.clone(),
+            &delivery.data,
+            properties,
+        )
+        .await
+        .map_err(|failure| format!("dead-lettering: {}", failure.describe()))?;
+        if was_returned(&confirmation) {
+            return Err("dead-lettering: the dead-letter queue is gone".to_owned());
         }
         Ok(())
     }
+}
+
+async fn ack(delivery: &Delivery) -> Result<(), String> {
+    delivery
+        .ack(BasicAckOptions::default())
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }
 
 /// Stops taking deliveries and closes the consumer's channel and connection.
@@ -565,15 +737,24 @@ async fn connect(settings: &AmqpSettings, name: &str) -> Result<Connection, BusE
     }
 }
 
-async fn open_publisher(settings: &AmqpSettings, generation: u64) -> Result<Publisher, BusError> {
+async fn open_publisher(
+    settings: &AmqpSettings,
+    generation: u64,
+    declared: &[Subscription],
+) -> Result<Publisher, BusError> {
     let connection = connect(settings, "hotline publisher").await?;
     let channel = connection
         .create_channel()
         .await
         .map_err(|error| BusError::Connection(error.to_string()))?;
-    declare_topology(&channel, settings)
+    declare_topology(&connection, &channel, settings)
         .await
         .map_err(|error| BusError::Broker(format!("declaring the topology: {error}")))?;
+    for subscription in declared {
+        declare_subscription(&connection, &channel, &settings.exchange, subscription)
+            .await
+            .map_err(|error| BusError::Broker(format!("declaring a queue: {error}")))?;
+    }
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
@@ -591,20 +772,21 @@ async fn open_publisher(settings: &AmqpSettings, generation: u64) -> Result<Publ
     })
 }
 
-async fn publish_once(
-    publisher: &Publisher,
+/// A mandatory, persistent publish, awaited until the broker confirms it. A
+/// returned (unroutable) message comes back inside the confirmation.
+async fn publish_confirmed(
+    channel: &Channel,
     exchange: ShortString,
     routing_key: ShortString,
     payload: &[u8],
     properties: BasicProperties,
-) -> Result<(), PublishFailure> {
-    let confirm = publisher
-        .channel
+) -> Result<Confirmation, PublishFailure> {
+    let confirm = channel
         .basic_publish(
             exchange,
             routing_key,
             BasicPublishOptions {
-                mandatory: false,
+                mandatory: true,
                 immediate: false,
             },
             payload,
@@ -616,51 +798,72 @@ async fn publish_once(
         .await
         .map_err(|_elapsed| PublishFailure::TimedOut)?
         .map_err(PublishFailure::Broken)?;
-    if confirmation.is_ack() {
-        Ok(())
-    } else {
-        Err(PublishFailure::Nacked)
+    match confirmation {
+        Confirmation::Ack(returned) => Ok(Confirmation::Ack(returned)),
+        // Every publishing channel is in confirm mode; anything else is no confirm.
+        Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishFailure::Nacked),
     }
 }
 
-/// Declares the event exchange, the dead-letter exchange and the dead-letter
-/// queue; idempotent, so every connection does it.
-async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<(), lapin::Error> {
-    let durable = ExchangeDeclareOptions {
-        durable: true,
+/// Whether the broker returned a mandatory message as unroutable.
+fn was_returned(confirmation: &Confirmation) -> bool {
+    matches!(confirmation, Confirmation::Ack(Some(_)))
+}
+
+/// Declares a durable exchange unless one of that name exists (whatever its arguments).
+async fn ensure_exchange(connection: &Connection, name: &str) -> Result<(), lapin::Error> {
+    let name = ShortString::try_new(name).map_err(|_too_long| name_too_long(name))?;
+    let probe = connection.create_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
         ..ExchangeDeclareOptions::default()
     };
-    let exchange = ShortString::try_new(settings.exchange.as_str())
-        .map_err(|_too_long| name_too_long(&settings.exchange))?;
-    let dead_letter_exchange = ShortString::try_new(settings.dead_letter_exchange.as_str())
-        .map_err(|_too_long| name_too_long(&settings.dead_letter_exchange))?;
-    let dead_letter_queue = settings.dead_letter_queue();
-    let dead_letter_queue = ShortString::try_new(dead_letter_queue.as_str())
-        .map_err(|_too_long| name_too_long(&dead_letter_queue))?;
-    channel
+    let exists = probe
         .exchange_declare(
-            exchange,
+            name.clone(),
             ExchangeKind::Topic,
-            durable,
+            passive,
             FieldTable::default(),
         )
-        .await?;
-    channel
-        .exchange_declare(
-            dead_letter_exchange.clone(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), long_string("quorum"));
-    if let Some(expires) = settings.queue_expires {
-        arguments.insert("x-expires".into(), expires_millis(expires));
+        .await
+        .is_ok();
+    if exists {
+        close_quietly(&probe).await;
+        return Ok(());
     }
+    // The failed passive declare closed the probe channel.
+    let channel = connection.create_channel().await?;
+    channel
+        .exchange_declare(
+            name,
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    close_quietly(&channel).await;
+    Ok(())
+}
+
+/// Declares a durable queue of `queue_type` unless one of that name exists
+/// (whatever its arguments: an operator's policy or an older release's).
+async fn ensure_queue(
+    connection: &Connection,
+    name: &str,
+    queue_type: &str,
+) -> Result<(), lapin::Error> {
+    if queue_length(connection, name).await.is_ok() {
+        return Ok(());
+    }
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), long_string(queue_type));
+    let channel = connection.create_channel().await?;
     channel
         .queue_declare(
-            dead_letter_queue.clone(),
+            ShortString::try_new(name).map_err(|_too_long| name_too_long(name))?,
             QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()
@@ -668,65 +871,102 @@ async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<
             arguments,
         )
         .await?;
+    close_quietly(&channel).await;
+    Ok(())
+}
+
+/// Messages ready in an existing queue; an error if it does not exist.
+async fn queue_length(connection: &Connection, name: &str) -> Result<u32, lapin::Error> {
+    let probe = connection.create_channel().await?;
+    let declared = probe
+        .queue_declare(
+            ShortString::try_new(name).map_err(|_too_long| name_too_long(name))?,
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    close_quietly(&probe).await;
+    Ok(declared.message_count())
+}
+
+async fn close_quietly(channel: &Channel) {
+    if let Err(error) = channel.close(REPLY_SUCCESS, "OK".into()).await {
+        debug!(error = %error, "closing a declaration channel failed");
+    }
+}
+
+/// The event exchange, the unroutable queue, the dead-letter exchange and its
+/// queue; idempotent, so every connection does it. Dead letters and unroutable
+/// events sit in classic queues: listing them returns them unacked, which a
+/// quorum queue would count towards a delivery limit.
+async fn declare_topology(
+    connection: &Connection,
+    channel: &Channel,
+    settings: &AmqpSettings,
+) -> Result<(), lapin::Error> {
+    ensure_exchange(connection, &settings.exchange).await?;
+    ensure_exchange(connection, &settings.dead_letter_exchange).await?;
+    ensure_queue(connection, &settings.unroutable_queue(), "classic").await?;
+    let dead_letter_queue = settings.dead_letter_queue();
+    ensure_queue(connection, &dead_letter_queue, "classic").await?;
     channel
         .queue_bind(
-            dead_letter_queue,
-            dead_letter_exchange,
+            ShortString::try_new(dead_letter_queue.as_str())
+                .map_err(|_too_long| name_too_long(&dead_letter_queue))?,
+            ShortString::try_new(settings.dead_letter_exchange.as_str())
+                .map_err(|_too_long| name_too_long(&settings.dead_letter_exchange))?,
             "#".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
-        .await?;
-    Ok(())
+        .await
 }
 
-/// Declares the subscription's queue and returns its name.
-async fn declare_subscription_queue(
+/// Declares the subscription's queue (a quorum queue named after it, or a
+/// server-named exclusive one on `channel`) and its bindings; returns its name.
+async fn declare_subscription(
+    connection: &Connection,
     channel: &Channel,
-    settings: &AmqpSettings,
+    exchange: &str,
     subscription: &Subscription,
-) -> Result<ShortString, SessionError> {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-dead-letter-exchange".into(),
-        long_string(&settings.dead_letter_exchange),
-    );
-    if let Some(expires) = settings.queue_expires {
-        arguments.insert("x-expires".into(), expires_millis(expires));
-    }
-    let (name, options) = match subscription.fanout {
+) -> Result<ShortString, lapin::Error> {
+    let queue = match subscription.fanout {
         Fanout::Shared => {
-            arguments.insert("x-queue-type".into(), long_string("quorum"));
-            arguments.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(i64::from(settings.delivery_limit)),
-            );
-            let options = QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            };
-            (
-                short(&format!("{}{}", settings.queue_prefix, subscription.name))
-                    .map_err(SessionError::Fatal)?,
-                options,
-            )
+            ensure_queue(connection, &subscription.name, "quorum").await?;
+            ShortString::try_new(subscription.name.as_str())
+                .map_err(|_too_long| name_too_long(&subscription.name))?
         }
         Fanout::EveryReplica => {
-            // Classic queues have no delivery limit; the consumer counts instead.
+            let mut arguments = FieldTable::default();
             arguments.insert("x-queue-type".into(), long_string("classic"));
             let options = QueueDeclareOptions {
                 exclusive: true,
                 auto_delete: true,
                 ..QueueDeclareOptions::default()
             };
-            (ShortString::from(""), options)
+            channel
+                .queue_declare(ShortString::from(""), options, arguments)
+                .await?
+                .name()
+                .clone()
         }
     };
-    let queue = channel
-        .queue_declare(name, options, arguments)
-        .await
-        .map_err(|error| setup_error("declaring the queue", &error))?;
-    Ok(queue.name().clone())
+    let exchange = ShortString::try_new(exchange).map_err(|_too_long| name_too_long(exchange))?;
+    for pattern in &subscription.bindings {
+        channel
+            .queue_bind(
+                queue.clone(),
+                exchange.clone(),
+                ShortString::try_new(pattern.as_str()).map_err(|_too_long| name_too_long(pattern))?,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(queue)
 }
 
 fn name_too_long(name: &str) -> lapin::Error {
@@ -746,9 +986,52 @@ fn long_string(text: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(text))
 }
 
-fn expires_millis(expires: Duration) -> AMQPValue {
-    let millis = i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
-    AMQPValue::LongLongInt(millis.max(1))
+/// The message's properties with where, why and when it was given up on.
+fn with_dead_letter_headers(properties: BasicProperties, queue: &str, error: &str) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(header::DEAD_QUEUE.into(), long_string(queue));
+    headers.insert(header::DEAD_ERROR.into(), long_string(error));
+    headers.insert(
+        header::DEAD_AT.into(),
+        long_string(&Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+    );
+    properties.with_headers(headers)
+}
+
+/// The message's properties as they were before it was dead-lettered.
+fn without_dead_letter_headers(properties: BasicProperties) -> BasicProperties {
+    let mut kept = FieldTable::default();
+    if let Some(headers) = properties.headers() {
+        for (key, value) in headers.inner() {
+            let name = key.as_str();
+            if !name.starts_with("x-hotline-") && name != header::DELIVERY_COUNT {
+                kept.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    properties.with_headers(kept)
+}
+
+/// A dead letter as an operator sees it; a message that is not a CloudEvent
+/// still shows, with a nil id and its routing key as its type.
+fn dead_letter_of(delivery: &Delivery) -> DeadLetter {
+    let no_headers = FieldTable::default();
+    let headers = delivery.properties.headers().as_ref().unwrap_or(&no_headers);
+    let error = header_string(headers, header::DEAD_ERROR).unwrap_or_default();
+    let event = decode_event(delivery).unwrap_or_else(|reason| {
+        let mut event = Event::new(delivery.routing_key.as_str(), "", delivery.data.clone());
+        event.id = Uuid::nil();
+        event.source = format!("(undecodable: {reason})");
+        event
+    });
+    DeadLetter {
+        queue: header_string(headers, header::DEAD_QUEUE).unwrap_or_else(|| UNROUTABLE.to_owned()),
+        error,
+        failed_at: header_string(headers, header::DEAD_AT)
+            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+            .map_or_else(Utc::now, |at| at.with_timezone(&Utc)),
+        event,
+    }
 }
 
 /// The AMQP properties and CloudEvents headers of one event.
@@ -768,6 +1051,10 @@ fn properties_for(event: &Event) -> Result<BasicProperties, BusError> {
     );
     if let Some(traceparent) = &event.traceparent {
         headers.insert(header::TRACEPARENT.into(), long_string(traceparent));
+    }
+    if let Some(sequence) = event.sequence {
+        // Zero-padded: the CloudEvents sequence extension compares as strings.
+        headers.insert(header::SEQUENCE.into(), long_string(&format!("{sequence:020}")));
     }
     Ok(BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
@@ -822,6 +1109,7 @@ fn decode_event(delivery: &Delivery) -> Result<Event, String> {
         time,
         data: delivery.data.clone(),
         traceparent: header_string(headers, header::TRACEPARENT),
+        sequence: header_string(headers, header::SEQUENCE).and_then(|s| s.parse().ok()),
         redeliveries,
     })
 }
@@ -881,6 +1169,7 @@ mod tests {
         )
         .with_subject("ticket-7");
         event.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        event.sequence = Some(42);
         let decoded = decode_event(&delivery_of(&event)).expect("decodes");
         assert_eq!(decoded, event);
     }

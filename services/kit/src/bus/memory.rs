@@ -3,24 +3,33 @@
 //!
 //! - A `Fanout::Shared` queue is named after the subscription and outlives its
 //!   consumers; consumers with that name compete for its events. It exists from
-//!   the first `consume` of the name: events published before that are dropped,
-//!   like on an exchange without bindings.
+//!   `declare` (or the first `consume`) of the name.
 //! - A `Fanout::EveryReplica` queue belongs to one `consume` call and goes away
 //!   with it.
-//! - A handler error sends the event back to the head of its queue with
-//!   `redeliveries + 1`; the delivery that reaches `delivery_limit` moves it to the
-//!   dead-letter list instead.
+//! - A failing handler is retried with backoff (`settle`); at the delivery limit
+//!   the event becomes a dead letter. An event no queue is bound for is kept as
+//!   an `UNROUTABLE` dead letter.
+//! - With a spool file, `close` writes the shared queues and the dead letters to
+//!   it and the next start takes them back, so a restart loses nothing that was
+//!   published (a crash still loses what was in memory: the embedded mode is one
+//!   process on one machine).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::{Bus, BusError, Event, EventHandler, Fanout, Subscription, topic_matches};
+use super::{
+    Bus, BusError, DeadLetter, DeadLetterAction, DeadLetterFilter, Event, EventHandler, Fanout,
+    RetryPolicy, Settlement, Subscription, UNROUTABLE, settle, topic_matches,
+};
 
 /// In-process topic exchange; clones share the same queues.
 #[derive(Clone)]
@@ -29,10 +38,12 @@ pub struct MemoryBus {
 }
 
 struct Inner {
-    /// How many times an event is handed to a handler before it is dead-lettered (at least 1).
-    delivery_limit: u32,
+    retry: RetryPolicy,
+    spool: Option<PathBuf>,
+    /// Held while this bus owns the spool, so a second process can't take it.
+    _spool_lock: Option<std::fs::File>,
     exchange: Mutex<Exchange>,
-    dead_letters: Mutex<Vec<Event>>,
+    dead_letters: Mutex<Vec<DeadLetter>>,
 }
 
 #[derive(Default)]
@@ -55,16 +66,14 @@ struct Binding {
 }
 
 struct Queue {
-    name: String,
     events: Mutex<VecDeque<Event>>,
     /// One permit per enqueued event, so a waiting consumer wakes for each.
     ready: Notify,
 }
 
 impl Queue {
-    fn new(name: String) -> Self {
+    fn new() -> Self {
         Self {
-            name,
             events: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
         }
@@ -86,6 +95,19 @@ impl Queue {
     }
 }
 
+/// What the spool file holds between two runs.
+#[derive(Default, Serialize, Deserialize)]
+struct Spool {
+    queues: BTreeMap<String, SpooledQueue>,
+    dead_letters: Vec<DeadLetter>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct SpooledQueue {
+    bindings: Vec<String>,
+    events: Vec<Event>,
+}
+
 /// Locks a mutex whose data stays consistent even if a holder panicked (every
 /// critical section here is a single push, pop or insert).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,44 +115,95 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryBus {
-    /// A bus that hands each event to handlers at most `delivery_limit` times
-    /// (0 is taken as 1) before dead-lettering it.
-    pub fn new(delivery_limit: u32) -> Self {
+    /// A bus that lives and dies with the process (tests).
+    pub fn new(retry: RetryPolicy) -> Self {
+        Self::build(retry, None, None)
+    }
+
+    /// A bus that takes back what `path` holds and writes its queues and dead
+    /// letters there on `close`.
+    /// A second bus on the same spool (another process) is refused.
+    pub fn with_spool(retry: RetryPolicy, path: &Path) -> Result<Self, BusError> {
+        let lock_path = path.with_extension("lock");
+        let owner = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| BusError::Spool(format!("{}: {e}", lock_path.display())))?;
+        owner.try_lock().map_err(|_busy| {
+            BusError::Spool(format!(
+                "{} is in use by a running hotline; stop it first",
+                path.display()
+            ))
+        })?;
+        let bus = Self::build(retry, Some(path.to_owned()), Some(owner));
+        let spool: Spool = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| BusError::Spool(format!("{}: {e}", path.display())))?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Spool::default(),
+            Err(error) => return Err(BusError::Spool(format!("{}: {error}", path.display()))),
+        };
+        let mut restored = 0;
+        for (name, spooled) in spool.queues {
+            let queue = bus.named_queue(&name, &spooled.bindings);
+            restored += spooled.events.len();
+            for event in spooled.events {
+                queue.push_back(event);
+            }
+        }
+        let dead = spool.dead_letters.len();
+        *lock(&bus.inner.dead_letters) = spool.dead_letters;
+        if restored > 0 || dead > 0 {
+            info!(restored, dead_letters = dead, spool = %path.display(), "took back spooled events");
+        }
+        Ok(bus)
+    }
+
+    fn build(retry: RetryPolicy, spool: Option<PathBuf>, lock: Option<std::fs::File>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                delivery_limit: delivery_limit.max(1),
+                retry,
+                spool,
+                _spool_lock: lock,
                 exchange: Mutex::new(Exchange::default()),
                 dead_letters: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    /// Events that reached the delivery limit, oldest first.
-    pub fn dead_letters(&self) -> Vec<Event> {
-        lock(&self.inner.dead_letters).clone()
+    /// The shared queue `name`, created if needed, bound to `patterns` too.
+    fn named_queue(&self, name: &str, patterns: &[String]) -> Arc<Queue> {
+        let mut exchange = lock(&self.inner.exchange);
+        let binding = exchange
+            .queues
+            .entry(QueueKey::Named(name.to_owned()))
+            .or_insert_with(|| Binding {
+                patterns: HashSet::new(),
+                queue: Arc::new(Queue::new()),
+            });
+        binding.patterns.extend(patterns.iter().cloned());
+        Arc::clone(&binding.queue)
     }
 
     /// Declares (or joins) the subscription's queue and adds its bindings.
     fn attach(&self, subscription: &Subscription) -> (QueueKey, Arc<Queue>) {
+        if subscription.fanout == Fanout::Shared {
+            let queue = self.named_queue(&subscription.name, &subscription.bindings);
+            return (QueueKey::Named(subscription.name.clone()), queue);
+        }
         let mut exchange = lock(&self.inner.exchange);
-        let key = match subscription.fanout {
-            Fanout::Shared => QueueKey::Named(subscription.name.clone()),
-            Fanout::EveryReplica => {
-                exchange.next_transient_id += 1;
-                QueueKey::Transient(exchange.next_transient_id)
-            }
-        };
-        let binding = exchange
-            .queues
-            .entry(key.clone())
-            .or_insert_with(|| Binding {
-                patterns: HashSet::new(),
-                queue: Arc::new(Queue::new(subscription.name.clone())),
-            });
-        binding
-            .patterns
-            .extend(subscription.bindings.iter().cloned());
-        (key, Arc::clone(&binding.queue))
+        exchange.next_transient_id += 1;
+        let key = QueueKey::Transient(exchange.next_transient_id);
+        let queue = Arc::new(Queue::new());
+        exchange.queues.insert(
+            key.clone(),
+            Binding {
+                patterns: subscription.bindings.iter().cloned().collect(),
+                queue: Arc::clone(&queue),
+            },
+        );
+        (key, queue)
     }
 
     fn detach(&self, key: &QueueKey) {
@@ -139,23 +212,37 @@ impl MemoryBus {
         }
     }
 
-    /// Finishes a delivery that was not acked: back to the queue, or to the
-    /// dead letters once it has been delivered `delivery_limit` times.
-    fn settle_failure(&self, queue: &Queue, mut event: Event) {
-        let deliveries = event.redeliveries.saturating_add(1);
-        if deliveries >= self.inner.delivery_limit {
-            warn!(
-                event_id = %event.id,
-                kind = %event.kind,
-                queue = %queue.name,
-                deliveries,
-                "delivery limit reached, dead-lettering event"
-            );
-            lock(&self.inner.dead_letters).push(event);
-        } else {
-            event.redeliveries = deliveries;
-            queue.push_front(event);
+    fn bury(&self, queue: &str, error: String, event: Event) {
+        lock(&self.inner.dead_letters).push(DeadLetter {
+            queue: queue.to_owned(),
+            error,
+            failed_at: Utc::now(),
+            event,
+        });
+    }
+
+    fn write_spool(&self, path: &Path) -> Result<usize, BusError> {
+        let mut spool = Spool::default();
+        let mut kept = 0;
+        for (key, binding) in &lock(&self.inner.exchange).queues {
+            if let QueueKey::Named(name) = key {
+                let events: Vec<Event> = lock(&binding.queue.events).iter().cloned().collect();
+                kept += events.len();
+                let mut bindings: Vec<String> = binding.patterns.iter().cloned().collect();
+                bindings.sort();
+                spool
+                    .queues
+                    .insert(name.clone(), SpooledQueue { bindings, events });
+            }
         }
+        spool.dead_letters = lock(&self.inner.dead_letters).clone();
+        kept += spool.dead_letters.len();
+        let bytes = serde_json::to_vec(&spool).map_err(|e| BusError::Spool(e.to_string()))?;
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| BusError::Spool(format!("{}: {e}", path.display())))?;
+        Ok(kept)
     }
 
     #[cfg(test)]
@@ -167,7 +254,8 @@ impl MemoryBus {
 impl fmt::Debug for MemoryBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryBus")
-            .field("delivery_limit", &self.inner.delivery_limit)
+            .field("retry", &self.inner.retry)
+            .field("spool", &self.inner.spool)
             .finish_non_exhaustive()
     }
 }
@@ -184,28 +272,36 @@ impl Drop for Detach<'_> {
     }
 }
 
-/// The event in hand. If the consuming future is dropped (or the handler
-/// panics) before the event is settled, it goes back to the queue, as an
-/// unacked message does when a broker channel closes.
+/// The event in hand. If it is not settled (shutdown during a retry wait, the
+/// consuming future dropped, the handler panicking) it goes back to the head of
+/// its queue, as an unacked message does when a broker channel closes.
 struct InFlight<'a> {
-    bus: &'a MemoryBus,
     queue: &'a Queue,
     event: Option<Event>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Some(event) = self.event.take() {
-            self.bus.settle_failure(self.queue, event);
+        if let Some(mut event) = self.event.take() {
+            event.redeliveries = event.redeliveries.saturating_add(1);
+            self.queue.push_front(event);
         }
     }
 }
 
 #[async_trait]
 impl Bus for MemoryBus {
+    fn declare(&self, subscriptions: &[Subscription]) {
+        for subscription in subscriptions {
+            if subscription.fanout == Fanout::Shared {
+                self.named_queue(&subscription.name, &subscription.bindings);
+            }
+        }
+    }
+
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
-        let exchange = lock(&self.inner.exchange);
-        for binding in exchange.queues.values() {
+        let mut routed = false;
+        for binding in lock(&self.inner.exchange).queues.values() {
             if binding
                 .patterns
                 .iter()
@@ -214,7 +310,13 @@ impl Bus for MemoryBus {
                 let mut copy = event.clone();
                 copy.redeliveries = 0;
                 binding.queue.push_back(copy);
+                routed = true;
             }
+        }
+        if !routed {
+            warn!(event_id = %event.id, kind = %event.kind, "no queue is bound for the event; keeping it as unroutable");
+            crate::metrics::record_event_unroutable(&event.kind);
+            self.bury(UNROUTABLE, format!("no queue is bound for {}", event.kind), event.clone());
         }
         Ok(())
     }
@@ -240,36 +342,77 @@ impl Bus for MemoryBus {
                 continue;
             };
             let mut in_flight = InFlight {
-                bus: self,
                 queue: &queue,
                 event: Some(event),
             };
-            let outcome = match in_flight.event.as_ref() {
-                Some(event) => super::deliver(handler.as_ref(), event, &subscription.name).await,
-                None => Ok(()),
+            let Some(event) = in_flight.event.as_mut() else {
+                continue;
             };
-            if let Err(error) = outcome {
-                if let Some(event) = in_flight.event.as_ref() {
-                    warn!(
-                        event_id = %event.id,
-                        kind = %event.kind,
-                        subscription = %subscription.name,
-                        redeliveries = event.redeliveries,
-                        error = %error,
-                        "event handler failed"
-                    );
+            match settle(
+                handler.as_ref(),
+                event,
+                &subscription.name,
+                &self.inner.retry,
+                &shutdown,
+            )
+            .await
+            {
+                Settlement::Handled => in_flight.event = None,
+                Settlement::DeadLetter(error) => {
+                    if let Some(event) = in_flight.event.take() {
+                        self.bury(&subscription.name, error, event);
+                    }
                 }
-                // Dropping the guard with the event still inside settles the failure.
-                drop(in_flight);
-            } else {
-                // Acked: nothing goes back to the queue.
-                in_flight.event = None;
+                // Dropping the guard with the event inside puts it back.
+                Settlement::Requeue => drop(in_flight),
             }
         }
     }
 
     async fn check(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    async fn dead_letters(
+        &self,
+        action: DeadLetterAction,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        let selected: Vec<DeadLetter> = {
+            let mut letters = lock(&self.inner.dead_letters);
+            if action == DeadLetterAction::List {
+                return Ok(letters
+                    .iter()
+                    .filter(|letter| filter.matches(letter))
+                    .cloned()
+                    .collect());
+            }
+            let (selected, kept) = letters.drain(..).partition(|letter| filter.matches(letter));
+            *letters = kept;
+            selected
+        };
+        if action == DeadLetterAction::Replay {
+            for letter in &selected {
+                let mut event = letter.event.clone();
+                event.redeliveries = 0;
+                if letter.queue == UNROUTABLE {
+                    self.publish(&event).await?;
+                } else {
+                    self.named_queue(&letter.queue, &[]).push_back(event);
+                }
+            }
+        }
+        Ok(selected)
+    }
+
+    async fn close(&self) {
+        let Some(path) = &self.inner.spool else {
+            return;
+        };
+        match self.write_spool(path) {
+            Ok(kept) => info!(kept, spool = %path.display(), "event bus spooled"),
+            Err(error) => warn!(error = %error, "spooling the event bus failed; queued events are lost"),
+        }
     }
 }
 
@@ -285,9 +428,27 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::MemoryBus;
-    use crate::bus::{Bus, Event, EventHandler, Fanout, HandlerError, Subscription};
+    use crate::bus::{
+        Bus, DeadLetterAction, DeadLetterFilter, Event, EventHandler, Fanout, HandlerError,
+        RetryPolicy, Subscription, UNROUTABLE,
+    };
 
     const WAIT: Duration = Duration::from_secs(5);
+
+    /// Retries quickly enough for a test, with a visible backoff.
+    fn retry(delivery_limit: u32) -> RetryPolicy {
+        RetryPolicy {
+            delivery_limit,
+            initial_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(200),
+        }
+    }
+
+    async fn all_dead_letters(bus: &MemoryBus) -> Vec<crate::bus::DeadLetter> {
+        bus.dead_letters(DeadLetterAction::List, &DeadLetterFilter::default())
+            .await
+            .expect("list")
+    }
 
     /// Records every delivery; fails the first `failures` deliveries of each event
     /// (`u32::MAX`: always), and may sleep before answering.
@@ -380,7 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn routes_by_binding_pattern() {
-        let bus = MemoryBus::new(5);
+        let bus = MemoryBus::new(retry(5));
         let shutdown = CancellationToken::new();
         let (handler, mut rx) = recorder("a", 0);
         let task = spawn_consumer(
@@ -425,7 +586,7 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_all_cloud_event_attributes() {
-        let bus = MemoryBus::new(5);
+        let bus = MemoryBus::new(retry(5));
         let shutdown = CancellationToken::new();
         let (handler, mut rx) = recorder("a", 0);
         let task = spawn_consumer(
@@ -448,19 +609,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn keeps_events_for_an_existing_queue_and_drops_them_before_it_exists() {
-        let bus = MemoryBus::new(5);
+    async fn keeps_events_for_a_declared_queue_and_unroutable_ones_as_dead_letters() {
+        let bus = MemoryBus::new(retry(5));
         let sub = subscription("test.durable", &["ticketing.#"], Fanout::Shared);
 
-        // No queue yet: dropped, like a publish to an exchange without bindings.
-        bus.publish(&event("ticketing.ticket.created"))
-            .await
-            .expect("publish");
+        // No queue yet: kept as an unroutable dead letter, not dropped.
+        let stray = event("ticketing.ticket.created");
+        bus.publish(&stray).await.expect("publish");
+        let dead = all_dead_letters(&bus).await;
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].queue, UNROUTABLE);
+        assert_eq!(dead[0].event.id, stray.id);
+
+        // Declared before its consumer ever ran: keeps what is published.
+        bus.declare(std::slice::from_ref(&sub));
+        let early = event("ticketing.ticket.updated");
+        bus.publish(&early).await.expect("publish");
 
         let first_run = CancellationToken::new();
         let (handler, mut rx) = recorder("a", 0);
         let task = spawn_consumer(&bus, sub.clone(), handler, &first_run);
-        wait_for_queues(&bus, 1).await;
+        assert_eq!(next(&mut rx).await.1.id, early.id);
         first_run.cancel();
         task.await.expect("consumer task");
         assert_quiet(&mut rx).await;
@@ -469,10 +638,19 @@ mod tests {
         let kept = event("ticketing.ticket.closed");
         bus.publish(&kept).await.expect("publish");
 
+        // Replaying the unroutable event now routes it to the declared queue.
+        let replayed = bus
+            .dead_letters(DeadLetterAction::Replay, &DeadLetterFilter::default())
+            .await
+            .expect("replay");
+        assert_eq!(replayed.len(), 1);
+        assert!(all_dead_letters(&bus).await.is_empty());
+
         let second_run = CancellationToken::new();
         let (handler, mut rx) = recorder("a", 0);
         let task = spawn_consumer(&bus, sub, handler, &second_run);
         assert_eq!(next(&mut rx).await.1.id, kept.id);
+        assert_eq!(next(&mut rx).await.1.id, stray.id);
         assert_quiet(&mut rx).await;
         second_run.cancel();
         task.await.expect("consumer task");
@@ -480,7 +658,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn competing_consumers_get_each_event_once() {
-        let bus = MemoryBus::new(5);
+        let bus = MemoryBus::new(retry(5));
         let shutdown = CancellationToken::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
@@ -528,7 +706,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_replica_consumers_each_get_every_event() {
-        let bus = MemoryBus::new(5);
+        let bus = MemoryBus::new(retry(5));
         let shutdown = CancellationToken::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
@@ -574,7 +752,7 @@ mod tests {
 
     #[tokio::test]
     async fn failing_handler_is_redelivered_then_dead_lettered() {
-        let bus = MemoryBus::new(3);
+        let bus = MemoryBus::new(retry(3));
         let shutdown = CancellationToken::new();
         let (handler, mut rx) = recorder("a", u32::MAX);
         let task = spawn_consumer(
@@ -588,17 +766,38 @@ mod tests {
         let sent = event("surveys.response.submitted");
         bus.publish(&sent).await.expect("publish");
 
+        let mut arrivals = Vec::new();
         for attempt in 0..3 {
             let (_, e) = next(&mut rx).await;
+            arrivals.push(std::time::Instant::now());
             assert_eq!(e.id, sent.id);
             assert_eq!(e.redeliveries, attempt);
         }
         assert_quiet(&mut rx).await;
+        // Retried with backoff (40 ms, then 80 ms), not at once.
+        assert!(arrivals[1] - arrivals[0] >= Duration::from_millis(40));
+        assert!(arrivals[2] - arrivals[1] >= Duration::from_millis(80));
 
-        let dead = bus.dead_letters();
+        let dead = all_dead_letters(&bus).await;
         assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].id, sent.id);
-        assert_eq!(dead[0].data, sent.data);
+        assert_eq!(dead[0].queue, "test.poison");
+        assert!(dead[0].error.contains("refusing delivery 2"), "{}", dead[0].error);
+        assert_eq!(dead[0].event.id, sent.id);
+        assert_eq!(dead[0].event.data, sent.data);
+
+        // Replay hands it back to its queue, where the handler fails again.
+        let replayed = bus
+            .dead_letters(
+                DeadLetterAction::Replay,
+                &DeadLetterFilter {
+                    queue: Some("test.poison".into()),
+                    ids: vec![sent.id],
+                },
+            )
+            .await
+            .expect("replay");
+        assert_eq!(replayed.len(), 1);
+        assert_eq!(next(&mut rx).await.1.redeliveries, 0);
 
         shutdown.cancel();
         task.await.expect("consumer task");
@@ -606,7 +805,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_that_recovers_acks_on_redelivery() {
-        let bus = MemoryBus::new(3);
+        let bus = MemoryBus::new(retry(3));
         let shutdown = CancellationToken::new();
         let (handler, mut rx) = recorder("a", 1);
         let task = spawn_consumer(
@@ -623,7 +822,7 @@ mod tests {
         assert_eq!(next(&mut rx).await.1.redeliveries, 0);
         assert_eq!(next(&mut rx).await.1.redeliveries, 1);
         assert_quiet(&mut rx).await;
-        assert!(bus.dead_letters().is_empty());
+        assert!(all_dead_letters(&bus).await.is_empty());
 
         shutdown.cancel();
         task.await.expect("consumer task");
@@ -631,7 +830,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_returns_after_finishing_the_event_in_hand() {
-        let bus = MemoryBus::new(5);
+        let bus = MemoryBus::new(retry(5));
         let shutdown = CancellationToken::new();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let handler = Arc::new(Recorder {
@@ -672,7 +871,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_consumer_returns_on_shutdown() {
-        let bus = MemoryBus::new(5);
+        let bus = MemoryBus::new(retry(5));
         let shutdown = CancellationToken::new();
         let (handler, _rx) = recorder("a", 0);
         let task = spawn_consumer(
@@ -688,5 +887,74 @@ mod tests {
             .expect("consume returns after shutdown")
             .expect("consumer task");
         bus.check().await.expect("memory bus is always ready");
+    }
+
+    #[tokio::test]
+    async fn shutdown_during_a_retry_wait_requeues_the_event() {
+        let bus = MemoryBus::new(RetryPolicy {
+            delivery_limit: 5,
+            initial_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(30),
+        });
+        let shutdown = CancellationToken::new();
+        let (handler, mut rx) = recorder("a", 1);
+        let sub = subscription("test.patient", &["#"], Fanout::Shared);
+        let task = spawn_consumer(&bus, sub.clone(), handler, &shutdown);
+        wait_for_queues(&bus, 1).await;
+        let sent = event("routing.task.created");
+        bus.publish(&sent).await.expect("publish");
+        assert_eq!(next(&mut rx).await.1.redeliveries, 0);
+        shutdown.cancel();
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("consume returns without waiting out the backoff")
+            .expect("consumer task");
+        assert!(all_dead_letters(&bus).await.is_empty());
+
+        // Back in the queue with its delivery counted.
+        let restart = CancellationToken::new();
+        let (handler, mut rx) = recorder("a", 1);
+        let task = spawn_consumer(&bus, sub, handler, &restart);
+        let (_, again) = next(&mut rx).await;
+        assert_eq!((again.id, again.redeliveries), (sent.id, 1));
+        restart.cancel();
+        task.await.expect("consumer task");
+    }
+
+    #[tokio::test]
+    async fn a_restart_takes_back_queued_events_and_dead_letters_from_the_spool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bus.spool");
+        let sub = subscription("test.spooled", &["identity.#"], Fanout::Shared);
+        let queued = event("identity.customer.created");
+        let stray = event("reporting.nobody.listens");
+        {
+            let bus = MemoryBus::with_spool(retry(3), &path).expect("empty spool");
+            assert!(
+                MemoryBus::with_spool(retry(3), &path).is_err(),
+                "one owner at a time"
+            );
+            bus.declare(std::slice::from_ref(&sub));
+            bus.publish(&queued).await.expect("publish");
+            bus.publish(&stray).await.expect("publish");
+            bus.close().await;
+        }
+        let bus = MemoryBus::with_spool(retry(3), &path).expect("spool");
+        let dead = all_dead_letters(&bus).await;
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].event, stray);
+        // The queue and its bindings came back too: new events still route.
+        let later = event("identity.customer.updated");
+        bus.publish(&later).await.expect("publish");
+        let shutdown = CancellationToken::new();
+        let (handler, mut rx) = recorder("a", 0);
+        let task = spawn_consumer(&bus, sub, handler, &shutdown);
+        assert_eq!(next(&mut rx).await.1, queued);
+        assert_eq!(next(&mut rx).await.1.id, later.id);
+        shutdown.cancel();
+        task.await.expect("consumer task");
+
+        std::fs::write(&path, b"not json").expect("write");
+        assert!(MemoryBus::with_spool(retry(3), &path).is_err());
     }
 }

@@ -1,27 +1,41 @@
 //! The event bus: one topic exchange, routing keys `<service>.<entity>.<verb>`,
-//! at-least-once delivery with a delivery limit and a dead-letter sink.
+//! at-least-once delivery, retries with backoff, and dead letters that operators
+//! list, replay and drop.
 //!
 //! Two backends with the same semantics: RabbitMQ through lapin (publisher
-//! confirms, quorum queues, CloudEvents attributes in AMQP headers) and an
-//! in-process one for the embedded mode and tests.
+//! confirms, mandatory publishes, quorum queues, CloudEvents attributes in AMQP
+//! headers) and an in-process one for the embedded mode and tests, which spools
+//! what it holds to disk at shutdown and takes it back at start.
+//!
+//! What a change on a live broker cannot break: queues carry no argument an
+//! operator may want to change. Retries, the delivery limit and dead-lettering
+//! are the consumer's own work (`settle`), so changing `bus.delivery_limit`
+//! needs a restart, never a queue redeclaration.
 
 mod amqp;
 mod memory;
+mod retry;
 mod topic;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use amqp::{AmqpBus, AmqpSettings};
 pub use memory::MemoryBus;
+pub use retry::RetryPolicy;
+pub(crate) use retry::{Settlement, settle};
 pub use topic::topic_matches;
 
+/// Where an event that matched no queue is kept, as `DeadLetter::queue` shows it.
+pub const UNROUTABLE: &str = "(unroutable)";
+
 /// One event as it travels: CloudEvents attributes plus a protobuf payload.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// CloudEvents `id`; consumers de-duplicate on it.
     pub id: Uuid,
@@ -36,6 +50,10 @@ pub struct Event {
     pub data: Vec<u8>,
     /// W3C trace context of the change that produced the event.
     pub traceparent: Option<String>,
+    /// CloudEvents `sequence`: the publishing service's outbox position. For one
+    /// subject a higher sequence is a later change, so a consumer that meets
+    /// events out of order can tell which is newer.
+    pub sequence: Option<u64>,
     /// How many times this event has been handed to a consumer before (0 on first delivery).
     pub redeliveries: u32,
 }
@@ -50,6 +68,7 @@ impl Event {
             time: Utc::now(),
             data,
             traceparent: None,
+            sequence: None,
             redeliveries: 0,
         }
     }
@@ -82,7 +101,7 @@ pub struct Subscription {
     pub fanout: Fanout,
 }
 
-/// Why a handler did not apply an event. Either way the event is redelivered
+/// Why a handler did not apply an event. The event is retried with backoff
 /// until the delivery limit, then dead-lettered.
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
@@ -101,6 +120,46 @@ pub enum BusError {
     NotConfirmed(Uuid),
     #[error("broker error: {0}")]
     Broker(String),
+    #[error("event spool: {0}")]
+    Spool(String),
+}
+
+/// An event a consumer gave up on (or that matched no queue), kept for an operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The queue whose consumer failed, or `UNROUTABLE`.
+    pub queue: String,
+    /// The last handler error.
+    pub error: String,
+    pub failed_at: DateTime<Utc>,
+    pub event: Event,
+}
+
+/// What `hotline events dead-letters` does to the letters a filter selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadLetterAction {
+    /// Show them; they stay.
+    List,
+    /// Hand them back to the queue they failed in (unroutable ones: publish them
+    /// again, now that a queue may be bound), then forget them.
+    Replay,
+    /// Forget them.
+    Drop,
+}
+
+/// Which dead letters an action applies to: all, or those of one queue, or
+/// those with the given event ids.
+#[derive(Clone, Debug, Default)]
+pub struct DeadLetterFilter {
+    pub queue: Option<String>,
+    pub ids: Vec<Uuid>,
+}
+
+impl DeadLetterFilter {
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        self.queue.as_ref().is_none_or(|queue| *queue == letter.queue)
+            && (self.ids.is_empty() || self.ids.contains(&letter.event.id))
+    }
 }
 
 /// Hands `event` to `handler` inside a span that continues the trace of the
@@ -128,13 +187,20 @@ pub(crate) async fn deliver(
 
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
+    /// Makes the queues of these `Fanout::Shared` subscriptions exist before any
+    /// event is published (now, or on the next connection to the broker), so
+    /// events published before their consumer first starts are kept.
+    fn declare(&self, subscriptions: &[Subscription]);
+
     /// Publishes one persistent event; returns once the broker has confirmed it.
+    /// An event no queue is bound for is kept as an `UNROUTABLE` dead letter.
     async fn publish(&self, event: &Event) -> Result<(), BusError>;
 
     /// Consumes `subscription` until `shutdown` is cancelled. An event is acked
-    /// after `handler` returns `Ok`; on `Err` it is redelivered, and after the
-    /// delivery limit it goes to the dead-letter queue. Returns once the event in
-    /// hand (if any) is finished.
+    /// after `handler` returns `Ok`; on `Err` it is retried with backoff, and
+    /// after the delivery limit it becomes a dead letter. Returns once the event
+    /// in hand (if any) is settled: an event whose retries are cut short by
+    /// shutdown goes back to its queue.
     async fn consume(
         &self,
         subscription: Subscription,
@@ -142,6 +208,18 @@ pub trait Bus: Send + Sync + 'static {
         shutdown: CancellationToken,
     ) -> Result<(), BusError>;
 
-    /// Whether the bus can take publishes now (for `/readyz`).
+    /// Whether the broker takes publishes now (for logs and metrics; a broker
+    /// outage delays events, it does not make a service unready).
     async fn check(&self) -> Result<(), BusError>;
+
+    /// Lists, replays or drops the dead letters `filter` selects; returns them.
+    async fn dead_letters(
+        &self,
+        action: DeadLetterAction,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<DeadLetter>, BusError>;
+
+    /// Ends the bus's work after every consumer and the outbox relay stopped:
+    /// the broker connection closes; the in-process bus spools what it holds.
+    async fn close(&self);
 }

@@ -1,0 +1,413 @@
+//! A rolling restart under load: two identity processes on PostgreSQL + Redis +
+//! RabbitMQ, each stopped with SIGTERM and started again in turn, ten times,
+//! while clients keep making screen pops and customer writes through a balancer
+//! that, like a Kubernetes Service, sends only to processes whose `/readyz` says
+//! ready and retries a refused connection on the other process. No request may
+//! fail; every write's event must reach the broker exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use hotline_kit::bus::{
+    AmqpBus, AmqpSettings, Bus, Event, EventHandler, Fanout, HandlerError, Subscription,
+};
+use hotline_testkit::Infra;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_hotline");
+const ADMIN: (&str, &str) = ("restart-admin", "restart-admin-secret-0123456789");
+const ROUNDS: usize = 10;
+const WORKERS: usize = 3;
+
+/// One `hotline serve --target identity` on fixed ports, so a restart comes back
+/// where the balancer expects it.
+struct Replica {
+    http: String,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Replica {
+    fn new(infra: &Infra) -> Self {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let (http, grpc) = (free(), free());
+        let env = [
+            ("HOTLINE_SERVER__HTTP_ADDR", http.to_string()),
+            ("HOTLINE_SERVER__GRPC_ADDR", grpc.to_string()),
+            ("HOTLINE_SERVER__SHUTDOWN_DELAY", "1s".into()),
+            ("HOTLINE_DATABASE__URL", infra.database_url.clone()),
+            ("HOTLINE_DATABASE__SCHEMA_PREFIX", format!("{}_", infra.run_id)),
+            ("HOTLINE_BUS__KIND", "amqp".into()),
+            ("HOTLINE_BUS__AMQP_URL", infra.amqp_url.clone()),
+            ("HOTLINE_CACHE__KIND", "redis".into()),
+            ("HOTLINE_CACHE__REDIS_URL", infra.redis_url.clone()),
+            ("HOTLINE_CACHE__PREFIX", infra.run_id.clone()),
+            (
+                "HOTLINE_IDENTITY__PII_KEY",
+                "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=".into(),
+            ),
+            ("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0.into()),
+            ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1.into()),
+            ("HOTLINE_TELEMETRY__LEVEL", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        Self {
+            http: format!("http://{http}"),
+            env,
+            child: None,
+        }
+    }
+
+    fn start(&mut self, data_dir: &std::path::Path) {
+        let mut command = Command::new(BINARY);
+        command
+            .args(["serve", "--target", "identity", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("HOTLINE_") {
+                command.env_remove(name);
+            }
+        }
+        command.envs(self.env.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        self.child = Some(command.spawn().unwrap());
+    }
+
+    /// SIGTERM, then a clean exit (waited for off the runtime's threads).
+    async fn stop(&mut self) {
+        let child = self.child.take().expect("running");
+        tokio::task::spawn_blocking(move || terminate(child))
+            .await
+            .unwrap();
+    }
+}
+
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit 0 after SIGTERM: {exit}");
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn is_ready(client: &reqwest::Client, replica: &Replica) -> bool {
+    client
+        .get(format!("{}/readyz", replica.http))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
+}
+
+async fn wait_ready(client: &reqwest::Client, replica: &Replica) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !is_ready(client, replica).await {
+        assert!(Instant::now() < deadline, "{} never became ready", replica.http);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    requests: AtomicU64,
+    retried: AtomicU64,
+    failures: Mutex<Vec<String>>,
+    /// Customer id → the versions its writes produced, one event each.
+    writes: Mutex<HashMap<String, Vec<i64>>>,
+}
+
+/// The balancer: round robin over the replicas seen ready; a refused connection
+/// (the process is gone) is retried on the other one.
+struct Balancer {
+    replicas: Vec<(String, Arc<AtomicBool>)>,
+    client: reqwest::Client,
+    next: AtomicU64,
+    tally: Arc<Tally>,
+}
+
+impl Balancer {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Option<Value> {
+        self.tally.requests.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let start = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+            let pick = (0..self.replicas.len())
+                .map(|offset| &self.replicas[(start + offset) % self.replicas.len()])
+                .find(|(_, ready)| ready.load(Ordering::Relaxed));
+            let Some((base, ready)) = pick else {
+                assert!(Instant::now() < deadline, "no replica ready for 30 s");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let mut request = self
+                .client
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    return Some(response.json().await.unwrap());
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    self.tally
+                        .failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{method} {path} on {base}: {status} {text}"));
+                    return None;
+                }
+                Err(error) if error.is_connect() => {
+                    ready.store(false, Ordering::Relaxed);
+                    self.tally.retried.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    self.tally
+                        .failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{method} {path} on {base}: {error}"));
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Creates customers, pops their screens and updates them until `stop`.
+async fn client_loop(balancer: Arc<Balancer>, token: String, worker: usize, stop: CancellationToken) {
+    let mut n = 0u32;
+    while !stop.is_cancelled() {
+        n += 1;
+        let phone = format!("1390{worker}{n:06}");
+        let Some(created) = balancer
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/customers",
+                &token,
+                Some(&json!({"name": "重启", "phones": [{"number": phone}]})),
+            )
+            .await
+        else {
+            continue;
+        };
+        let id = created["id"].as_str().unwrap().to_owned();
+        balancer.tally.writes.lock().unwrap().insert(id.clone(), vec![1]);
+        balancer
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/customers/lookup?phone={phone}"),
+                &token,
+                None,
+            )
+            .await;
+        if let Some(updated) = balancer
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/customers/{id}"),
+                &token,
+                Some(&json!({"vip_level": 1})),
+            )
+            .await
+        {
+            let version = updated["version"].as_i64().unwrap();
+            balancer.tally.writes.lock().unwrap().entry(id).or_default().push(version);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Event>>);
+
+#[async_trait]
+impl EventHandler for Recorder {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        self.0.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    // Counts from the broker: a queue of our own, there before the first write.
+    let observer = AmqpBus::new(AmqpSettings {
+        url: infra.amqp_url.clone(),
+        ..AmqpSettings::default()
+    });
+    let subscription = Subscription {
+        name: "observer.restarts".into(),
+        bindings: vec!["identity.customer.*".into()],
+        fanout: Fanout::Shared,
+    };
+    observer.declare(std::slice::from_ref(&subscription));
+    observer.check().await.expect("broker");
+
+    let data_dir = infra.data_dir();
+    let mut replicas = [Replica::new(&infra), Replica::new(&infra)];
+    let probe = reqwest::Client::new();
+    // The first start migrates; the second joins the migrated schema.
+    for replica in &mut replicas {
+        replica.start(&data_dir);
+        wait_ready(&probe, replica).await;
+    }
+    let flags: Vec<Arc<AtomicBool>> =
+        replicas.iter().map(|_| Arc::new(AtomicBool::new(true))).collect();
+    let tally = Arc::new(Tally::default());
+    let balancer = Arc::new(Balancer {
+        replicas: replicas
+            .iter()
+            .zip(&flags)
+            .map(|(replica, flag)| (replica.http.clone(), flag.clone()))
+            .collect(),
+        // A connection per request, as many clients behind a Service have.
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        next: AtomicU64::new(0),
+        tally: tally.clone(),
+    });
+    let token = hotline_testkit::client_token(&probe, &replicas[0].http, ADMIN.0, ADMIN.1).await;
+
+    // What the balancer knows of readiness, refreshed like an endpoints controller.
+    let stop = CancellationToken::new();
+    let watcher = {
+        let urls: Vec<String> = replicas.iter().map(|r| r.http.clone()).collect();
+        let (flags, stop, probe) = (flags.clone(), stop.clone(), probe.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                for (url, flag) in urls.iter().zip(&flags) {
+                    let ready = probe
+                        .get(format!("{url}/readyz"))
+                        .timeout(Duration::from_millis(300))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    flag.store(ready, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|worker| {
+            tokio::spawn(client_loop(balancer.clone(), token.clone(), worker, stop.clone()))
+        })
+        .collect();
+
+    let started = Instant::now();
+    for _round in 0..ROUNDS {
+        for replica in &mut replicas {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            replica.stop().await;
+            replica.start(&data_dir);
+            wait_ready(&probe, replica).await;
+        }
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    watcher.await.unwrap();
+    for replica in &mut replicas {
+        replica.stop().await;
+    }
+
+    let failures = tally.failures.lock().unwrap().clone();
+    let requests = tally.requests.load(Ordering::Relaxed);
+    let writes = tally.writes.lock().unwrap().clone();
+    let expected_events: usize = writes.values().map(Vec::len).sum();
+    println!(
+        "rolling restart: {} restarts in {:.1} s, {requests} requests, {} retried on a refused connection, {} failed, {expected_events} writes",
+        ROUNDS * 2,
+        elapsed.as_secs_f64(),
+        tally.retried.load(Ordering::Relaxed),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "failed requests: {failures:#?}");
+    assert!(requests > 100, "too little load to mean anything: {requests}");
+
+    // Every write's event, once: counted from the broker after both stopped.
+    let recorder = Arc::new(Recorder::default());
+    let consuming = CancellationToken::new();
+    let consumer = {
+        let (bus, handler, stop) = (observer.clone(), recorder.clone(), consuming.clone());
+        tokio::spawn(async move { bus.consume(subscription, handler, stop).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorder.0.lock().unwrap().len() < expected_events && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    consuming.cancel();
+    consumer.await.unwrap().unwrap();
+    let events = recorder.0.lock().unwrap().clone();
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for event in &events {
+        let subject = event.subject.clone().unwrap_or_default();
+        *seen.entry((subject, event.id.to_string())).or_default() += 1;
+    }
+    let duplicated = seen.values().filter(|count| **count > 1).count();
+    let mut per_customer: HashMap<String, usize> = HashMap::new();
+    for (subject, _) in seen.keys() {
+        *per_customer.entry(subject.clone()).or_default() += 1;
+    }
+    let lost: Vec<_> = writes
+        .iter()
+        .filter(|(id, versions)| per_customer.get(*id).copied().unwrap_or(0) < versions.len())
+        .collect();
+    println!(
+        "events: {} received, {} distinct, {duplicated} duplicated, {} customers short of events",
+        events.len(),
+        seen.len(),
+        lost.len()
+    );
+    assert_eq!(duplicated, 0, "events published twice");
+    assert!(lost.is_empty(), "events lost for {lost:?}");
+    assert_eq!(seen.len(), expected_events);
+}
