@@ -148,14 +148,19 @@ async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
         .map_err(|e| format!("{e:#}"))?;
     for letter in &letters {
         if args.json {
-            println!("{}", serde_json::to_string(letter).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string(letter).map_err(|e| e.to_string())?
+            );
         } else {
             println!(
                 "{}  {}  {}  {}  {}",
                 letter.event.id,
                 letter.queue,
                 letter.event.kind,
-                letter.failed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                letter
+                    .failed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 letter.error
             );
         }

@@ -366,8 +366,8 @@ async fn dead_letters_of_the_embedded_bus_are_listed_and_dropped_between_runs() 
     let kept = Event::new("reporting.nobody.listens", "/hotline/test", vec![1]);
     let dropped = Event::new("reporting.nobody.cares", "/hotline/test", vec![2]);
     {
-        let bus = MemoryBus::with_spool(RetryPolicy::default(), &dir.path().join("bus.spool"))
-            .unwrap();
+        let bus =
+            MemoryBus::with_spool(RetryPolicy::default(), &dir.path().join("bus.spool")).unwrap();
         bus.publish(&kept).await.unwrap();
         bus.publish(&dropped).await.unwrap();
         bus.close().await;
@@ -397,7 +397,10 @@ async fn dead_letters_of_the_embedded_bus_are_listed_and_dropped_between_runs() 
         dir.path(),
         &[
             ("HOTLINE_BOOTSTRAP_CLIENT_ID", "ops-admin"),
-            ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", "ops-admin-secret-0123456789"),
+            (
+                "HOTLINE_BOOTSTRAP_CLIENT_SECRET",
+                "ops-admin-secret-0123456789",
+            ),
         ],
     );
     let refused = letters(&["list"]);

@@ -51,7 +51,10 @@ impl Replica {
             ("HOTLINE_SERVER__GRPC_ADDR", grpc.to_string()),
             ("HOTLINE_SERVER__SHUTDOWN_DELAY", "1s".into()),
             ("HOTLINE_DATABASE__URL", infra.database_url.clone()),
-            ("HOTLINE_DATABASE__SCHEMA_PREFIX", format!("{}_", infra.run_id)),
+            (
+                "HOTLINE_DATABASE__SCHEMA_PREFIX",
+                format!("{}_", infra.run_id),
+            ),
             ("HOTLINE_BUS__KIND", "amqp".into()),
             ("HOTLINE_BUS__AMQP_URL", infra.amqp_url.clone()),
             ("HOTLINE_CACHE__KIND", "redis".into()),
@@ -131,7 +134,11 @@ async fn is_ready(client: &reqwest::Client, replica: &Replica) -> bool {
 async fn wait_ready(client: &reqwest::Client, replica: &Replica) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !is_ready(client, replica).await {
-        assert!(Instant::now() < deadline, "{} never became ready", replica.http);
+        assert!(
+            Instant::now() < deadline,
+            "{} never became ready",
+            replica.http
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -213,7 +220,12 @@ impl Balancer {
 }
 
 /// Creates customers, pops their screens and updates them until `stop`.
-async fn client_loop(balancer: Arc<Balancer>, token: String, worker: usize, stop: CancellationToken) {
+async fn client_loop(
+    balancer: Arc<Balancer>,
+    token: String,
+    worker: usize,
+    stop: CancellationToken,
+) {
     let mut n = 0u32;
     while !stop.is_cancelled() {
         n += 1;
@@ -230,7 +242,12 @@ async fn client_loop(balancer: Arc<Balancer>, token: String, worker: usize, stop
             continue;
         };
         let id = created["id"].as_str().unwrap().to_owned();
-        balancer.tally.writes.lock().unwrap().insert(id.clone(), vec![1]);
+        balancer
+            .tally
+            .writes
+            .lock()
+            .unwrap()
+            .insert(id.clone(), vec![1]);
         balancer
             .send(
                 reqwest::Method::GET,
@@ -249,7 +266,14 @@ async fn client_loop(balancer: Arc<Balancer>, token: String, worker: usize, stop
             .await
         {
             let version = updated["version"].as_i64().unwrap();
-            balancer.tally.writes.lock().unwrap().entry(id).or_default().push(version);
+            balancer
+                .tally
+                .writes
+                .lock()
+                .unwrap()
+                .entry(id)
+                .or_default()
+                .push(version);
         }
     }
 }
@@ -292,8 +316,10 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
         replica.start(&data_dir);
         wait_ready(&probe, replica).await;
     }
-    let flags: Vec<Arc<AtomicBool>> =
-        replicas.iter().map(|_| Arc::new(AtomicBool::new(true))).collect();
+    let flags: Vec<Arc<AtomicBool>> = replicas
+        .iter()
+        .map(|_| Arc::new(AtomicBool::new(true)))
+        .collect();
     let tally = Arc::new(Tally::default());
     let balancer = Arc::new(Balancer {
         replicas: replicas
@@ -334,7 +360,12 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
     };
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {
-            tokio::spawn(client_loop(balancer.clone(), token.clone(), worker, stop.clone()))
+            tokio::spawn(client_loop(
+                balancer.clone(),
+                token.clone(),
+                worker,
+                stop.clone(),
+            ))
         })
         .collect();
 
@@ -370,7 +401,10 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
         failures.len()
     );
     assert!(failures.is_empty(), "failed requests: {failures:#?}");
-    assert!(requests > 100, "too little load to mean anything: {requests}");
+    assert!(
+        requests > 100,
+        "too little load to mean anything: {requests}"
+    );
 
     // Every write's event, once: counted from the broker after both stopped.
     let recorder = Arc::new(Recorder::default());

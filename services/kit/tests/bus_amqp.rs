@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hotline_kit::bus::{
-    AmqpBus, AmqpSettings, Bus, BusError, DeadLetterAction, DeadLetterFilter, Event,
-    EventHandler, Fanout, HandlerError, RetryPolicy, Subscription, UNROUTABLE,
+    AmqpBus, AmqpSettings, Bus, BusError, DeadLetterAction, DeadLetterFilter, Event, EventHandler,
+    Fanout, HandlerError, RetryPolicy, Subscription, UNROUTABLE,
 };
 use hotline_testkit::{Infra, TcpProxy};
 use lapin::message::BasicGetMessage;
@@ -334,9 +334,16 @@ async fn failing_handler_dead_letters_after_the_delivery_limit() {
     assert_eq!(listed[0].queue, queue);
     assert_eq!(listed[0].event.id, sent.id);
     assert_eq!(listed[0].event.data, sent.data);
-    assert!(listed[0].error.contains("refusing delivery 2"), "{}", listed[0].error);
+    assert!(
+        listed[0].error.contains("refusing delivery 2"),
+        "{}",
+        listed[0].error
+    );
     // Listing leaves it where it was.
-    let again = bus.dead_letters(DeadLetterAction::List, &filter).await.expect("list");
+    let again = bus
+        .dead_letters(DeadLetterAction::List, &filter)
+        .await
+        .expect("list");
     assert_eq!(again.len(), 1);
 
     let replayed = bus
@@ -361,7 +368,12 @@ async fn failing_handler_dead_letters_after_the_delivery_limit() {
         .await
         .expect("drop");
     assert_eq!(dropped.len(), 1);
-    assert!(bus.dead_letters(DeadLetterAction::List, &filter).await.expect("list").is_empty());
+    assert!(
+        bus.dead_letters(DeadLetterAction::List, &filter)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_quiet(&mut rx, Duration::from_millis(500)).await;
 
     stop(&shutdown, vec![task]).await;
@@ -566,7 +578,6 @@ async fn publisher_confirms_return_ok() {
     for publish in publishes.collect::<Vec<_>>() {
         publish.await.expect("task").expect("confirmed publish");
     }
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,7 +700,10 @@ async fn a_queue_declared_with_other_arguments_is_used_as_it_is() {
     let queue = "identity.timeline";
     let channel = admin.connection.create_channel().await.expect("channel");
     let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(3));
     arguments.insert(
         "x-dead-letter-exchange".into(),
@@ -752,14 +766,24 @@ async fn publishes_with_the_broker_down_fail_fast_and_work_once_it_is_back() {
     let bus = AmqpBus::new(settings);
     let event = Event::new("identity.customer.created", "/hotline/identity", vec![]);
     let started = std::time::Instant::now();
-    assert!(matches!(bus.publish(&event).await, Err(BusError::Connection(_))));
-    assert!(started.elapsed() < Duration::from_secs(5), "a refused connection fails at once");
+    assert!(matches!(
+        bus.publish(&event).await,
+        Err(BusError::Connection(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a refused connection fails at once"
+    );
 
     proxy.resume().await;
-    bus.publish(&event).await.expect("published once the broker is back");
+    bus.publish(&event)
+        .await
+        .expect("published once the broker is back");
     // Cut mid-run: the next publish reconnects.
     proxy.stop().await;
     assert!(bus.publish(&event).await.is_err());
     proxy.resume().await;
-    bus.publish(&event).await.expect("published after reconnecting");
+    bus.publish(&event)
+        .await
+        .expect("published after reconnecting");
 }

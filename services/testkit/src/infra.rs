@@ -77,7 +77,11 @@ pub fn amqp_url_for_vhost(amqp_url: &str, vhost: &str) -> String {
 }
 
 /// One call to the management API (`PUT` with a JSON body, or `DELETE`).
-async fn rabbitmq_api(method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<(), String> {
+async fn rabbitmq_api(
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(), String> {
     let mut url = reqwest::Url::parse(&rabbitmq_api_url()).map_err(|e| e.to_string())?;
     let (user, password) = (url.username().to_owned(), url.password().map(str::to_owned));
     let _ = url.set_username("");
@@ -100,7 +104,12 @@ async fn rabbitmq_api(method: reqwest::Method, path: &str, body: Option<serde_js
 
 /// Creates the run's virtual host and lets the broker user use it.
 async fn create_vhost(vhost: &str, amqp_url: &str) -> Result<(), String> {
-    rabbitmq_api(reqwest::Method::PUT, &format!("/api/vhosts/{vhost}"), Some(serde_json::json!({}))).await?;
+    rabbitmq_api(
+        reqwest::Method::PUT,
+        &format!("/api/vhosts/{vhost}"),
+        Some(serde_json::json!({})),
+    )
+    .await?;
     let user = reqwest::Url::parse(&amqp_url.replacen("amqp", "http", 1))
         .map(|url| url.username().to_owned())
         .ok()
@@ -192,7 +201,13 @@ impl Infra {
 
     /// Removes the run's schemas, virtual host and cache keys.
     async fn clean_up(run_id: String, vhost: String, database_url: String, redis_url: String) {
-        if let Err(error) = rabbitmq_api(reqwest::Method::DELETE, &format!("/api/vhosts/{vhost}"), None).await {
+        if let Err(error) = rabbitmq_api(
+            reqwest::Method::DELETE,
+            &format!("/api/vhosts/{vhost}"),
+            None,
+        )
+        .await
+        {
             eprintln!("cleanup: deleting vhost {vhost}: {error}");
         }
         match sea_orm::Database::connect(&database_url).await {
@@ -200,7 +215,9 @@ impl Infra {
                 let schemas = db
                     .query_all_raw(sea_orm::Statement::from_string(
                         sea_orm::DatabaseBackend::Postgres,
-                        format!("SELECT nspname FROM pg_namespace WHERE nspname LIKE '{run_id}\\_%'"),
+                        format!(
+                            "SELECT nspname FROM pg_namespace WHERE nspname LIKE '{run_id}\\_%'"
+                        ),
                     ))
                     .await
                     .unwrap_or_default();
@@ -316,12 +333,18 @@ impl Drop for Infra {
         let (run_id, vhost) = (self.run_id.clone(), self.vhost());
         let (database_url, redis_url) = (self.database_url.clone(), self.redis_url.clone());
         // Its own thread and runtime: drop may run inside or outside a runtime.
-        let cleaner = std::thread::spawn(move || {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(Self::clean_up(run_id, vhost, database_url, redis_url)),
-                Err(error) => eprintln!("cleanup: no runtime: {error}"),
-            }
-        });
+        let cleaner =
+            std::thread::spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => {
+                        runtime.block_on(Self::clean_up(run_id, vhost, database_url, redis_url))
+                    }
+                    Err(error) => eprintln!("cleanup: no runtime: {error}"),
+                }
+            });
         let _ = cleaner.join();
     }
 }

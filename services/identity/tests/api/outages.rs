@@ -55,7 +55,10 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
         fanout: Fanout::Shared,
     };
     observer.declare(std::slice::from_ref(&subscription));
-    observer.check().await.expect("the broker answers the observer");
+    observer
+        .check()
+        .await
+        .expect("the broker answers the observer");
 
     // Identity reaches the broker through a proxy that is down from the start.
     let proxy = TcpProxy::start_down(&host_port(&infra.amqp_url, 5672)).await;
@@ -66,20 +69,37 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
     let app = Identity::spawn_on(infra, platform, identity_config("")).await;
 
     // Tokens (spawn_on got one), writes, lookups and readiness, all with the broker down.
-    let ready = app.app.client.get(app.app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK, "the broker is not a readiness dependency");
+    let ready = app
+        .app
+        .client
+        .get(app.app.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "the broker is not a readiness dependency"
+    );
     let created = app.create(zhang_wei()).await;
     let id = created["id"].as_str().unwrap().to_owned();
     for vip_level in [3, 4] {
         let response = app
-            .request(Method::PATCH, &format!("/api/v1/customers/{id}"), &app.admin)
+            .request(
+                Method::PATCH,
+                &format!("/api/v1/customers/{id}"),
+                &app.admin,
+            )
             .json(&json!({"vip_level": vip_level}))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
-    assert_eq!(app.lookup("13800138000", &app.admin).await["candidates"][0]["id"], id);
+    assert_eq!(
+        app.lookup("13800138000", &app.admin).await["candidates"][0]["customer"]["id"],
+        id
+    );
     assert!(
         eventually(Duration::from_secs(10), || async {
             pending(&app.metrics().await) == Some(3)
@@ -95,7 +115,10 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
         tokio::spawn(async move { bus.consume(subscription, handler, stop).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(recorder.0.lock().unwrap().is_empty(), "nothing leaks past the outage");
+    assert!(
+        recorder.0.lock().unwrap().is_empty(),
+        "nothing leaks past the outage"
+    );
 
     proxy.resume().await;
     assert!(
@@ -109,7 +132,11 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
     // Cut again mid-run: the next change waits, then follows.
     proxy.stop().await;
     let response = app
-        .request(Method::PATCH, &format!("/api/v1/customers/{id}"), &app.admin)
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/customers/{id}"),
+            &app.admin,
+        )
         .json(&json!({"vip_level": 5}))
         .send()
         .await
@@ -137,10 +164,17 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
             "identity.customer.updated"
         ]
     );
-    let sequences: Vec<u64> = events.iter().map(|e| e.sequence.expect("a sequence")).collect();
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e.sequence.expect("a sequence"))
+        .collect();
     assert!(
         sequences.windows(2).all(|pair| pair[0] < pair[1]),
         "in outbox order: {sequences:?}"
     );
-    assert!(events.iter().all(|e| e.subject.as_deref() == Some(id.as_str())));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.subject.as_deref() == Some(id.as_str()))
+    );
 }

@@ -223,8 +223,8 @@ impl AmqpBus {
                         &self.inner.settings.exchange,
                         subscription,
                     )
-                        .await
-                        .map_err(|error| BusError::Broker(format!("declaring a queue: {error}")))?;
+                    .await
+                    .map_err(|error| BusError::Broker(format!("declaring a queue: {error}")))?;
                 }
                 slot.declared = declared.len();
             }
@@ -960,7 +960,8 @@ async fn declare_subscription(
             .queue_bind(
                 queue.clone(),
                 exchange.clone(),
-                ShortString::try_new(pattern.as_str()).map_err(|_too_long| name_too_long(pattern))?,
+                ShortString::try_new(pattern.as_str())
+                    .map_err(|_too_long| name_too_long(pattern))?,
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -987,7 +988,11 @@ fn long_string(text: &str) -> AMQPValue {
 }
 
 /// The message's properties with where, why and when it was given up on.
-fn with_dead_letter_headers(properties: BasicProperties, queue: &str, error: &str) -> BasicProperties {
+fn with_dead_letter_headers(
+    properties: BasicProperties,
+    queue: &str,
+    error: &str,
+) -> BasicProperties {
     let mut headers = properties.headers().clone().unwrap_or_default();
     headers.insert(header::DEAD_QUEUE.into(), long_string(queue));
     headers.insert(header::DEAD_ERROR.into(), long_string(error));
@@ -1016,7 +1021,11 @@ fn without_dead_letter_headers(properties: BasicProperties) -> BasicProperties {
 /// still shows, with a nil id and its routing key as its type.
 fn dead_letter_of(delivery: &Delivery) -> DeadLetter {
     let no_headers = FieldTable::default();
-    let headers = delivery.properties.headers().as_ref().unwrap_or(&no_headers);
+    let headers = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .unwrap_or(&no_headers);
     let error = header_string(headers, header::DEAD_ERROR).unwrap_or_default();
     let event = decode_event(delivery).unwrap_or_else(|reason| {
         let mut event = Event::new(delivery.routing_key.as_str(), "", delivery.data.clone());
@@ -1054,7 +1063,10 @@ fn properties_for(event: &Event) -> Result<BasicProperties, BusError> {
     }
     if let Some(sequence) = event.sequence {
         // Zero-padded: the CloudEvents sequence extension compares as strings.
-        headers.insert(header::SEQUENCE.into(), long_string(&format!("{sequence:020}")));
+        headers.insert(
+            header::SEQUENCE.into(),
+            long_string(&format!("{sequence:020}")),
+        );
     }
     Ok(BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())

@@ -316,7 +316,11 @@ impl Bus for MemoryBus {
         if !routed {
             warn!(event_id = %event.id, kind = %event.kind, "no queue is bound for the event; keeping it as unroutable");
             crate::metrics::record_event_unroutable(&event.kind);
-            self.bury(UNROUTABLE, format!("no queue is bound for {}", event.kind), event.clone());
+            self.bury(
+                UNROUTABLE,
+                format!("no queue is bound for {}", event.kind),
+                event.clone(),
+            );
         }
         Ok(())
     }
@@ -411,7 +415,9 @@ impl Bus for MemoryBus {
         };
         match self.write_spool(path) {
             Ok(kept) => info!(kept, spool = %path.display(), "event bus spooled"),
-            Err(error) => warn!(error = %error, "spooling the event bus failed; queued events are lost"),
+            Err(error) => {
+                warn!(error = %error, "spooling the event bus failed; queued events are lost")
+            }
         }
     }
 }
@@ -781,7 +787,11 @@ mod tests {
         let dead = all_dead_letters(&bus).await;
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].queue, "test.poison");
-        assert!(dead[0].error.contains("refusing delivery 2"), "{}", dead[0].error);
+        assert!(
+            dead[0].error.contains("refusing delivery 2"),
+            "{}",
+            dead[0].error
+        );
         assert_eq!(dead[0].event.id, sent.id);
         assert_eq!(dead[0].event.data, sent.data);
 

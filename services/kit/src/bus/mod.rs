@@ -157,7 +157,9 @@ pub struct DeadLetterFilter {
 
 impl DeadLetterFilter {
     pub fn matches(&self, letter: &DeadLetter) -> bool {
-        self.queue.as_ref().is_none_or(|queue| *queue == letter.queue)
+        self.queue
+            .as_ref()
+            .is_none_or(|queue| *queue == letter.queue)
             && (self.ids.is_empty() || self.ids.contains(&letter.event.id))
     }
 }
