@@ -30,10 +30,8 @@ fn config(infra: &Infra) -> Config {
     config.bootstrap_client_secret = hotline_kit::config::Secret::new(ADMIN.1);
     config.database = infra.database_config();
     config.cache = infra.cache_config();
+    // The production exchange and queue names, in the run's own virtual host.
     config.bus = infra.bus_config();
-    // The production exchange and queue names, as a deployment declares them.
-    config.bus.exchange = "hotline.events".into();
-    config.bus.dead_letter_exchange = "hotline.dlx".into();
     if infra.backends == hotline_testkit::Backends::Real {
         config.identity.pii_key =
             hotline_kit::config::Secret::new("YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=");

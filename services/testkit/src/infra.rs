@@ -402,4 +402,55 @@ mod tests {
             "amqp://localhost/v"
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_real_run_leaves_nothing_behind() {
+        let Some(infra) = Infra::real().await else {
+            return;
+        };
+        let (run_id, vhost) = (infra.run_id.clone(), infra.vhost());
+        let db = sea_orm::Database::connect(&infra.database_url)
+            .await
+            .unwrap();
+        db.execute_unprepared(&format!("CREATE SCHEMA \"{run_id}_probe\""))
+            .await
+            .unwrap();
+        let client = redis::Client::open(infra.redis_url.as_str()).unwrap();
+        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::AsyncCommands::set(&mut redis, format!("{run_id}:probe"), 1)
+            .await
+            .unwrap();
+        let api = reqwest::Url::parse(&rabbitmq_api_url()).unwrap();
+        let vhost_url = format!(
+            "http://{}:{}/api/vhosts/{vhost}",
+            api.host_str().unwrap(),
+            api.port().unwrap_or(15672)
+        );
+        let vhost_status = || async {
+            reqwest::Client::new()
+                .get(&vhost_url)
+                .basic_auth(api.username(), api.password())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        };
+        assert_eq!(vhost_status().await, reqwest::StatusCode::OK);
+
+        drop(infra);
+
+        let schemas = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                format!("SELECT nspname FROM pg_namespace WHERE nspname = '{run_id}_probe'"),
+            ))
+            .await
+            .unwrap();
+        assert!(schemas.is_empty(), "schema left behind");
+        let exists: bool = redis::AsyncCommands::exists(&mut redis, format!("{run_id}:probe"))
+            .await
+            .unwrap();
+        assert!(!exists, "cache key left behind");
+        assert_eq!(vhost_status().await, reqwest::StatusCode::NOT_FOUND);
+    }
 }
