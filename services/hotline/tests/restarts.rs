@@ -16,11 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
-use hotline_kit::bus::{
-    AmqpBus, AmqpSettings, Bus, Event, EventHandler, Fanout, HandlerError, Subscription,
-};
-use hotline_testkit::Infra;
+use hotline_testkit::{Infra, Recording, broker_queue};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -278,17 +274,6 @@ async fn client_loop(
     }
 }
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Event>>);
-
-#[async_trait]
-impl EventHandler for Recorder {
-    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        self.0.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -296,17 +281,12 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
         return;
     };
     // Counts from the broker: a queue of our own, there before the first write.
-    let observer = AmqpBus::new(AmqpSettings {
-        url: infra.amqp_url.clone(),
-        ..AmqpSettings::default()
-    });
-    let subscription = Subscription {
-        name: "observer.restarts".into(),
-        bindings: vec!["identity.customer.*".into()],
-        fanout: Fanout::Shared,
-    };
-    observer.declare(std::slice::from_ref(&subscription));
-    observer.check().await.expect("broker");
+    let (observer, subscription) = broker_queue(
+        &infra.amqp_url,
+        "observer.restarts",
+        &["identity.customer.*"],
+    )
+    .await;
 
     let data_dir = infra.data_dir();
     let mut replicas = [Replica::new(&infra), Replica::new(&infra)];
@@ -407,20 +387,13 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
     );
 
     // Every write's event, once: counted from the broker after both stopped.
-    let recorder = Arc::new(Recorder::default());
-    let consuming = CancellationToken::new();
-    let consumer = {
-        let (bus, handler, stop) = (observer.clone(), recorder.clone(), consuming.clone());
-        tokio::spawn(async move { bus.consume(subscription, handler, stop).await })
-    };
+    let recording = Recording::start(observer, subscription);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while recorder.0.lock().unwrap().len() < expected_events && Instant::now() < deadline {
+    while recording.recorder.len() < expected_events && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    consuming.cancel();
-    consumer.await.unwrap().unwrap();
-    let events = recorder.0.lock().unwrap().clone();
+    let events = recording.finish().await;
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for event in &events {
         let subject = event.subject.clone().unwrap_or_default();

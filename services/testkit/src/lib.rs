@@ -3,6 +3,7 @@
 //! tokens signed by keys the test controls.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod events;
 mod infra;
 mod keys;
 mod proxy;
@@ -19,6 +20,7 @@ use hotline_kit::{
 };
 use tokio_util::sync::CancellationToken;
 
+pub use events::{EventRecorder, Recording, broker_queue};
 pub use infra::{Backends, Infra, host_port};
 pub use keys::TestKeys;
 pub use proxy::TcpProxy;

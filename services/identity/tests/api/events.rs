@@ -1,16 +1,11 @@
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use async_trait::async_trait;
-use hotline_kit::bus::{Event, EventHandler, Fanout, HandlerError, Subscription};
+use hotline_kit::bus::{Event, Fanout, Subscription};
 use hotline_proto::events::v1::{CustomerActivity, CustomerChanged, CustomerMerged};
-use hotline_testkit::eventually;
+use hotline_testkit::{Recording, eventually};
 use prost::Message;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Identity, zhang_wei};
 
@@ -20,46 +15,23 @@ crate::on_both_backends!(
     activities_of_other_services_land_in_the_timeline_once,
 );
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Event>>);
-
-#[async_trait]
-impl EventHandler for Recorder {
-    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        self.0.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-}
-
-impl Recorder {
-    fn kinds(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.kind.clone())
-            .collect()
-    }
-}
-
-/// Listens to identity's events the way another service would: its own queue.
-async fn observe(app: &Identity) -> (Arc<Recorder>, CancellationToken) {
-    let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
+/// Listens to identity's events the way another service would: its own queue,
+/// declared before anything is published.
+async fn observe(app: &Identity) -> Recording {
     let subscription = Subscription {
-        name: format!("observer.{}", uuid::Uuid::new_v4().simple()),
+        name: "observer.customers".into(),
         bindings: vec!["identity.customer.*".into()],
         fanout: Fanout::Shared,
     };
-    let (bus, handler, token) = (app.app.platform.bus.clone(), recorder.clone(), stop.clone());
-    tokio::spawn(async move { bus.consume(subscription, handler, token).await });
-    // The queue must exist before the events are published.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    (recorder, stop)
+    let bus = app.app.platform.bus.clone();
+    bus.declare(std::slice::from_ref(&subscription));
+    bus.check().await.unwrap();
+    Recording::start(bus, subscription)
 }
 
 async fn every_customer_change_is_published_with_cloudevents_attributes(app: Identity) {
-    let (recorder, stop) = observe(&app).await;
+    let recording = observe(&app).await;
+    let recorder = recording.recorder.clone();
     let created = app.create(zhang_wei()).await;
     let id = created["id"].as_str().unwrap();
     let other = app
@@ -104,9 +76,8 @@ async fn every_customer_change_is_published_with_cloudevents_attributes(app: Ide
         "got {:?}",
         recorder.kinds()
     );
-    stop.cancel();
+    let events = recording.finish().await;
     assert_eq!(recorder.kinds(), expected, "in commit order");
-    let events = recorder.0.lock().unwrap().clone();
     let first = &events[0];
     assert_eq!(first.source, "/hotline/identity");
     assert_eq!(first.subject.as_deref(), Some(id));
@@ -126,7 +97,8 @@ async fn every_customer_change_is_published_with_cloudevents_attributes(app: Ide
 }
 
 async fn the_trace_of_a_request_continues_in_its_events(app: Identity) {
-    let (recorder, stop) = observe(&app).await;
+    let recording = observe(&app).await;
+    let recorder = recording.recorder.clone();
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = app
         .request(Method::POST, "/api/v1/customers", &app.admin)
@@ -142,8 +114,7 @@ async fn the_trace_of_a_request_continues_in_its_events(app: Identity) {
         })
         .await
     );
-    stop.cancel();
-    let event = recorder.0.lock().unwrap()[0].clone();
+    let event = recording.finish().await[0].clone();
     let traceparent = event.traceparent.expect("events carry the trace");
     assert_eq!(
         hotline_kit::telemetry::trace_id(&traceparent),

@@ -1,33 +1,14 @@
 //! Identity when the broker goes away: it starts and serves, events wait in the
 //! outbox, and they reach the broker in order once it is back.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use async_trait::async_trait;
-use hotline_kit::{
-    bus::{AmqpBus, AmqpSettings, Bus, Event, EventHandler, Fanout, HandlerError, Subscription},
-    platform::connect_bus,
-};
-use hotline_testkit::{Infra, TcpProxy, eventually, host_port};
+use hotline_kit::platform::connect_bus;
+use hotline_testkit::{Infra, Recording, TcpProxy, broker_queue, eventually, host_port};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Identity, identity_config, zhang_wei};
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Event>>);
-
-#[async_trait]
-impl EventHandler for Recorder {
-    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        self.0.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-}
 
 /// The `outbox_pending_events` gauge of identity's outbox, if reported.
 fn pending(metrics: &str) -> Option<u64> {
@@ -45,20 +26,12 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
         return;
     };
     // Another service's queue, straight on the broker, there before anything is published.
-    let observer = AmqpBus::new(AmqpSettings {
-        url: infra.amqp_url.clone(),
-        ..AmqpSettings::default()
-    });
-    let subscription = Subscription {
-        name: "observer.customers".into(),
-        bindings: vec!["identity.customer.*".into()],
-        fanout: Fanout::Shared,
-    };
-    observer.declare(std::slice::from_ref(&subscription));
-    observer
-        .check()
-        .await
-        .expect("the broker answers the observer");
+    let (observer, subscription) = broker_queue(
+        &infra.amqp_url,
+        "observer.customers",
+        &["identity.customer.*"],
+    )
+    .await;
 
     // Identity reaches the broker through a proxy that is down from the start.
     let proxy = TcpProxy::start_down(&host_port(&infra.amqp_url, 5672)).await;
@@ -108,24 +81,14 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
         "the events wait in the outbox"
     );
 
-    let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
-    let consumer = {
-        let (bus, handler, stop) = (observer.clone(), recorder.clone(), stop.clone());
-        tokio::spawn(async move { bus.consume(subscription, handler, stop).await })
-    };
+    let recording = Recording::start(observer, subscription);
+    let recorder = recording.recorder.clone();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        recorder.0.lock().unwrap().is_empty(),
-        "nothing leaks past the outage"
-    );
+    assert!(recorder.is_empty(), "nothing leaks past the outage");
 
     proxy.resume().await;
     assert!(
-        eventually(Duration::from_secs(30), || async {
-            recorder.0.lock().unwrap().len() >= 3
-        })
-        .await,
+        eventually(Duration::from_secs(30), || async { recorder.len() >= 3 }).await,
         "the outbox drains once the broker is back"
     );
 
@@ -144,16 +107,10 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
     assert_eq!(response.status(), StatusCode::OK);
     proxy.resume().await;
     assert!(
-        eventually(Duration::from_secs(30), || async {
-            recorder.0.lock().unwrap().len() >= 4
-        })
-        .await,
+        eventually(Duration::from_secs(30), || async { recorder.len() >= 4 }).await,
         "a change made during the second outage follows"
     );
-    stop.cancel();
-    consumer.await.unwrap().unwrap();
-
-    let events = recorder.0.lock().unwrap().clone();
+    let events = recording.finish().await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,

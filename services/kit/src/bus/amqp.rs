@@ -513,18 +513,12 @@ impl Bus for AmqpBus {
         filter: &DeadLetterFilter,
     ) -> Result<Vec<DeadLetter>, BusError> {
         let settings = &self.inner.settings;
-        let connection = connect(settings, "hotline dead letters").await?;
-        let channel = connection
-            .create_channel()
-            .await
-            .map_err(|error| BusError::Connection(error.to_string()))?;
-        declare_topology(&connection, &channel, settings)
-            .await
-            .map_err(|error| BusError::Broker(format!("declaring the topology: {error}")))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|error| BusError::Broker(format!("enabling publisher confirms: {error}")))?;
+        // A connection of its own, with the topology and a confirm-mode channel.
+        let Publisher {
+            connection,
+            channel,
+            ..
+        } = open_publisher(settings, 0, &[]).await?;
         let mut selected = Vec::new();
         for queue in [settings.dead_letter_queue(), settings.unroutable_queue()] {
             // Only what is there now: a replayed letter that comes back is not met again.
