@@ -30,7 +30,11 @@ use crate::{
     },
     events,
     pii::PiiCipher,
-    store::{audit_entry, customer, customer_phone, queries, timeline_entry},
+    store::{
+        audit_entry,
+        customer::{self, ID_NUMBER_AD, ID_NUMBER_INDEX},
+        customer_phone, queries, timeline_entry,
+    },
     views::{
         AuditEntryView, Candidate, CustomerExport, CustomerView, LookupResult, TimelineEntryView,
     },
@@ -40,7 +44,6 @@ use crate::{
 pub const STAFF: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Service];
 const LEADS: &[Role] = &[Role::Supervisor, Role::Admin];
 const ADMINS: &[Role] = &[Role::Admin];
-const ID_NUMBER_INDEX: &str = "resident_id";
 const ERASED: &str = "[erased]";
 const MAX_PAGE: u64 = 100;
 
@@ -512,9 +515,10 @@ impl IdentityService {
             criteria += 1;
             let id_number = ResidentId::parse(id_number)
                 .map_err(|e| ApiError::invalid_field("/id_number", e.to_string()))?;
+            // Hashes made under a previous key match until rotation rehashed them.
             condition = condition.add(
                 customer::Column::IdNumberHash
-                    .eq(self.cipher.blind_index(ID_NUMBER_INDEX, id_number.as_str())),
+                    .is_in(self.cipher.blind_indexes(ID_NUMBER_INDEX, id_number.as_str())),
             );
         }
         if let Some(phone) = non_empty(&query.phone) {
@@ -885,7 +889,7 @@ impl IdentityService {
             Some(id) => (
                 Some(
                     self.cipher
-                        .encrypt_str(id.as_str(), b"resident_id")
+                        .encrypt_str(id.as_str(), ID_NUMBER_AD)
                         .map_err(ApiError::internal)?,
                 ),
                 Some(self.cipher.blind_index(ID_NUMBER_INDEX, id.as_str())),
@@ -921,7 +925,7 @@ impl IdentityService {
                 Some(blob) => {
                     let clear = self
                         .cipher
-                        .decrypt_str(blob, b"resident_id")
+                        .decrypt_str(blob, ID_NUMBER_AD)
                         .map_err(ApiError::internal)?;
                     Some(ResidentId::parse(&clear).map_err(|e| {
                         ApiError::internal(anyhow::anyhow!("stored id number: {e}"))
@@ -970,7 +974,7 @@ impl IdentityService {
             model
                 .id_number_cipher
                 .as_ref()
-                .and_then(|blob| self.cipher.decrypt_str(blob, b"resident_id").ok())
+                .and_then(|blob| self.cipher.decrypt_str(blob, ID_NUMBER_AD).ok())
         } else {
             model.id_number_masked.clone()
         };
