@@ -10,7 +10,9 @@ use hotline_kit::{
     db::is_unique_violation,
     idempotency::{IdempotencyKey, StoredResponse},
     outbox::Outbox,
-    rest::{Page, decode_cursor, encode_cursor, if_match_satisfied, stale_version},
+    rest::{
+        Page, decode_cursor, encode_cursor, if_match_satisfied, require_plain_text, stale_version,
+    },
 };
 use hotline_proto::events::v1::{CustomerActivity, CustomerChanged, CustomerMerged};
 use prost::Message;
@@ -504,12 +506,19 @@ impl IdentityService {
         let mut criteria = 0;
         if let Some(name) = non_empty(&query.name) {
             criteria += 1;
-            condition = condition.add(customer::Column::NameKey.contains(name.to_lowercase()));
+            require_plain_text("/name", name)?;
+            condition = condition.add(queries::contains_literally(
+                customer::Column::NameKey,
+                &name.to_lowercase(),
+            ));
         }
         if let Some(address) = non_empty(&query.address) {
             criteria += 1;
-            condition =
-                condition.add(customer::Column::AddressText.contains(address.to_lowercase()));
+            require_plain_text("/address", address)?;
+            condition = condition.add(queries::contains_literally(
+                customer::Column::AddressText,
+                &address.to_lowercase(),
+            ));
         }
         if let Some(id_number) = non_empty(&query.id_number) {
             criteria += 1;
@@ -812,10 +821,10 @@ impl IdentityService {
         timeline_entry::ActiveModel {
             id: Set(event_id),
             customer_id: Set(customer.id),
-            kind: Set(activity.kind),
-            reference: Set(activity.reference),
-            summary: Set(activity.summary),
-            actor: Set(activity.actor),
+            kind: Set(storable(activity.kind)),
+            reference: Set(storable(activity.reference)),
+            summary: Set(storable(activity.summary)),
+            actor: Set(storable(activity.actor)),
             source: Set(source.to_owned()),
             occurred_at: Set(occurred_at),
         }
@@ -1046,6 +1055,12 @@ impl IdentityService {
         self.outbox.wake();
         self.invalidate_lookups(numbers).await;
     }
+}
+
+/// Another service's text as PostgreSQL can store it: without NUL, which it
+/// refuses in text (the event would fail on every redelivery).
+fn storable(text: String) -> String {
+    text.replace('\0', "")
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> ApiResult<serde_json::Value> {

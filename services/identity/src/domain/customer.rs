@@ -5,7 +5,10 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use hotline_kit::error::FieldError;
+use hotline_kit::{
+    error::FieldError,
+    rest::{CONTROL_CHARACTERS, is_plain_text},
+};
 
 use super::{
     phone::{PhoneNumber, Region},
@@ -282,8 +285,8 @@ fn text(value: &str, pointer: &str, max: usize, required: bool, problems: &mut P
         problems.add(pointer, "must not be empty");
     } else if value.chars().count() > max {
         problems.add(pointer, format!("must be at most {max} characters"));
-    } else if value.chars().any(char::is_control) {
-        problems.add(pointer, "must not contain control characters");
+    } else if !is_plain_text(value) {
+        problems.add(pointer, CONTROL_CHARACTERS);
     }
     value.to_owned()
 }
@@ -381,7 +384,9 @@ fn email(value: Option<&str>, problems: &mut Problems) -> Option<String> {
                 && !domain.ends_with('.')
         })
         && !value.chars().any(char::is_whitespace);
-    if !valid {
+    if !is_plain_text(value) {
+        problems.add("/email", CONTROL_CHARACTERS);
+    } else if !valid {
         problems.add("/email", "not a valid e-mail address");
     }
     Some(value.to_lowercase())
@@ -420,8 +425,27 @@ fn attributes(
             "/attributes",
             format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
         );
+    } else if value
+        .iter()
+        .any(|(key, value)| key.contains('\0') || contains_nul(value))
+    {
+        // Free text may hold line breaks, but no database stores NUL in JSON text.
+        problems.add("/attributes", "must not contain NUL characters");
     }
     value
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
+            false
+        }
+    }
 }
 
 fn assets(values: Vec<Asset>, problems: &mut Problems) -> Vec<Asset> {
@@ -565,6 +589,21 @@ mod tests {
         let result: Result<NewCustomer, _> =
             serde_json::from_value(serde_json::json!({"name": "a", "nmae": "b"}));
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field() {
+        let errors = new_customer(serde_json::json!({
+            "name": "a\u{0}b",
+            "email": "a\u{0}@b.cn",
+            "addresses": [{"city": "x\u{1}"}],
+        }))
+        .validate(region())
+        .err()
+        .unwrap_or_default();
+        let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/name", "/addresses/0/city", "/email"]);
+        assert!(errors.iter().all(|e| e.message == CONTROL_CHARACTERS));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, LikeExpr},
 };
 use uuid::Uuid;
 
@@ -31,6 +32,16 @@ pub async fn resolve<C: ConnectionTrait>(
         }
     }
     Ok(current)
+}
+
+/// `column` contains `fragment` as typed: `%`, `_` and `\` in it match only
+/// themselves. An explicit ESCAPE reads the same on SQLite and PostgreSQL.
+pub fn contains_literally<C: ColumnTrait>(column: C, fragment: &str) -> Expr {
+    let escaped = fragment
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    column.like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
 pub async fn phones_of<C: ConnectionTrait>(

@@ -15,6 +15,7 @@ crate::on_both_backends!(
     a_merged_customer_resolves_to_the_survivor_with_its_phones,
     every_change_is_audited_with_personal_data_masked,
     export_then_erasure_leaves_only_a_tombstone,
+    search_wildcards_match_only_themselves,
 );
 
 async fn a_customer_is_found_by_the_number_they_call_from_in_any_notation(app: Identity) {
@@ -455,4 +456,41 @@ async fn export_then_erasure_leaves_only_a_tombstone(app: Identity) {
     ] {
         assert!(!text.contains(secret), "erasure left {secret}: {text}");
     }
+}
+
+async fn search_wildcards_match_only_themselves(app: Identity) {
+    for (name, street) in [
+        ("100% 满意", "a_b 路"),
+        ("snake_case", "axb 路"),
+        ("back\\slash", "c\\d 路"),
+        ("Wang Fang", "cd 路"),
+    ] {
+        app.create(json!({"name": name, "addresses": [{"street": street}]}))
+            .await;
+    }
+    let found = |field: &'static str, fragment: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .request(Method::GET, "/api/v1/customers", &app.admin)
+                .query(&[(field, fragment)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Value = response.json().await.unwrap();
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("name", "%").await, ["100% 满意"]);
+    assert_eq!(found("name", "_").await, ["snake_case"]);
+    assert_eq!(found("name", "\\").await, ["back\\slash"]);
+    assert_eq!(found("name", "g%f").await, Vec::<String>::new());
+    assert_eq!(found("address", "a_b").await, ["100% 满意"]);
+    assert_eq!(found("address", "c\\d").await, ["back\\slash"]);
 }

@@ -182,7 +182,9 @@ async fn activities_of_other_services_land_in_the_timeline_once(app: Identity) {
     // Give the timeline consumer time to declare its queue.
     let timeline_path = format!("/api/v1/customers/{id}/timeline");
     let by_id = activity_event(id, "", "task-1");
-    let by_phone = activity_event("", "+86 138 0013 8000", "task-2");
+    // A NUL is dropped: PostgreSQL refuses it in text, and the event would fail
+    // on every delivery.
+    let by_phone = activity_event("", "+86 138 0013 8000", "task-\u{0}2");
     let bus = app.app.platform.bus.clone();
     let published = eventually(Duration::from_secs(10), || {
         let (bus, event) = (bus.clone(), by_id.clone());
