@@ -95,6 +95,8 @@ async fn every_customer_change_is_published_with_cloudevents_attributes(app: Ide
         "identity.customer.updated",
         "identity.customer.merged",
         "identity.customer.erased",
+        // The record merged into it is erased too.
+        "identity.customer.erased",
     ];
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -120,6 +122,8 @@ async fn every_customer_change_is_published_with_cloudevents_attributes(app: Ide
     let erased = CustomerChanged::decode(events[4].data.as_slice()).unwrap();
     assert!(erased.phones.is_empty());
     assert_eq!(erased.previous_phones.len(), 3);
+    let erased_merged = CustomerChanged::decode(events[5].data.as_slice()).unwrap();
+    assert_eq!(erased_merged.customer_id, other["id"].as_str().unwrap());
     let mut ids: Vec<_> = events.iter().map(|e| e.id).collect();
     ids.dedup();
     assert_eq!(ids.len(), events.len(), "distinct event ids");
