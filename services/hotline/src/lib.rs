@@ -5,7 +5,7 @@ pub mod config;
 
 use std::sync::Arc;
 
-use hotline_identity::IdentityComponent;
+use hotline_identity::{IdentityComponent, store::rekey::RekeyReport};
 use hotline_kit::{
     auth::{Authenticator, HttpKeySource, KeySource},
     component::Component,
@@ -129,16 +129,28 @@ pub async fn start(
     })
 }
 
-/// Applies the migrations of the selected services.
-pub async fn migrate(config: &Config, targets: &[Target]) -> anyhow::Result<()> {
-    let platform = Platform::new(
+/// The platform of a command that needs only the database: no broker, no cache.
+fn database_only(config: &Config) -> Platform {
+    Platform::new(
         Arc::new(hotline_kit::bus::MemoryBus::new(config.bus.retry_policy())),
         config.bus.clone(),
         Arc::new(hotline_kit::cache::MemoryCache::new(1)),
         &config.cache.prefix,
         config.database.clone(),
         config.data_dir.clone(),
-    );
+    )
+}
+
+/// Re-encrypts identity's personal data under the current PII key
+/// (`hotline pii rotate-key`).
+pub async fn rotate_pii_key(config: &Config, batch: u64) -> anyhow::Result<RekeyReport> {
+    hotline_identity::component::rotate_pii_key(&config.identity, &database_only(config), batch)
+        .await
+}
+
+/// Applies the migrations of the selected services.
+pub async fn migrate(config: &Config, targets: &[Target]) -> anyhow::Result<()> {
+    let platform = database_only(config);
     for service in Target::expand(targets) {
         match service {
             Target::Identity => hotline_identity::component::migrate(&platform).await?,

@@ -1,6 +1,10 @@
 //! `hotline`: runs any set of Hotline services in one process.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::{Args, Parser, Subcommand};
 use hotline::{Config, Target};
@@ -29,6 +33,9 @@ enum Command {
     /// Works on the event bus: dead letters and unroutable events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Manages the key that encrypts personal data at rest (identity.pii_key).
+    #[command(subcommand)]
+    Pii(PiiCommand),
 }
 
 #[derive(Subcommand)]
@@ -66,6 +73,27 @@ enum DeadLetterVerb {
     Drop,
 }
 
+#[derive(Subcommand)]
+enum PiiCommand {
+    /// Re-encrypts every value (ID numbers, signing keys) under identity.pii_key,
+    /// so the keys in identity.pii_previous_keys can be removed. Safe while
+    /// identity serves; run it again to resume.
+    RotateKey(RotateKeyArgs),
+}
+
+#[derive(Args)]
+struct RotateKeyArgs {
+    /// A TOML file overriding the defaults (environment variables override it in turn).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where embedded SQLite files and generated keys live.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Rows re-encrypted per transaction.
+    #[arg(long, value_name = "ROWS", default_value_t = 500)]
+    batch_size: u64,
+}
+
 #[derive(Args)]
 struct CommonArgs {
     /// Services to run, comma-separated.
@@ -97,8 +125,12 @@ struct ServeArgs {
 }
 
 fn load(common: &CommonArgs) -> Result<Config, String> {
-    let mut config = Config::load(common.config.as_deref()).map_err(|e| e.to_string())?;
-    if let Some(dir) = &common.data_dir {
+    load_from(common.config.as_deref(), common.data_dir.as_ref())
+}
+
+fn load_from(file: Option<&Path>, data_dir: Option<&PathBuf>) -> Result<Config, String> {
+    let mut config = Config::load(file).map_err(|e| e.to_string())?;
+    if let Some(dir) = data_dir {
         config.data_dir.clone_from(dir);
     }
     Ok(config)
@@ -114,6 +146,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate(args).await,
         Command::Config(args) => print_config(&args),
         Command::Events(EventsCommand::DeadLetters(args)) => dead_letters(args).await,
+        Command::Pii(PiiCommand::RotateKey(args)) => rotate_pii_key(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,6 +215,32 @@ async fn migrate(args: CommonArgs) -> Result<(), String> {
         .map_err(|e| format!("{e:#}"));
     telemetry.shutdown().await;
     result
+}
+
+async fn rotate_pii_key(args: RotateKeyArgs) -> Result<(), String> {
+    let config = load_from(args.config.as_deref(), args.data_dir.as_ref())?;
+    let telemetry = Telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
+    let result = hotline::rotate_pii_key(&config, args.batch_size)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    telemetry.shutdown().await;
+    let report = result?;
+    println!(
+        "re-encrypted under PII key {}: {} ID numbers, {} signing keys",
+        report.key_id, report.id_numbers, report.signing_keys
+    );
+    if report.remaining > 0 {
+        return Err(format!(
+            "{} values are still under other keys: check that every replica runs with this \
+             identity.pii_key, then run this again (the log names values no configured key decrypts)",
+            report.remaining
+        ));
+    }
+    println!(
+        "every value is under key {}: identity.pii_previous_keys can be emptied",
+        report.key_id
+    );
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+use hotline_testkit::Infra;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_hotline");
 
 fn hotline(args: &[&str]) -> Command {
@@ -26,7 +28,7 @@ fn hotline(args: &[&str]) -> Command {
 fn every_command_has_help() {
     let output = hotline(&["--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    for command in ["serve", "migrate", "config", "events"] {
+    for command in ["serve", "migrate", "config", "events", "pii"] {
         assert!(text.contains(command), "{text}");
     }
     let serve = hotline(&["serve", "--help"]).output().unwrap();
@@ -53,6 +55,10 @@ fn config_prints_the_effective_settings_with_secrets_redacted() {
             "HOTLINE_IDENTITY__PII_KEY",
             "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=",
         )
+        .env(
+            "HOTLINE_IDENTITY__PII_PREVIOUS_KEYS",
+            "[\"cHJldmlvdXMta2V5LTMyLWJ5dGVzLWZvci10ZXN0cyE=\"]",
+        )
         .env("HOTLINE_SERVER__HTTP_ADDR", "0.0.0.0:8081")
         .output()
         .unwrap();
@@ -64,7 +70,11 @@ fn config_prints_the_effective_settings_with_secrets_redacted() {
         "{text}"
     );
     assert!(
-        !text.contains("s3cr3t") && !text.contains("YmVuY2gt"),
+        text.contains("pii_previous_keys = [\"[redacted]\"]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("YmVuY2gt") && !text.contains("cHJldmlv"),
         "{text}"
     );
 }
@@ -423,4 +433,252 @@ async fn dead_letters_of_the_embedded_bus_are_listed_and_dropped_between_runs() 
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["event"]["id"], kept.id.to_string());
     assert_eq!(lines[0]["queue"], "(unroutable)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_body_limit_is_enforced() {
+    let limit = hotline::Config::load(None).unwrap().server.max_body_bytes;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), ADMIN_ENV);
+    let client = reqwest::Client::new();
+    let token =
+        hotline_testkit::client_token(&client, &server.http, ADMIN_ENV[0].1, ADMIN_ENV[1].1).await;
+    let create = |padding: usize| {
+        client
+            .post(format!("{}/api/v1/customers", server.http))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"name": "x", "attributes": {"blob": "x".repeat(padding)}}))
+            .send()
+    };
+    let over = create(limit).await.unwrap();
+    assert_eq!(over.status(), 413, "a body over {limit} bytes");
+    // Just under the limit (far over the tests' own 64 KiB): read, then refused
+    // for what it says (attributes are limited to 8 KiB).
+    let under = create(limit - 1024).await.unwrap();
+    assert_eq!(under.status(), 422, "a body under {limit} bytes");
+    sigterm(&server.child);
+    assert!(server.child.wait().unwrap().success());
+}
+
+const ADMIN_ENV: &[(&str, &str)] = &[
+    ("HOTLINE_BOOTSTRAP_CLIENT_ID", "ops-admin"),
+    (
+        "HOTLINE_BOOTSTRAP_CLIENT_SECRET",
+        "ops-admin-secret-0123456789",
+    ),
+];
+
+/// The environment that points the binary at `infra`'s backends (the real ones
+/// under this run's names), with the bootstrap admin.
+fn backend_env(infra: &Infra) -> Vec<(String, String)> {
+    let mut env = infra.process_env();
+    env.extend(
+        ADMIN_ENV
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
+    env
+}
+
+/// `backend_env` with `current` as the PII key and `previous` as the keys it replaced.
+fn with_pii_keys(
+    base: &[(String, String)],
+    current: &str,
+    previous: &[&str],
+) -> Vec<(String, String)> {
+    let mut env = base.to_vec();
+    env.push(("HOTLINE_IDENTITY__PII_KEY".to_owned(), current.to_owned()));
+    env.push((
+        "HOTLINE_IDENTITY__PII_PREVIOUS_KEYS".to_owned(),
+        serde_json::to_string(previous).unwrap(),
+    ));
+    env
+}
+
+fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
+
+fn stop(mut server: Server) {
+    sigterm(&server.child);
+    assert!(server.child.wait().unwrap().success());
+}
+
+/// A client of a started server, as the bootstrap admin.
+struct Admin {
+    client: reqwest::Client,
+    http: String,
+    token: String,
+}
+
+impl Admin {
+    /// Getting a token decrypts the signing key.
+    async fn of(server: &Server) -> Self {
+        let client = reqwest::Client::new();
+        let token =
+            hotline_testkit::client_token(&client, &server.http, ADMIN_ENV[0].1, ADMIN_ENV[1].1)
+                .await;
+        Self {
+            client,
+            http: server.http.clone(),
+            token,
+        }
+    }
+
+    async fn create(&self, phone: &str, id_number: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/customers", self.http))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({
+                "name": "轮换测试",
+                "phones": [{"number": phone}],
+                "id_number": id_number,
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn id_number_of(&self, id: &str) -> serde_json::Value {
+        let customer: serde_json::Value = self
+            .client
+            .get(format!("{}/api/v1/customers/{id}", self.http))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        customer["id_number"].clone()
+    }
+
+    async fn found_by_id_number(&self, id_number: &str) -> Vec<String> {
+        let page: serde_json::Value = self
+            .client
+            .get(format!("{}/api/v1/customers", self.http))
+            .query(&[("id_number", id_number)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|customer| customer["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// Valid resident ID numbers (GB 11643 check characters).
+const ID_NUMBERS: [&str; 4] = [
+    "11010519491231002X",
+    "110101199003070011",
+    "310115198506120026",
+    "440304197801010037",
+];
+
+async fn rotating_the_pii_key_keeps_every_value_readable_and_searchable(infra: Infra) {
+    let dir = infra.data_dir();
+    let base = backend_env(&infra);
+    let key_a = hotline_identity::pii::PiiCipher::generate_key_base64().unwrap();
+    let key_b = hotline_identity::pii::PiiCipher::generate_key_base64().unwrap();
+    let rotate = |env: &[(String, String)]| {
+        let mut command = hotline(&[
+            "pii",
+            "rotate-key",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--batch-size",
+            "2",
+        ]);
+        command.envs(env.iter().map(|(name, value)| (name, value)));
+        command
+    };
+
+    // Key A encrypts the signing key and three ID numbers.
+    let under_a = with_pii_keys(&base, &key_a, &[]);
+    let server = serve(&dir, &refs(&under_a));
+    let admin = Admin::of(&server).await;
+    let mut customers = Vec::new();
+    for (index, id_number) in ID_NUMBERS[..3].iter().enumerate() {
+        let created = admin.create(&format!("1390000000{index}"), id_number).await;
+        assert_eq!(created.status(), 201);
+        let created: serde_json::Value = created.json().await.unwrap();
+        customers.push((created["id"].as_str().unwrap().to_owned(), *id_number));
+    }
+    stop(server);
+
+    // B is the key now, A still reads: tokens, ID numbers and searches work
+    // before anything was re-encrypted.
+    let rotating = with_pii_keys(&base, &key_b, &[&key_a]);
+    let server = serve(&dir, &refs(&rotating));
+    let admin = Admin::of(&server).await;
+    let (first, first_number) = &customers[0];
+    assert_eq!(admin.id_number_of(first).await, *first_number);
+    assert_eq!(
+        admin.found_by_id_number(first_number).await,
+        [first.as_str()]
+    );
+    let created = admin.create("13900000003", ID_NUMBERS[3]).await;
+    let created: serde_json::Value = created.json().await.unwrap();
+    customers.push((created["id"].as_str().unwrap().to_owned(), ID_NUMBERS[3]));
+
+    // The rotation runs beside the serving process, which keeps writing.
+    let writer = {
+        let admin = Admin::of(&server).await;
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for index in 0..5 {
+                let response = admin.create(&format!("1370000000{index}"), "").await;
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        })
+    };
+    let output = rotate(&rotating).output().unwrap();
+    assert_succeeded(&output);
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("3 ID numbers, 1 signing keys"), "{report}");
+    assert_eq!(writer.await.unwrap(), [201; 5], "served while rotating");
+    // Nothing is left to do: a second run (or a resumed one) changes nothing.
+    let output = rotate(&rotating).output().unwrap();
+    assert_succeeded(&output);
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("0 ID numbers, 0 signing keys"), "{report}");
+    stop(server);
+
+    // Key A is gone: everything still decrypts, and is found.
+    let server = serve(&dir, &refs(&with_pii_keys(&base, &key_b, &[])));
+    let admin = Admin::of(&server).await;
+    for (id, id_number) in &customers {
+        assert_eq!(admin.id_number_of(id).await, *id_number);
+        assert_eq!(admin.found_by_id_number(id_number).await, [id.as_str()]);
+    }
+    stop(server);
+
+    // Without the key that made a value, rotation refuses to call it done.
+    let output = rotate(&with_pii_keys(&base, &key_a, &[])).output().unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("still under other keys"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_rotating_the_pii_key_keeps_every_value_readable_and_searchable() {
+    rotating_the_pii_key_keeps_every_value_readable_and_searchable(Infra::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_rotating_the_pii_key_keeps_every_value_readable_and_searchable() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    rotating_the_pii_key_keeps_every_value_readable_and_searchable(infra).await;
 }

@@ -42,31 +42,23 @@ impl Replica {
                 .unwrap()
         };
         let (http, grpc) = (free(), free());
-        let env = [
-            ("HOTLINE_SERVER__HTTP_ADDR", http.to_string()),
-            ("HOTLINE_SERVER__GRPC_ADDR", grpc.to_string()),
-            ("HOTLINE_SERVER__SHUTDOWN_DELAY", "1s".into()),
-            ("HOTLINE_DATABASE__URL", infra.database_url.clone()),
-            (
-                "HOTLINE_DATABASE__SCHEMA_PREFIX",
-                format!("{}_", infra.run_id),
-            ),
-            ("HOTLINE_BUS__KIND", "amqp".into()),
-            ("HOTLINE_BUS__AMQP_URL", infra.amqp_url.clone()),
-            ("HOTLINE_CACHE__KIND", "redis".into()),
-            ("HOTLINE_CACHE__REDIS_URL", infra.redis_url.clone()),
-            ("HOTLINE_CACHE__PREFIX", infra.run_id.clone()),
-            (
-                "HOTLINE_IDENTITY__PII_KEY",
-                "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=".into(),
-            ),
-            ("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0.into()),
-            ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1.into()),
-            ("HOTLINE_TELEMETRY__LEVEL", "warn".into()),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
+        let mut env = infra.process_env();
+        env.extend(
+            [
+                ("HOTLINE_SERVER__HTTP_ADDR", http.to_string()),
+                ("HOTLINE_SERVER__GRPC_ADDR", grpc.to_string()),
+                ("HOTLINE_SERVER__SHUTDOWN_DELAY", "1s".into()),
+                (
+                    "HOTLINE_IDENTITY__PII_KEY",
+                    "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=".into(),
+                ),
+                ("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0.into()),
+                ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1.into()),
+                ("HOTLINE_TELEMETRY__LEVEL", "warn".into()),
+            ]
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+        );
         Self {
             http: format!("http://{http}"),
             env,

@@ -23,6 +23,7 @@ use crate::{
     pii::PiiCipher,
     rest,
     service::IdentityService,
+    store::{self, rekey::RekeyReport},
     tokens::Tokens,
 };
 
@@ -106,10 +107,23 @@ pub async fn migrate(platform: &Platform) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The PII key: configured, or in the embedded mode generated once under the data dir.
+/// Re-encrypts every value under the current PII key (`hotline pii rotate-key`),
+/// `batch` rows per transaction; safe beside serving replicas.
+pub async fn rotate_pii_key(
+    config: &IdentityConfig,
+    platform: &Platform,
+    batch: u64,
+) -> anyhow::Result<RekeyReport> {
+    let cipher = pii_cipher(config, platform)?;
+    let db = platform.database::<Migrator>(NAME).await?;
+    Ok(store::rekey::rotate(&db, &cipher, batch).await?)
+}
+
+/// The PII keys: the current one configured, or in the embedded mode generated
+/// once under the data dir; the previous ones configured.
 fn pii_cipher(config: &IdentityConfig, platform: &Platform) -> anyhow::Result<PiiCipher> {
     if !config.pii_key.is_empty() {
-        return Ok(PiiCipher::from_base64(config.pii_key.expose())?);
+        return Ok(config.pii_cipher(config.pii_key.expose())?);
     }
     if !platform.is_embedded() {
         anyhow::bail!(
@@ -117,12 +131,12 @@ fn pii_cipher(config: &IdentityConfig, platform: &Platform) -> anyhow::Result<Pi
         );
     }
     let path = platform.data_dir.join("identity.key");
-    read_or_create_key(&path)
+    Ok(config.pii_cipher(&read_or_create_key(&path)?)?)
 }
 
-fn read_or_create_key(path: &Path) -> anyhow::Result<PiiCipher> {
+fn read_or_create_key(path: &Path) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(path) {
-        return Ok(PiiCipher::from_base64(existing.trim())?);
+        return Ok(existing);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -134,7 +148,7 @@ fn read_or_create_key(path: &Path) -> anyhow::Result<PiiCipher> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     std::io::Write::write_all(&mut options.open(path)?, key.as_bytes())?;
     tracing::warn!(path = %path.display(), "generated a PII encryption key; back it up: without it encrypted ID numbers are lost");
-    Ok(PiiCipher::from_base64(&key)?)
+    Ok(key)
 }
 
 #[async_trait]

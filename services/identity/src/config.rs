@@ -5,13 +5,21 @@ use std::time::Duration;
 use hotline_kit::config::{Secret, Validate};
 use serde::{Deserialize, Serialize};
 
-use crate::{domain::phone::Region, pii::PiiCipher};
+use crate::{
+    domain::phone::Region,
+    pii::{PiiCipher, PiiError},
+};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
     pub default_region: String,
+    /// The current PII key: encrypts, and keys the search hashes.
     pub pii_key: Secret,
+    /// Keys that values may still be encrypted under: they only decrypt (and
+    /// their search hashes still match) until `hotline pii rotate-key` has
+    /// moved everything to `pii_key`.
+    pub pii_previous_keys: Vec<Secret>,
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
     #[serde(with = "humantime_serde")]
@@ -33,6 +41,13 @@ pub struct BillingConfig {
 }
 
 impl IdentityConfig {
+    /// The configured PII keys: the current one (unless empty, for a generated
+    /// key) able to read what the previous ones made.
+    pub fn pii_cipher(&self, current: &str) -> Result<PiiCipher, PiiError> {
+        let previous: Vec<&str> = self.pii_previous_keys.iter().map(Secret::expose).collect();
+        PiiCipher::from_base64(current)?.with_previous_base64(&previous)
+    }
+
     pub fn region(&self) -> Result<Region, String> {
         self.default_region.parse().map_err(|_| {
             format!(
@@ -43,6 +58,8 @@ impl IdentityConfig {
     }
 }
 
+const KEY_FORMAT: &str = "must be 32 random bytes in base64 (head -c 32 /dev/urandom | base64)";
+
 impl Validate for IdentityConfig {
     fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -50,9 +67,12 @@ impl Validate for IdentityConfig {
             problems.push(problem);
         }
         if !self.pii_key.is_empty() && PiiCipher::from_base64(self.pii_key.expose()).is_err() {
-            problems.push(
-                "identity.pii_key must be 32 random bytes in base64 (head -c 32 /dev/urandom | base64)".to_owned(),
-            );
+            problems.push(format!("identity.pii_key {KEY_FORMAT}"));
+        }
+        for (index, key) in self.pii_previous_keys.iter().enumerate() {
+            if PiiCipher::from_base64(key.expose()).is_err() {
+                problems.push(format!("identity.pii_previous_keys[{index}] {KEY_FORMAT}"));
+            }
         }
         if self.token_ttl < Duration::from_secs(60)
             || self.token_ttl > Duration::from_secs(24 * 3600)

@@ -10,7 +10,9 @@ use hotline_kit::{
     db::is_unique_violation,
     idempotency::{IdempotencyKey, StoredResponse},
     outbox::Outbox,
-    rest::{Page, decode_cursor, encode_cursor, if_match_satisfied, stale_version},
+    rest::{
+        Page, decode_cursor, encode_cursor, if_match_satisfied, require_plain_text, stale_version,
+    },
 };
 use hotline_proto::events::v1::{CustomerActivity, CustomerChanged, CustomerMerged};
 use prost::Message;
@@ -30,9 +32,14 @@ use crate::{
     },
     events,
     pii::PiiCipher,
-    store::{audit_entry, customer, customer_phone, queries, timeline_entry},
+    store::{
+        audit_entry,
+        customer::{self, ID_NUMBER_AD, ID_NUMBER_INDEX},
+        customer_phone, queries, timeline_entry,
+    },
     views::{
-        AuditEntryView, Candidate, CustomerExport, CustomerView, LookupResult, TimelineEntryView,
+        AuditEntryView, Candidate, CustomerExport, CustomerView, LookupResult, MergedRecordExport,
+        TimelineEntryView,
     },
 };
 
@@ -40,8 +47,9 @@ use crate::{
 pub const STAFF: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Service];
 const LEADS: &[Role] = &[Role::Supervisor, Role::Admin];
 const ADMINS: &[Role] = &[Role::Admin];
-const ID_NUMBER_INDEX: &str = "resident_id";
 const ERASED: &str = "[erased]";
+/// The name left on a record merged into another.
+const MERGED: &str = "[merged]";
 const MAX_PAGE: u64 = 100;
 
 /// Search criteria; at least one is needed.
@@ -303,7 +311,9 @@ impl IdentityService {
     }
 
     /// PIPL/GDPR erasure: personal data becomes tombstones; the id, timeline
-    /// references and statistics stay.
+    /// references and statistics stay. It covers every record of the person:
+    /// the customer and every record merged into it (erasing either id erases
+    /// both), so nothing a merge left behind escapes.
     #[tracing::instrument(skip_all, fields(customer_id = %id), err(Debug))]
     pub async fn erase_customer(
         &self,
@@ -314,30 +324,45 @@ impl IdentityService {
         actor.require_any(ADMINS)?;
         let txn = self.db.begin().await?;
         let current = self.load(&txn, id).await?;
-        if current.erased_at.is_some() {
+        let merged = queries::merged_into(&txn, current.id).await?;
+        let pending: Vec<customer::Model> = std::iter::once(current.clone())
+            .chain(merged)
+            .filter(|record| record.erased_at.is_none())
+            .collect();
+        if pending.is_empty() {
             return Ok(self.view(actor, &current, &[]));
         }
         check_precondition(if_match, &current)?;
         let now = Utc::now();
-        let tombstone = customer::ActiveModel {
-            name: Set(ERASED.to_owned()),
-            name_key: Set(ERASED.to_owned()),
-            email: Set(None),
-            id_number_cipher: Set(None),
-            id_number_hash: Set(None),
-            id_number_masked: Set(None),
-            addresses: Set(serde_json::json!([])),
-            address_text: Set(String::new()),
-            attributes: Set(serde_json::json!({})),
-            assets: Set(serde_json::json!([])),
-            erased_at: Set(Some(now)),
-            ..Default::default()
-        };
-        let erased = self.save_version(&txn, &current, tombstone).await?;
-        let previous = queries::replace_phones(&txn, current.id, &[]).await?;
+        let ids: Vec<Uuid> = pending.iter().map(|record| record.id).collect();
+        let mut previous_phones = Vec::new();
+        let mut survivor = current.clone();
+        for record in &pending {
+            let tombstone = customer::ActiveModel {
+                erased_at: Set(Some(now)),
+                ..scrubbed(ERASED)
+            };
+            let erased = self.save_version(&txn, record, tombstone).await?;
+            let previous = queries::replace_phones(&txn, record.id, &[]).await?;
+            self.audit(&txn, record.id, actor, "erased", None, None)
+                .await?;
+            self.announce_change(
+                &txn,
+                events::CUSTOMER_ERASED,
+                actor,
+                &erased,
+                Vec::new(),
+                previous.clone(),
+            )
+            .await?;
+            previous_phones.extend(previous);
+            if erased.id == current.id {
+                survivor = erased;
+            }
+        }
         timeline_entry::Entity::update_many()
             .col_expr(timeline_entry::Column::Summary, Expr::value(ERASED))
-            .filter(timeline_entry::Column::CustomerId.eq(current.id))
+            .filter(timeline_entry::Column::CustomerId.is_in(ids.clone()))
             .exec(&txn)
             .await?;
         audit_entry::Entity::update_many()
@@ -349,29 +374,22 @@ impl IdentityService {
                 audit_entry::Column::After,
                 Expr::value(None::<serde_json::Value>),
             )
-            .filter(audit_entry::Column::CustomerId.eq(current.id))
+            .filter(audit_entry::Column::CustomerId.is_in(ids.clone()))
             .exec(&txn)
             .await?;
-        self.audit(&txn, current.id, actor, "erased", None, None)
-            .await?;
-        self.announce_change(
-            &txn,
-            events::CUSTOMER_ERASED,
-            actor,
-            &erased,
-            Vec::new(),
-            previous.clone(),
-        )
-        .await?;
         txn.commit().await?;
-        self.after_commit(&previous).await;
-        self.billing.forget(&current.id.to_string()).await;
-        tracing::info!("customer erased");
-        Ok(self.view(actor, &erased, &[]))
+        self.after_commit(&previous_phones).await;
+        for id in &ids {
+            self.billing.forget(&id.to_string()).await;
+        }
+        tracing::info!(records = ids.len(), "customer erased");
+        Ok(self.view(actor, &survivor, &[]))
     }
 
-    /// Folds `merged_id` into `survivor_id`: phones and history move to the
-    /// survivor, and the merged id resolves to it from now on.
+    /// Folds `merged_id` into `survivor_id`: the survivor takes over phones,
+    /// history and whatever personal data only the merged record held, and the
+    /// merged record keeps none (a person's data lives in one place); its id
+    /// resolves to the survivor from now on.
     #[tracing::instrument(skip_all, fields(survivor = %survivor_id, merged = %merged_id), err(Debug))]
     pub async fn merge_customers(
         &self,
@@ -408,15 +426,11 @@ impl IdentityService {
         let survivor_phones = phones.remove(&survivor.id).unwrap_or_default();
         let merged_phones = phones.remove(&merged.id).unwrap_or_default();
         let before = self.view(actor, &survivor, &survivor_phones);
-        let mut rows: Vec<(String, String)> = survivor_phones
-            .iter()
-            .map(|p| (p.number.clone(), p.label.clone()))
-            .collect();
-        for phone in &merged_phones {
-            if !rows.iter().any(|(number, _)| *number == phone.number) {
-                rows.push((phone.number.clone(), phone.label.clone()));
-            }
-        }
+        let merged_before = self.view(actor, &merged, &merged_phones);
+        let data = self
+            .data_of(&survivor, &survivor_phones)?
+            .absorb(self.data_of(&merged, &merged_phones)?);
+        let rows = phone_rows(&data);
         queries::replace_phones(&txn, merged.id, &[]).await?;
         queries::replace_phones(&txn, survivor.id, &rows).await?;
         timeline_entry::Entity::update_many()
@@ -424,41 +438,26 @@ impl IdentityService {
             .filter(timeline_entry::Column::CustomerId.eq(merged.id))
             .exec(&txn)
             .await?;
-        let mut tags: Vec<String> =
-            serde_json::from_value(survivor.tags.clone()).unwrap_or_default();
-        for tag in serde_json::from_value::<Vec<String>>(merged.tags.clone()).unwrap_or_default() {
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
         let updated = self
-            .save_version(
-                &txn,
-                &survivor,
-                customer::ActiveModel {
-                    tags: Set(serde_json::json!(tags)),
-                    vip_level: Set(survivor.vip_level.max(merged.vip_level)),
-                    ..Default::default()
-                },
-            )
+            .save_version(&txn, &survivor, self.columns(&data)?)
             .await?;
         self.save_version(
             &txn,
             &merged,
             customer::ActiveModel {
                 merged_into: Set(Some(survivor.id)),
-                ..Default::default()
+                ..scrubbed(MERGED)
             },
         )
         .await?;
-        let phones: Vec<_> = rows
-            .iter()
-            .map(|(number, label)| crate::domain::customer::Phone {
-                number: number.clone(),
-                label: label.clone(),
-            })
-            .collect();
-        let view = self.view(actor, &updated, &phones);
+        // Records merged into the merged one now point at the survivor too, so
+        // every old id is one hop from the person's record.
+        customer::Entity::update_many()
+            .col_expr(customer::Column::MergedInto, Expr::value(survivor.id))
+            .filter(customer::Column::MergedInto.eq(merged.id))
+            .exec(&txn)
+            .await?;
+        let view = self.view(actor, &updated, &data_phones(&data));
         self.audit(
             &txn,
             survivor.id,
@@ -468,8 +467,17 @@ impl IdentityService {
             Some(&view),
         )
         .await?;
-        self.audit(&txn, merged.id, actor, "merged_into", None, None)
-            .await?;
+        // What the merged record held, masked: values the survivor already had
+        // a different one of are dropped.
+        self.audit(
+            &txn,
+            merged.id,
+            actor,
+            "merged_into",
+            Some(&merged_before),
+            None,
+        )
+        .await?;
         let numbers: Vec<String> = rows.into_iter().map(|(number, _)| number).collect();
         let payload = CustomerMerged {
             survivor_id: survivor.id.to_string(),
@@ -501,20 +509,30 @@ impl IdentityService {
         let mut criteria = 0;
         if let Some(name) = non_empty(&query.name) {
             criteria += 1;
-            condition = condition.add(customer::Column::NameKey.contains(name.to_lowercase()));
+            require_plain_text("/name", name)?;
+            condition = condition.add(queries::contains_literally(
+                customer::Column::NameKey,
+                &name.to_lowercase(),
+            ));
         }
         if let Some(address) = non_empty(&query.address) {
             criteria += 1;
-            condition =
-                condition.add(customer::Column::AddressText.contains(address.to_lowercase()));
+            require_plain_text("/address", address)?;
+            condition = condition.add(queries::contains_literally(
+                customer::Column::AddressText,
+                &address.to_lowercase(),
+            ));
         }
         if let Some(id_number) = non_empty(&query.id_number) {
             criteria += 1;
             let id_number = ResidentId::parse(id_number)
                 .map_err(|e| ApiError::invalid_field("/id_number", e.to_string()))?;
+            // Hashes made under a previous key match until rotation rehashed them.
             condition = condition.add(
-                customer::Column::IdNumberHash
-                    .eq(self.cipher.blind_index(ID_NUMBER_INDEX, id_number.as_str())),
+                customer::Column::IdNumberHash.is_in(
+                    self.cipher
+                        .blind_indexes(ID_NUMBER_INDEX, id_number.as_str()),
+                ),
             );
         }
         if let Some(phone) = non_empty(&query.phone) {
@@ -725,31 +743,40 @@ impl IdentityService {
 
     pub async fn audit_trail(&self, actor: &Principal, id: Uuid) -> ApiResult<Vec<AuditEntryView>> {
         actor.require_any(LEADS)?;
-        let entries = audit_entry::Entity::find()
-            .filter(audit_entry::Column::CustomerId.eq(id))
-            .order_by_asc(audit_entry::Column::Id)
-            .all(&self.db)
-            .await?;
+        let entries = self.audit_entries(id).await?;
         if entries.is_empty() {
             // Distinguish "no such customer" from "no entries" (every customer has one).
             return Err(customer_not_found(id));
         }
-        Ok(entries.into_iter().map(audit_view).collect())
+        Ok(entries)
     }
 
-    /// Everything held about one customer, ID number in clear (admins only); the
-    /// export itself is audited.
+    async fn audit_entries(&self, id: Uuid) -> ApiResult<Vec<AuditEntryView>> {
+        Ok(audit_entry::Entity::find()
+            .filter(audit_entry::Column::CustomerId.eq(id))
+            .order_by_asc(audit_entry::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(audit_view)
+            .collect())
+    }
+
+    /// Everything held about one person, ID number in clear (admins only): the
+    /// customer and every record merged into it, with their timeline and audit
+    /// trails. The export itself is audited.
     pub async fn export(&self, actor: &Principal, id: Uuid) -> ApiResult<CustomerExport> {
         actor.require_any(ADMINS)?;
         let model = self.load(&self.db, id).await?;
-        let phones = queries::phones_of(&self.db, &[model.id]).await?;
-        let customer = self.view(
-            actor,
-            &model,
-            phones.get(&model.id).map_or(&[][..], Vec::as_slice),
-        );
+        let merged = queries::merged_into(&self.db, model.id).await?;
+        let ids: Vec<Uuid> = std::iter::once(model.id)
+            .chain(merged.iter().map(|record| record.id))
+            .collect();
+        let phones = queries::phones_of(&self.db, &ids).await?;
+        let phones_of = |id: &Uuid| phones.get(id).map_or(&[][..], Vec::as_slice);
+        let customer = self.view(actor, &model, phones_of(&model.id));
         let timeline = timeline_entry::Entity::find()
-            .filter(timeline_entry::Column::CustomerId.eq(model.id))
+            .filter(timeline_entry::Column::CustomerId.is_in(ids))
             .order_by_asc(timeline_entry::Column::OccurredAt)
             .all(&self.db)
             .await?
@@ -758,12 +785,21 @@ impl IdentityService {
             .collect();
         self.audit(&self.db, model.id, actor, "exported", None, None)
             .await?;
-        let audit = self.audit_trail(actor, model.id).await?;
+        let audit = self.audit_entries(model.id).await?;
+        let mut merged_records = Vec::with_capacity(merged.len());
+        for record in &merged {
+            merged_records.push(MergedRecordExport {
+                customer: self.view(actor, record, phones_of(&record.id)),
+                merged_into: record.merged_into.unwrap_or(model.id),
+                audit: self.audit_entries(record.id).await?,
+            });
+        }
         Ok(CustomerExport {
             exported_at: Utc::now(),
             customer,
             timeline,
             audit,
+            merged_records,
         })
     }
 
@@ -808,10 +844,10 @@ impl IdentityService {
         timeline_entry::ActiveModel {
             id: Set(event_id),
             customer_id: Set(customer.id),
-            kind: Set(activity.kind),
-            reference: Set(activity.reference),
-            summary: Set(activity.summary),
-            actor: Set(activity.actor),
+            kind: Set(storable(activity.kind)),
+            reference: Set(storable(activity.reference)),
+            summary: Set(storable(activity.summary)),
+            actor: Set(storable(activity.actor)),
             source: Set(source.to_owned()),
             occurred_at: Set(occurred_at),
         }
@@ -885,7 +921,7 @@ impl IdentityService {
             Some(id) => (
                 Some(
                     self.cipher
-                        .encrypt_str(id.as_str(), b"resident_id")
+                        .encrypt_str(id.as_str(), ID_NUMBER_AD)
                         .map_err(ApiError::internal)?,
                 ),
                 Some(self.cipher.blind_index(ID_NUMBER_INDEX, id.as_str())),
@@ -921,7 +957,7 @@ impl IdentityService {
                 Some(blob) => {
                     let clear = self
                         .cipher
-                        .decrypt_str(blob, b"resident_id")
+                        .decrypt_str(blob, ID_NUMBER_AD)
                         .map_err(ApiError::internal)?;
                     Some(ResidentId::parse(&clear).map_err(|e| {
                         ApiError::internal(anyhow::anyhow!("stored id number: {e}"))
@@ -970,7 +1006,7 @@ impl IdentityService {
             model
                 .id_number_cipher
                 .as_ref()
-                .and_then(|blob| self.cipher.decrypt_str(blob, b"resident_id").ok())
+                .and_then(|blob| self.cipher.decrypt_str(blob, ID_NUMBER_AD).ok())
         } else {
             model.id_number_masked.clone()
         };
@@ -1041,6 +1077,31 @@ impl IdentityService {
     async fn after_commit(&self, numbers: &[String]) {
         self.outbox.wake();
         self.invalidate_lookups(numbers).await;
+    }
+}
+
+/// Another service's text as PostgreSQL can store it: without NUL, which it
+/// refuses in text (the event would fail on every redelivery).
+fn storable(text: String) -> String {
+    text.replace('\0', "")
+}
+
+/// A record's columns with its personal data removed, `marker` for its name:
+/// an erased record, or one merged into another. Ids, tags and the VIP level
+/// stay for statistics.
+fn scrubbed(marker: &str) -> customer::ActiveModel {
+    customer::ActiveModel {
+        name: Set(marker.to_owned()),
+        name_key: Set(marker.to_owned()),
+        email: Set(None),
+        id_number_cipher: Set(None),
+        id_number_hash: Set(None),
+        id_number_masked: Set(None),
+        addresses: Set(serde_json::json!([])),
+        address_text: Set(String::new()),
+        attributes: Set(serde_json::json!({})),
+        assets: Set(serde_json::json!([])),
+        ..Default::default()
     }
 }
 

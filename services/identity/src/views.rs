@@ -83,11 +83,24 @@ pub struct LookupResult {
     pub candidates: Vec<Candidate>,
 }
 
-/// Everything identity holds about one customer (PIPL/GDPR access request).
+/// Everything identity holds about one person (PIPL/GDPR access request).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct CustomerExport {
     pub exported_at: DateTime<Utc>,
     pub customer: CustomerView,
+    /// The history of the customer and of every record merged into it.
     pub timeline: Vec<TimelineEntryView>,
+    pub audit: Vec<AuditEntryView>,
+    /// Records merged into this customer (their ids resolve to it).
+    pub merged_records: Vec<MergedRecordExport>,
+}
+
+/// A record merged into the exported customer, as it is stored now: a merge
+/// moves its personal data to the survivor, so it holds ids, tags and dates;
+/// records merged before that rule may still hold more.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MergedRecordExport {
+    pub customer: CustomerView,
+    pub merged_into: Uuid,
     pub audit: Vec<AuditEntryView>,
 }

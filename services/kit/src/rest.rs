@@ -93,6 +93,25 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
+/// Why [`require_plain_text`] refused a value.
+pub const CONTROL_CHARACTERS: &str = "must not contain control characters";
+
+/// Whether text input is free of control characters. None belongs in a name,
+/// e-mail address, id or search term, and PostgreSQL refuses NUL in text
+/// outright, which would otherwise surface as a 500.
+pub fn is_plain_text(value: &str) -> bool {
+    !value.chars().any(char::is_control)
+}
+
+/// 422 naming `pointer` unless `value` is [plain text](is_plain_text).
+pub fn require_plain_text(pointer: &str, value: &str) -> Result<(), ApiError> {
+    if is_plain_text(value) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(pointer, CONTROL_CHARACTERS))
+    }
+}
+
 /// Strong entity tag of a versioned resource.
 pub fn etag(id: &str, version: i64) -> String {
     format!("\"{id}.{version}\"")
@@ -183,6 +202,16 @@ mod tests {
             Some(("name".into(), 42))
         );
         assert!(decode_cursor::<(String, i32)>("%%%").is_err());
+    }
+
+    #[test]
+    fn plain_text_has_no_control_characters() {
+        assert!(is_plain_text("张伟 O'Brien-Smith %_\\"));
+        for bad in ["a\0b", "\u{1}", "line\nbreak", "tab\t", "\u{7f}", "\u{85}"] {
+            assert!(!is_plain_text(bad), "{bad:?}");
+            assert!(require_plain_text("/name", bad).is_err());
+        }
+        assert!(require_plain_text("/name", "ok").is_ok());
     }
 
     #[test]

@@ -250,6 +250,29 @@ impl Infra {
         }
     }
 
+    /// The `HOTLINE_*` variables that point a `hotline` process at these
+    /// backends under this run's names (none for the embedded ones).
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        if self.backends != Backends::Real {
+            return Vec::new();
+        }
+        [
+            ("HOTLINE_DATABASE__URL", self.database_url.clone()),
+            (
+                "HOTLINE_DATABASE__SCHEMA_PREFIX",
+                format!("{}_", self.run_id),
+            ),
+            ("HOTLINE_BUS__KIND", "amqp".to_owned()),
+            ("HOTLINE_BUS__AMQP_URL", self.amqp_url.clone()),
+            ("HOTLINE_CACHE__KIND", "redis".to_owned()),
+            ("HOTLINE_CACHE__REDIS_URL", self.redis_url.clone()),
+            ("HOTLINE_CACHE__PREFIX", self.run_id.clone()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

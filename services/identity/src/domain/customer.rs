@@ -5,7 +5,10 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use hotline_kit::error::FieldError;
+use hotline_kit::{
+    error::FieldError,
+    rest::{CONTROL_CHARACTERS, is_plain_text},
+};
 
 use super::{
     phone::{PhoneNumber, Region},
@@ -265,6 +268,34 @@ impl CustomerData {
         problems.finish(data)
     }
 
+    /// The data of one person held in two records, as one: `self` wins where
+    /// both have a value, `other` fills the gaps, lists are joined without
+    /// duplicates (a merge, which then scrubs `other`'s record).
+    pub fn absorb(mut self, other: CustomerData) -> CustomerData {
+        fn join<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
+            for item in from {
+                if !into.contains(&item) {
+                    into.push(item);
+                }
+            }
+        }
+        for (number, label) in other.phones {
+            if !self.phones.iter().any(|(known, _)| *known == number) {
+                self.phones.push((number, label));
+            }
+        }
+        join(&mut self.addresses, other.addresses);
+        join(&mut self.tags, other.tags);
+        join(&mut self.assets, other.assets);
+        self.id_number = self.id_number.or(other.id_number);
+        self.email = self.email.or(other.email);
+        self.vip_level = self.vip_level.max(other.vip_level);
+        for (key, value) in other.attributes {
+            self.attributes.entry(key).or_insert(value);
+        }
+        self
+    }
+
     /// Lower-cased text of every address, searched by fragment.
     pub fn address_text(&self) -> String {
         self.addresses
@@ -282,8 +313,8 @@ fn text(value: &str, pointer: &str, max: usize, required: bool, problems: &mut P
         problems.add(pointer, "must not be empty");
     } else if value.chars().count() > max {
         problems.add(pointer, format!("must be at most {max} characters"));
-    } else if value.chars().any(char::is_control) {
-        problems.add(pointer, "must not contain control characters");
+    } else if !is_plain_text(value) {
+        problems.add(pointer, CONTROL_CHARACTERS);
     }
     value.to_owned()
 }
@@ -381,7 +412,9 @@ fn email(value: Option<&str>, problems: &mut Problems) -> Option<String> {
                 && !domain.ends_with('.')
         })
         && !value.chars().any(char::is_whitespace);
-    if !valid {
+    if !is_plain_text(value) {
+        problems.add("/email", CONTROL_CHARACTERS);
+    } else if !valid {
         problems.add("/email", "not a valid e-mail address");
     }
     Some(value.to_lowercase())
@@ -420,8 +453,27 @@ fn attributes(
             "/attributes",
             format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
         );
+    } else if value
+        .iter()
+        .any(|(key, value)| key.contains('\0') || contains_nul(value))
+    {
+        // Free text may hold line breaks, but no database stores NUL in JSON text.
+        problems.add("/attributes", "must not contain NUL characters");
     }
     value
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
+            false
+        }
+    }
 }
 
 fn assets(values: Vec<Asset>, problems: &mut Problems) -> Vec<Asset> {
@@ -565,6 +617,67 @@ mod tests {
         let result: Result<NewCustomer, _> =
             serde_json::from_value(serde_json::json!({"name": "a", "nmae": "b"}));
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field() {
+        let errors = new_customer(serde_json::json!({
+            "name": "a\u{0}b",
+            "email": "a\u{0}@b.cn",
+            "addresses": [{"city": "x\u{1}"}],
+        }))
+        .validate(region())
+        .err()
+        .unwrap_or_default();
+        let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/name", "/addresses/0/city", "/email"]);
+        assert!(errors.iter().all(|e| e.message == CONTROL_CHARACTERS));
+    }
+
+    #[test]
+    fn absorbing_keeps_the_survivors_values_and_fills_its_gaps() {
+        let survivor = new_customer(serde_json::json!({
+            "name": "张伟",
+            "phones": [{"number": "13800138000"}],
+            "tags": ["a"],
+            "attributes": {"k": 1},
+            "addresses": [{"city": "北京市"}],
+        }))
+        .validate(region())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let other = new_customer(serde_json::json!({
+            "name": "张 伟",
+            "phones": [{"number": "13800138000", "label": "home"}, {"number": "13500000003"}],
+            "id_number": "11010519491231002X",
+            "email": "old@example.com",
+            "tags": ["a", "b"],
+            "vip_level": 3,
+            "attributes": {"k": 2, "other": true},
+            "addresses": [{"city": "北京市"}, {"city": "上海市"}],
+        }))
+        .validate(region())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let one = survivor.absorb(other);
+        assert_eq!(one.name, "张伟");
+        let numbers: Vec<_> = one
+            .phones
+            .iter()
+            .map(|(n, l)| (n.as_str(), l.as_str()))
+            .collect();
+        assert_eq!(
+            numbers,
+            [("+8613800138000", "mobile"), ("+8613500000003", "mobile")]
+        );
+        assert_eq!(
+            one.id_number.map(|id| id.masked()).as_deref(),
+            Some("1101**********002X")
+        );
+        assert_eq!(one.email.as_deref(), Some("old@example.com"));
+        assert_eq!(one.tags, ["a", "b"]);
+        assert_eq!(one.vip_level, 3);
+        assert_eq!(one.attributes["k"], 1);
+        assert_eq!(one.attributes["other"], true);
+        assert_eq!(one.addresses.len(), 2);
     }
 
     #[test]

@@ -7,11 +7,15 @@ use hotline_kit::{
     ApiResult,
     auth::{Principal, Role},
     error::ApiError,
+    rest::require_plain_text,
 };
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::tokens::{ClientView, CreatedClient, NewClient, Tokens};
+use crate::{
+    store::api_client::require_plain_id,
+    tokens::{ClientView, CreatedClient, NewClient, Tokens},
+};
 
 type TokenService = web::Data<Arc<Tokens>>;
 
@@ -41,7 +45,13 @@ async fn create(
     body: web::Json<NewClient>,
 ) -> ApiResult<HttpResponse> {
     principal.require_any(&[Role::Admin])?;
-    let created = tokens.create_client(&principal, body.into_inner()).await?;
+    let body = body.into_inner();
+    require_plain_text("/name", &body.name)?;
+    require_plain_text(
+        "/partner_id",
+        body.partner_id.as_deref().unwrap_or_default(),
+    )?;
+    let created = tokens.create_client(&principal, body).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -67,6 +77,7 @@ async fn revoke(
     client_id: web::Path<String>,
 ) -> ApiResult<web::Json<ClientView>> {
     principal.require_any(&[Role::Admin])?;
+    require_plain_id(&client_id)?;
     if client_id.as_str() == principal.subject {
         return Err(ApiError::conflict(
             "revoking_self",

@@ -63,6 +63,7 @@ pub async fn token(
         }
         _ => return Err(invalid_request("client_id and client_secret are required")),
     };
+    crate::store::api_client::require_plain_id(&client_id)?;
     let issued = tokens.issue(&client_id, &client_secret).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

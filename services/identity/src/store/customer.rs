@@ -1,5 +1,10 @@
 use sea_orm::entity::prelude::*;
 
+/// Associated data the ID number is encrypted with.
+pub const ID_NUMBER_AD: &[u8] = b"resident_id";
+/// Blind-index domain of the ID number's search hash.
+pub const ID_NUMBER_INDEX: &str = "resident_id";
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "customer")]
 pub struct Model {
@@ -9,7 +14,7 @@ pub struct Model {
     /// Lower-cased name, for case-insensitive search.
     pub name_key: String,
     pub email: Option<String>,
-    /// AES-256-GCM ciphertext of the resident ID number.
+    /// AES-256-GCM ciphertext of the resident ID number (see `crate::pii`).
     pub id_number_cipher: Option<Vec<u8>>,
     /// Keyed hash of the ID number: equality search without decrypting.
     pub id_number_hash: Option<String>,

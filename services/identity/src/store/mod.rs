@@ -5,5 +5,6 @@ pub mod audit_entry;
 pub mod customer;
 pub mod customer_phone;
 pub mod queries;
+pub mod rekey;
 pub mod signing_key;
 pub mod timeline_entry;

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, LikeExpr},
 };
 use uuid::Uuid;
 
@@ -31,6 +32,41 @@ pub async fn resolve<C: ConnectionTrait>(
         }
     }
     Ok(current)
+}
+
+/// Every record merged into `survivor`, directly or through earlier merges
+/// (merges used to leave chains).
+pub async fn merged_into<C: ConnectionTrait>(
+    conn: &C,
+    survivor: Uuid,
+) -> Result<Vec<customer::Model>, DbErr> {
+    let mut found: Vec<customer::Model> = Vec::new();
+    let mut frontier = vec![survivor];
+    while !frontier.is_empty() {
+        let next = customer::Entity::find()
+            .filter(customer::Column::MergedInto.is_in(frontier))
+            .order_by_asc(customer::Column::Id)
+            .all(conn)
+            .await?;
+        // A visited id is never queried again, so even corrupt cycles end.
+        let new: Vec<customer::Model> = next
+            .into_iter()
+            .filter(|record| record.id != survivor && found.iter().all(|f| f.id != record.id))
+            .collect();
+        frontier = new.iter().map(|record| record.id).collect();
+        found.extend(new);
+    }
+    Ok(found)
+}
+
+/// `column` contains `fragment` as typed: `%`, `_` and `\` in it match only
+/// themselves. An explicit ESCAPE reads the same on SQLite and PostgreSQL.
+pub fn contains_literally<C: ColumnTrait>(column: C, fragment: &str) -> Expr {
+    let escaped = fragment
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    column.like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
 pub async fn phones_of<C: ConnectionTrait>(

@@ -15,6 +15,9 @@ crate::on_both_backends!(
     a_merged_customer_resolves_to_the_survivor_with_its_phones,
     every_change_is_audited_with_personal_data_masked,
     export_then_erasure_leaves_only_a_tombstone,
+    search_wildcards_match_only_themselves,
+    a_merge_leaves_no_personal_data_behind_and_the_export_shows_every_record,
+    erasure_and_export_cover_records_merged_before_merges_scrubbed,
 );
 
 async fn a_customer_is_found_by_the_number_they_call_from_in_any_notation(app: Identity) {
@@ -454,5 +457,235 @@ async fn export_then_erasure_leaves_only_a_tombstone(app: Identity) {
         "STB-0001",
     ] {
         assert!(!text.contains(secret), "erasure left {secret}: {text}");
+    }
+}
+
+async fn search_wildcards_match_only_themselves(app: Identity) {
+    for (name, street) in [
+        ("100% 满意", "a_b 路"),
+        ("snake_case", "axb 路"),
+        ("back\\slash", "c\\d 路"),
+        ("Wang Fang", "cd 路"),
+    ] {
+        app.create(json!({"name": name, "addresses": [{"street": street}]}))
+            .await;
+    }
+    let found = |field: &'static str, fragment: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .request(Method::GET, "/api/v1/customers", &app.admin)
+                .query(&[(field, fragment)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Value = response.json().await.unwrap();
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("name", "%").await, ["100% 满意"]);
+    assert_eq!(found("name", "_").await, ["snake_case"]);
+    assert_eq!(found("name", "\\").await, ["back\\slash"]);
+    assert_eq!(found("name", "g%f").await, Vec::<String>::new());
+    assert_eq!(found("address", "a_b").await, ["100% 满意"]);
+    assert_eq!(found("address", "c\\d").await, ["back\\slash"]);
+}
+
+impl Identity {
+    async fn merge(&self, survivor: &Value, merged: &Value) -> Value {
+        let response = self
+            .post(
+                &format!(
+                    "/api/v1/customers/{}/merge",
+                    survivor["id"].as_str().unwrap()
+                ),
+                &self.admin,
+                &json!({"merged_id": merged["id"]}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    async fn export(&self, customer: &Value) -> Value {
+        let response = self
+            .get(
+                &format!(
+                    "/api/v1/customers/{}/export",
+                    customer["id"].as_str().unwrap()
+                ),
+                &self.admin,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+fn ids_of(records: &Value) -> Vec<&str> {
+    let mut ids: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| record["customer"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+async fn a_merge_leaves_no_personal_data_behind_and_the_export_shows_every_record(app: Identity) {
+    let survivor = app
+        .create(json!({"name": "张伟", "phones": [{"number": "13800138000"}]}))
+        .await;
+    let duplicate = app
+        .create(json!({
+            "name": "张 伟",
+            "phones": [{"number": "13500000003"}],
+            "email": "old.mail@example.com",
+            "id_number": "110101199003070011",
+            "addresses": [{"province": "北京市", "street": "建国路 88 号"}],
+            "assets": [{"kind": "modem", "serial": "MDM-7"}],
+        }))
+        .await;
+    let older = app
+        .create(json!({"name": "Zhang Wei", "phones": [{"number": "13600000004"}]}))
+        .await;
+    // A chain: the older record into the duplicate, then the duplicate into the survivor.
+    app.merge(&duplicate, &older).await;
+    let merged = app.merge(&survivor, &duplicate).await;
+
+    // The survivor took over what only the merged records held.
+    let numbers: Vec<&str> = merged["phones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        ["+8613800138000", "+8613500000003", "+8613600000004"]
+    );
+    assert_eq!(merged["email"], "old.mail@example.com");
+    assert_eq!(merged["id_number"], "110101199003070011");
+    assert_eq!(merged["addresses"][0]["street"], "建国路 88 号");
+    assert_eq!(merged["assets"][0]["serial"], "MDM-7");
+
+    let export = app.export(&survivor).await;
+    assert_eq!(export["customer"]["id"], survivor["id"]);
+    let mut expected = vec![
+        duplicate["id"].as_str().unwrap(),
+        older["id"].as_str().unwrap(),
+    ];
+    expected.sort_unstable();
+    assert_eq!(ids_of(&export["merged_records"]), expected);
+    for record in export["merged_records"].as_array().unwrap() {
+        assert_eq!(record["merged_into"], survivor["id"], "one hop: {record}");
+        assert_eq!(record["customer"]["name"], "[merged]");
+        assert!(
+            record["audit"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|entry| entry["action"] == "merged_into"),
+            "{record}"
+        );
+    }
+    let left_behind = export["merged_records"].to_string();
+    for personal in [
+        "张 伟",
+        "Zhang Wei",
+        "old.mail",
+        "110101199003070011",
+        "建国路",
+        "MDM-7",
+    ] {
+        assert!(
+            !left_behind.contains(personal),
+            "merged record kept {personal}: {left_behind}"
+        );
+    }
+    // Either id exports the same person.
+    assert_eq!(app.export(&older).await["customer"]["id"], survivor["id"]);
+}
+
+/// Records merged before merges scrubbed them still hold personal data: the
+/// export shows it and erasure removes it.
+async fn erasure_and_export_cover_records_merged_before_merges_scrubbed(app: Identity) {
+    use hotline_identity::store::customer;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    let survivor = app.create(zhang_wei()).await;
+    let legacy = app
+        .create(json!({
+            "name": "张 伟",
+            "phones": [{"number": "13500000003"}],
+            "email": "legacy@example.com",
+            "id_number": "310115198506120026",
+            "addresses": [{"province": "上海市", "street": "世纪大道 1 号"}],
+        }))
+        .await;
+    let survivor_id = uuid::Uuid::parse_str(survivor["id"].as_str().unwrap()).unwrap();
+    let legacy_id = uuid::Uuid::parse_str(legacy["id"].as_str().unwrap()).unwrap();
+    // As the merge of an earlier version left it: pointing at the survivor, data kept.
+    customer::Entity::update_many()
+        .col_expr(customer::Column::MergedInto, Expr::value(survivor_id))
+        .filter(customer::Column::Id.eq(legacy_id))
+        .exec(app.service.db())
+        .await
+        .unwrap();
+
+    let export = app.export(&survivor).await;
+    let records = export["merged_records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{export}");
+    assert_eq!(records[0]["customer"]["id"], legacy["id"]);
+    assert_eq!(records[0]["customer"]["email"], "legacy@example.com");
+    assert_eq!(records[0]["customer"]["id_number"], "310115198506120026");
+
+    // Erasing by the merged record's id erases the person: both records.
+    let erased = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/customers/{legacy_id}"),
+            &app.admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), StatusCode::OK);
+    let export = app.export(&survivor).await;
+    assert!(export["customer"]["erased_at"].is_string());
+    let record = &export["merged_records"][0]["customer"];
+    assert_eq!(record["name"], "[erased]", "{export}");
+    assert!(record["erased_at"].is_string());
+    let text = export.to_string();
+    for personal in [
+        "legacy@example.com",
+        "310115198506120026",
+        "3101**",
+        "世纪大道",
+        "13500000003",
+        "11010519491231002X",
+        "zhang.wei",
+    ] {
+        assert!(!text.contains(personal), "erasure left {personal}: {text}");
+    }
+    let rows = customer::Entity::find()
+        .filter(customer::Column::Id.is_in([survivor_id, legacy_id]))
+        .all(app.service.db())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert!(
+            row.id_number_cipher.is_none() && row.email.is_none(),
+            "{row:?}"
+        );
+        assert_eq!(row.name, "[erased]");
     }
 }

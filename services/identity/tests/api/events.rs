@@ -67,6 +67,8 @@ async fn every_customer_change_is_published_with_cloudevents_attributes(app: Ide
         "identity.customer.updated",
         "identity.customer.merged",
         "identity.customer.erased",
+        // The record merged into it is erased too.
+        "identity.customer.erased",
     ];
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -91,6 +93,8 @@ async fn every_customer_change_is_published_with_cloudevents_attributes(app: Ide
     let erased = CustomerChanged::decode(events[4].data.as_slice()).unwrap();
     assert!(erased.phones.is_empty());
     assert_eq!(erased.previous_phones.len(), 3);
+    let erased_merged = CustomerChanged::decode(events[5].data.as_slice()).unwrap();
+    assert_eq!(erased_merged.customer_id, other["id"].as_str().unwrap());
     let mut ids: Vec<_> = events.iter().map(|e| e.id).collect();
     ids.dedup();
     assert_eq!(ids.len(), events.len(), "distinct event ids");
@@ -153,7 +157,9 @@ async fn activities_of_other_services_land_in_the_timeline_once(app: Identity) {
     // Give the timeline consumer time to declare its queue.
     let timeline_path = format!("/api/v1/customers/{id}/timeline");
     let by_id = activity_event(id, "", "task-1");
-    let by_phone = activity_event("", "+86 138 0013 8000", "task-2");
+    // A NUL is dropped: PostgreSQL refuses it in text, and the event would fail
+    // on every delivery.
+    let by_phone = activity_event("", "+86 138 0013 8000", "task-\u{0}2");
     let bus = app.app.platform.bus.clone();
     let published = eventually(Duration::from_secs(10), || {
         let (bus, event) = (bus.clone(), by_id.clone());

@@ -18,6 +18,7 @@ pub fn identity_config(billing_url: &str) -> IdentityConfig {
     IdentityConfig {
         default_region: "CN".into(),
         pii_key: Secret::new(PiiCipher::generate_key_base64().expect("randomness")),
+        pii_previous_keys: Vec::new(),
         token_ttl: Duration::from_secs(900),
         key_rotation: Duration::from_secs(30 * 24 * 3600),
         lookup_cache_ttl: Duration::from_secs(600),

@@ -5,7 +5,8 @@ use crate::helpers::{Identity, problem, zhang_wei};
 
 crate::on_both_backends!(
     bad_input_gets_a_problem_and_changes_nothing,
-    a_patch_with_bad_fields_changes_nothing
+    a_patch_with_bad_fields_changes_nothing,
+    control_characters_in_any_text_input_get_a_problem,
 );
 
 async fn bad_input_gets_a_problem_and_changes_nothing(app: Identity) {
@@ -125,6 +126,93 @@ async fn a_patch_with_bad_fields_changes_nothing(app: Identity) {
     problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
     let unchanged: Value = app.get(&path, &app.admin).await.json().await.unwrap();
     assert_eq!(unchanged, created);
+}
+
+/// A NUL reached PostgreSQL as a 500 (it refuses NUL in text) and was stored
+/// as is by SQLite: every text input now refuses control characters first.
+async fn control_characters_in_any_text_input_get_a_problem(app: Identity) {
+    let nul = "张\u{0}伟";
+    let bodies = [
+        (json!({"name": nul}), "/name"),
+        (
+            json!({"name": "坏字符", "email": "zhang\u{0}@example.com"}),
+            "/email",
+        ),
+        (
+            json!({"name": "坏字符", "addresses": [{"city": nul}]}),
+            "/addresses/0/city",
+        ),
+        (json!({"name": "坏字符", "tags": [nul]}), "/tags/0"),
+        (
+            json!({"name": "坏字符", "attributes": {"note": nul}}),
+            "/attributes",
+        ),
+    ];
+    for (body, pointer) in &bodies {
+        let response = app.post("/api/v1/customers", &app.admin, body).await;
+        let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(problem["errors"][0]["pointer"], *pointer, "{problem}");
+    }
+
+    let created = app.create(zhang_wei()).await;
+    let path = format!("/api/v1/customers/{}", created["id"].as_str().unwrap());
+    for (patch, _) in &bodies {
+        let response = app
+            .request(Method::PATCH, &path, &app.admin)
+            .json(patch)
+            .send()
+            .await
+            .unwrap();
+        problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let unchanged: Value = app.get(&path, &app.admin).await.json().await.unwrap();
+    assert_eq!(unchanged, created);
+
+    for field in ["name", "address", "phone", "id_number"] {
+        let response = app
+            .request(Method::GET, "/api/v1/customers", &app.admin)
+            .query(&[(field, nul)])
+            .send()
+            .await
+            .unwrap();
+        let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(body["errors"][0]["pointer"], format!("/{field}"), "{body}");
+    }
+
+    for client in [
+        json!({"name": nul, "roles": ["agent"]}),
+        json!({"name": "shop", "roles": ["partner"], "partner_id": nul}),
+    ] {
+        let response = app.post("/api/v1/clients", &app.admin, &client).await;
+        problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let revoke = app
+        .request(Method::DELETE, "/api/v1/clients/hc_%00x", &app.admin)
+        .send()
+        .await
+        .unwrap();
+    problem(revoke, StatusCode::BAD_REQUEST).await;
+
+    // The client id of /oauth/token, as HTTP Basic (raw and percent-encoded)
+    // and as a form field.
+    let token = || app.app.client.post(app.app.url("/oauth/token"));
+    for request in [
+        token()
+            .basic_auth("hc_\u{0}x", Some("secret"))
+            .form(&[("grant_type", "client_credentials")]),
+        token()
+            .basic_auth("hc_%00x", Some("secret"))
+            .form(&[("grant_type", "client_credentials")]),
+        token().form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "hc_\u{0}x"),
+            ("client_secret", "secret"),
+        ]),
+    ] {
+        let body = problem(request.send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+        assert_eq!(body["error"], "invalid_request", "{body}");
+    }
+    assert_eq!(app.count_named("坏字符").await, 0, "nothing was created");
 }
 
 impl Identity {
