@@ -124,7 +124,7 @@ mod another_process {
     use hotline_testkit::{Infra, TestApp, WhoAmI};
     use reqwest::StatusCode;
 
-    use crate::helpers::{ADMIN_ID, ADMIN_SECRET, Identity};
+    use crate::helpers::{ADMIN_ID, ADMIN_SECRET, Identity, header_kid};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tokens_are_verified_against_the_fetched_jwks() {
@@ -154,16 +154,23 @@ mod another_process {
             ADMIN_ID
         );
 
-        identity
+        let rotation = identity
             .post(
                 "/api/v1/keys/rotate",
                 &identity.admin,
                 &serde_json::json!({}),
             )
             .await;
+        assert_eq!(rotation.status(), StatusCode::OK);
+        let new_kid = rotation.json::<serde_json::Value>().await.unwrap()["kid"].clone();
         // The verifier may refetch for an unknown key once a second.
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let rotated = identity.token(ADMIN_ID, ADMIN_SECRET).await;
+        assert_eq!(
+            header_kid(&rotated),
+            new_kid.as_str().unwrap(),
+            "signed with the new key"
+        );
         assert_eq!(
             ask(rotated).await.status(),
             StatusCode::OK,
