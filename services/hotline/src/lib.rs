@@ -5,7 +5,7 @@ pub mod config;
 
 use std::sync::Arc;
 
-use hotline_identity::{IdentityComponent, store::rekey::RekeyReport};
+use hotline_identity::{GeneratedAdmin, IdentityComponent, store::rekey::RekeyReport};
 use hotline_kit::{
     auth::{Authenticator, HttpKeySource, KeySource},
     component::Component,
@@ -49,8 +49,8 @@ pub struct Started {
     pub running: Running,
     /// The shared infrastructure, to close once the process has stopped.
     pub platform: Platform,
-    /// Credentials generated for the bootstrap admin client, to print once.
-    pub bootstrap_credentials: Option<(String, String)>,
+    /// The bootstrap admin client generated at this start, if any.
+    pub bootstrap_admin: Option<GeneratedAdmin>,
 }
 
 pub async fn connect_platform(config: &Config) -> anyhow::Result<Platform> {
@@ -63,11 +63,11 @@ pub async fn connect_platform(config: &Config) -> anyhow::Result<Platform> {
     .await
 }
 
-/// Identity as configured, with the bootstrap credentials it generated (if any).
+/// Identity as configured, with the bootstrap admin client it generated (if any).
 pub async fn build_identity(
     config: &Config,
     platform: &Platform,
-) -> anyhow::Result<(IdentityComponent, Option<(String, String)>)> {
+) -> anyhow::Result<(IdentityComponent, Option<GeneratedAdmin>)> {
     IdentityComponent::build(
         &config.identity,
         &config.auth,
@@ -90,13 +90,13 @@ pub async fn start(
     let platform = connect_platform(config).await?;
     let mut components: Vec<Arc<dyn Component>> = Vec::new();
     let mut local_keys: Option<Arc<dyn KeySource>> = None;
-    let mut bootstrap_credentials = None;
+    let mut bootstrap_admin = None;
     for service in &services {
         match service {
             Target::Identity => {
                 let (identity, generated) = build_identity(config, &platform).await?;
                 local_keys = Some(identity.key_source());
-                bootstrap_credentials = generated;
+                bootstrap_admin = generated;
                 components.push(Arc::new(identity));
             }
             Target::All => {}
@@ -125,7 +125,7 @@ pub async fn start(
     Ok(Started {
         running,
         platform,
-        bootstrap_credentials,
+        bootstrap_admin,
     })
 }
 

@@ -298,33 +298,41 @@ fn welcome(config: &Config, started: &hotline::Started, services: &[Target]) {
     if config.database.url.is_empty() {
         println!("  data         {} (SQLite)", config.data_dir.display());
     }
-    match &started.bootstrap_credentials {
-        Some((id, secret)) => {
-            println!();
-            println!("A bootstrap admin client was created. Its secret is shown only now:");
-            println!("  client id     {id}");
-            println!("  client secret {secret}");
-            println!("Get a token:");
+    let token_command = |credentials: &str| {
+        format!(
+            "{credentials}curl -s -u \"$HOTLINE_BOOTSTRAP_CLIENT_ID:$HOTLINE_BOOTSTRAP_CLIENT_SECRET\" -d grant_type=client_credentials http://{http}/oauth/token"
+        )
+    };
+    println!();
+    // Never the secret itself: stdout ends up in log collectors.
+    match &started.bootstrap_admin {
+        Some(admin) => {
+            let file = admin.credentials_file.display();
             println!(
-                "  curl -s -u '{id}:{secret}' -d grant_type=client_credentials http://{http}/oauth/token"
+                "A bootstrap admin client was created: {}. Its id and secret are in",
+                admin.client_id
             );
+            println!("  {file} (readable only by you). Get a token:");
+            println!("  ({})", token_command(&format!(". '{file}' && ")));
         }
         None if !config.bootstrap_client_id.is_empty() => {
-            println!();
             println!(
                 "Get a token with the bootstrap client from HOTLINE_BOOTSTRAP_CLIENT_ID/SECRET:"
             );
-            println!(
-                "  curl -s -u \"$HOTLINE_BOOTSTRAP_CLIENT_ID:$HOTLINE_BOOTSTRAP_CLIENT_SECRET\" -d grant_type=client_credentials http://{http}/oauth/token"
-            );
+            println!("  {}", token_command(""));
         }
         None => {
-            println!();
+            if config.database.url.is_empty() {
+                println!(
+                    "The bootstrap admin client was written at first start to {}.",
+                    config
+                        .data_dir
+                        .join(hotline_identity::component::BOOTSTRAP_CREDENTIALS_FILE)
+                        .display()
+                );
+            }
             println!(
-                "The bootstrap admin client's secret was printed at first start. Lost it? Set"
-            );
-            println!(
-                "HOTLINE_BOOTSTRAP_CLIENT_ID and HOTLINE_BOOTSTRAP_CLIENT_SECRET and restart."
+                "Lost it? Set HOTLINE_BOOTSTRAP_CLIENT_ID and HOTLINE_BOOTSTRAP_CLIENT_SECRET and restart."
             );
         }
     }

@@ -149,9 +149,7 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
         if let Some(url) = line.trim().strip_prefix("API docs") {
             http = url.trim().trim_end_matches("/docs/").to_owned();
         }
-        let done = line.starts_with("Get a token")
-            || line.contains("Lost it?")
-            || line.contains("HOTLINE_BOOTSTRAP_CLIENT_ID/SECRET");
+        let done = line.contains("/oauth/token") || line.starts_with("Lost it?");
         lines.push(line);
         if done {
             break;
@@ -170,22 +168,49 @@ fn sigterm(child: &Child) {
     assert!(status.success());
 }
 
+/// The generated bootstrap admin client, from the file the welcome text names.
+fn bootstrap_credentials(server: &Server, dir: &std::path::Path) -> (String, String) {
+    let file = dir.join("bootstrap-admin.env");
+    assert!(
+        server
+            .lines
+            .iter()
+            .any(|line| line.contains(&file.display().to_string())),
+        "the welcome text names {}: {:?}",
+        file.display(),
+        server.lines
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable only by its owner");
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("{name} not in {}", file.display()))
+            .to_owned()
+    };
+    let (id, secret) = (
+        value("HOTLINE_BOOTSTRAP_CLIENT_ID"),
+        value("HOTLINE_BOOTSTRAP_CLIENT_SECRET"),
+    );
+    assert!(secret.len() >= 40);
+    let printed = server.lines.join("\n");
+    assert!(
+        !printed.contains(&secret),
+        "the secret is never printed: {printed}"
+    );
+    (id, secret)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_gets_credentials_a_token_and_finds_a_caller() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = serve(dir.path(), &[]);
-    let value = |label: &str| {
-        server
-            .lines
-            .iter()
-            .find_map(|line| {
-                line.trim()
-                    .strip_prefix(label)
-                    .map(|rest| rest.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("{label} not printed: {:?}", server.lines))
-    };
-    let (id, secret) = (value("client id"), value("client secret"));
+    let (id, secret) = bootstrap_credentials(&server, dir.path());
     let client = reqwest::Client::new();
     let token = hotline_testkit::client_token(&client, &server.http, &id, &secret).await;
     let created = client
@@ -212,18 +237,128 @@ async fn a_newcomer_gets_credentials_a_token_and_finds_a_caller() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit 0 after SIGTERM: {status}");
 
-    // A second start keeps the data and doesn't print the secret again.
+    // A second start keeps the data and says where the credentials went.
     let mut again = serve(dir.path(), &[]);
     assert!(
         again
             .lines
             .iter()
-            .any(|line| line.contains("printed at first start")),
+            .any(|line| line.contains("written at first start")),
         "{:?}",
         again.lines
     );
     sigterm(&again.child);
     assert!(again.child.wait().unwrap().success());
+}
+
+/// Once any client exists, no admin is generated again: not even when every
+/// admin is revoked (which a revoked admin's still-valid token can do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_every_admin_does_not_mint_a_new_one_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    let (id, secret) = bootstrap_credentials(&server, dir.path());
+    std::fs::remove_file(dir.path().join("bootstrap-admin.env")).unwrap();
+    let client = reqwest::Client::new();
+    let first = hotline_testkit::client_token(&client, &server.http, &id, &secret).await;
+    let created: serde_json::Value = client
+        .post(format!("{}/api/v1/clients", server.http))
+        .bearer_auth(&first)
+        .json(&serde_json::json!({"name": "second admin", "roles": ["admin"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let second_id = created["client_id"].as_str().unwrap();
+    let second = hotline_testkit::client_token(
+        &client,
+        &server.http,
+        second_id,
+        created["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    for (revoked, by) in [(id.as_str(), &second), (second_id, &first)] {
+        let answer = client
+            .delete(format!("{}/api/v1/clients/{revoked}", server.http))
+            .bearer_auth(by)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    sigterm(&server.child);
+    assert!(server.child.wait().unwrap().success());
+
+    let mut again = serve(dir.path(), &[]);
+    assert!(
+        !dir.path().join("bootstrap-admin.env").exists(),
+        "no new admin: {:?}",
+        again.lines
+    );
+    let clients: serde_json::Value = client
+        .get(format!("{}/api/v1/clients", again.http))
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(clients.as_array().unwrap().len(), 2, "{clients}");
+    sigterm(&again.child);
+    assert!(again.child.wait().unwrap().success());
+}
+
+/// With PostgreSQL nothing is generated: the first admin comes from the
+/// environment, or the start stops with a message saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgresql_the_bootstrap_admin_must_be_configured() {
+    let Some(infra) = hotline_testkit::Infra::real().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("{}_", infra.run_id);
+    let env = [
+        ("HOTLINE_DATABASE__URL", infra.database_url.as_str()),
+        ("HOTLINE_DATABASE__SCHEMA_PREFIX", prefix.as_str()),
+        (
+            "HOTLINE_IDENTITY__PII_KEY",
+            "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=",
+        ),
+    ];
+    let mut refused = hotline(&[
+        "serve",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--http-addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+    ]);
+    refused.envs(env);
+    let output = refused.output().unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("HOTLINE_BOOTSTRAP_CLIENT_ID"), "{text}");
+    assert!(!dir.path().join("bootstrap-admin.env").exists());
+
+    let secret = "ops-admin-secret-0123456789";
+    let mut configured: Vec<(&str, &str)> = env.to_vec();
+    configured.extend([
+        ("HOTLINE_BOOTSTRAP_CLIENT_ID", "ops-admin"),
+        ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", secret),
+    ]);
+    let mut server = serve(dir.path(), &configured);
+    assert!(
+        !server.lines.join("\n").contains(secret),
+        "{:?}",
+        server.lines
+    );
+    hotline_testkit::client_token(&reqwest::Client::new(), &server.http, "ops-admin", secret).await;
+    sigterm(&server.child);
+    assert!(server.child.wait().unwrap().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

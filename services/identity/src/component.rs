@@ -1,6 +1,10 @@
 //! Identity as a component of a Hotline process.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use hotline_kit::{
@@ -24,21 +28,30 @@ use crate::{
     rest,
     service::IdentityService,
     store::{self, rekey::RekeyReport},
+    throttle::Throttle,
     tokens::Tokens,
 };
 
 pub const NAME: &str = "identity";
+/// Where the embedded mode writes a generated bootstrap admin client, under the data dir.
+pub const BOOTSTRAP_CREDENTIALS_FILE: &str = "bootstrap-admin.env";
 
 pub struct IdentityComponent {
     service: Arc<IdentityService>,
     tokens: Arc<Tokens>,
+    throttle: Arc<Throttle>,
     platform: Platform,
     db: DatabaseConnection,
     key_check: Duration,
 }
 
-/// Credentials generated for the bootstrap admin client, to print once.
-pub type GeneratedCredentials = Option<(String, String)>;
+/// A bootstrap admin client generated on an empty embedded installation. Its
+/// secret is only in `credentials_file` (mode 0600), never on stdout or in logs.
+#[derive(Clone, Debug)]
+pub struct GeneratedAdmin {
+    pub client_id: String,
+    pub credentials_file: PathBuf,
+}
 
 impl IdentityComponent {
     pub async fn build(
@@ -46,7 +59,7 @@ impl IdentityComponent {
         auth: &AuthConfig,
         bootstrap: (&str, &str),
         platform: &Platform,
-    ) -> anyhow::Result<(Self, GeneratedCredentials)> {
+    ) -> anyhow::Result<(Self, Option<GeneratedAdmin>)> {
         let region = config.region().map_err(anyhow::Error::msg)?;
         let cipher = Arc::new(pii_cipher(config, platform)?);
         let db = platform.database::<Migrator>(NAME).await?;
@@ -69,14 +82,15 @@ impl IdentityComponent {
             auth.audience.clone(),
             config.token_ttl,
             config.key_rotation,
-        )?);
+        ));
         // Identity's own queues exist before its relay publishes anything.
         platform.bus.declare(&[events::timeline_subscription()]);
         tokens.rotate_if_due().await?;
-        let generated = tokens.bootstrap(bootstrap.0, bootstrap.1).await?;
+        let generated = bootstrap_admin(&tokens, bootstrap, platform).await?;
         let component = Self {
             service,
             tokens,
+            throttle: Arc::new(Throttle::new(&config.token_endpoint)),
             platform: platform.clone(),
             db,
             key_check: (config.key_rotation / 10).min(Duration::from_secs(3600)),
@@ -138,17 +152,69 @@ fn read_or_create_key(path: &Path) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(path) {
         return Ok(existing);
     }
+    let key = PiiCipher::generate_key_base64()?;
+    write_private(path, &key)?;
+    tracing::warn!(path = %path.display(), "generated a PII encryption key; back it up: without it encrypted ID numbers are lost");
+    Ok(key)
+}
+
+/// A new file only its owner may read (mode 0600); never overwrites one.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let key = PiiCipher::generate_key_base64()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, key.as_bytes())?;
-    tracing::warn!(path = %path.display(), "generated a PII encryption key; back it up: without it encrypted ID numbers are lost");
-    Ok(key)
+    std::io::Write::write_all(&mut options.open(path)?, contents.as_bytes())?;
+    Ok(())
+}
+
+/// Makes sure an admin client can be had. A configured one is created or its
+/// secret reset. Otherwise one is generated, only on an installation without any
+/// client: in the embedded mode into a 0600 file under the data dir (stdout ends
+/// up in log collectors); with PostgreSQL not at all — it must be configured.
+async fn bootstrap_admin(
+    tokens: &Tokens,
+    (id, secret): (&str, &str),
+    platform: &Platform,
+) -> anyhow::Result<Option<GeneratedAdmin>> {
+    if !id.is_empty() {
+        tokens.ensure_configured_admin(id, secret).await?;
+        return Ok(None);
+    }
+    if !tokens.has_no_clients().await? {
+        return Ok(None);
+    }
+    if !platform.is_embedded() {
+        anyhow::bail!(
+            "identity has no API client yet: set HOTLINE_BOOTSTRAP_CLIENT_ID and HOTLINE_BOOTSTRAP_CLIENT_SECRET (16+ characters, e.g. from a Kubernetes Secret) for the first admin client; with PostgreSQL none is generated"
+        );
+    }
+    let (client_id, secret) = Tokens::generate_credentials()?;
+    let credentials_file = platform.data_dir.join(BOOTSTRAP_CREDENTIALS_FILE);
+    // Left over from an installation whose database is gone: those credentials are void.
+    match std::fs::remove_file(&credentials_file) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+        _ => {}
+    }
+    // Written before the client exists, so a failure never leaves an admin nobody can use.
+    write_private(
+        &credentials_file,
+        &format!(
+            "# Hotline's bootstrap admin API client, generated at first start. Keep it\n\
+             # secret; once it is stored elsewhere, delete this file.\n\
+             HOTLINE_BOOTSTRAP_CLIENT_ID={client_id}\n\
+             HOTLINE_BOOTSTRAP_CLIENT_SECRET={secret}\n"
+        ),
+    )?;
+    tokens.create_bootstrap_admin(&client_id, &secret).await?;
+    tracing::info!(client_id, file = %credentials_file.display(), "bootstrap admin client generated");
+    Ok(Some(GeneratedAdmin {
+        client_id,
+        credentials_file,
+    }))
 }
 
 #[async_trait]
@@ -158,7 +224,12 @@ impl Component for IdentityComponent {
     }
 
     fn configure_rest(&self, config: &mut utoipa_actix_web::service_config::ServiceConfig) {
-        rest::configure(config, self.service.clone(), self.tokens.clone());
+        rest::configure(
+            config,
+            self.service.clone(),
+            self.tokens.clone(),
+            self.throttle.clone(),
+        );
     }
 
     fn add_grpc(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {

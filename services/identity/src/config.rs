@@ -28,6 +28,25 @@ pub struct IdentityConfig {
     pub lookup_cache_ttl: Duration,
     pub lookup_history: u64,
     pub billing: BillingConfig,
+    pub token_endpoint: TokenEndpointConfig,
+}
+
+/// What failed token requests may cost (`[identity.token_endpoint]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEndpointConfig {
+    /// Failed requests tolerated from one source address per `failure_window`.
+    pub failures_per_address: u32,
+    /// Failed requests tolerated for one client id from one source address.
+    pub failures_per_client: u32,
+    #[serde(with = "humantime_serde")]
+    pub failure_window: Duration,
+    /// Token requests checked at once; more are refused straight away.
+    pub max_concurrent: usize,
+    /// Source addresses (and client ids per address) remembered at most.
+    pub tracked: u64,
+    /// Proxies whose `X-Forwarded-For` names the source address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -87,6 +106,35 @@ impl Validate for IdentityConfig {
         }
         if !self.billing.url.is_empty() && !self.billing.url.starts_with("http") {
             problems.push("identity.billing.url must be an http(s) URL or empty".into());
+        }
+        problems.extend(self.token_endpoint.validate());
+        problems
+    }
+}
+
+impl Validate for TokenEndpointConfig {
+    fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.failures_per_address == 0 || self.failures_per_client == 0 {
+            problems.push(
+                "identity.token_endpoint.failures_per_address and failures_per_client must be at least 1"
+                    .into(),
+            );
+        }
+        if self.failures_per_client > self.failures_per_address {
+            problems.push(
+                "identity.token_endpoint.failures_per_client must not exceed failures_per_address"
+                    .into(),
+            );
+        }
+        if self.failure_window < Duration::from_secs(1) {
+            problems.push("identity.token_endpoint.failure_window must be at least 1s".into());
+        }
+        if self.max_concurrent == 0 {
+            problems.push("identity.token_endpoint.max_concurrent must be at least 1".into());
+        }
+        if self.tracked < 1000 {
+            problems.push("identity.token_endpoint.tracked must be at least 1000".into());
         }
         problems
     }

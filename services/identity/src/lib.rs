@@ -2,6 +2,7 @@
 //! clients (and tokens) that may ask.
 
 pub mod billing;
+pub mod client_secret;
 pub mod component;
 pub mod config;
 pub mod domain;
@@ -12,8 +13,9 @@ pub mod pii;
 pub mod rest;
 pub mod service;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 pub mod views;
 
-pub use component::IdentityComponent;
+pub use component::{GeneratedAdmin, IdentityComponent};
 pub use config::IdentityConfig;

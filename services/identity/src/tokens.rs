@@ -1,9 +1,11 @@
 //! API clients and the tokens they get: OAuth2 client credentials, ES256 JWTs,
 //! signing keys rotated with overlap and published as a JWKS.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
 use async_trait::async_trait;
 use aws_lc_rs::{
     rand::{SecureRandom, SystemRandom},
@@ -22,18 +24,22 @@ use jsonwebtoken::{
 };
 use sea_orm::{ActiveValue::Set, DatabaseConnection, QueryOrder, entity::prelude::*};
 use serde::{Deserialize, Serialize};
-use tokio::sync::RwLock;
 use utoipa::ToSchema;
 
 use crate::{
+    client_secret::{SecretHasher, Verdict},
     pii::PiiCipher,
     store::{api_client, signing_key},
 };
 
 /// Retired keys stay published this much longer than the tokens they signed.
 const RETIRED_KEY_GRACE: Duration = Duration::from_secs(300);
-/// How long a replica signs with the key it loaded before looking for a newer one.
+/// How long a replica signs with the key it loaded before looking for a newer one
+/// (sooner when that key falls due for rotation).
 const SIGNER_RECHECK: Duration = Duration::from_secs(60);
+/// The shortest time a loaded key is used, so a failing rotation is not retried
+/// on every request.
+const SIGNER_MIN_USE: Duration = Duration::from_secs(1);
 
 /// A client as listed to admins (never with its secret).
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -85,17 +91,19 @@ pub struct Tokens {
     audience: String,
     ttl: Duration,
     rotation: Duration,
-    signer: RwLock<Option<Signer>>,
-    /// A real hash to verify against when the client id is unknown, so timing
-    /// doesn't reveal which ids exist.
-    decoy_hash: String,
+    secrets: SecretHasher,
+    /// The key this replica signs with. Held only to read or replace it, never
+    /// across an await: a rotation must never wait for a request, nor the reverse.
+    signer: Mutex<Option<Signer>>,
+    /// One reload of the signer at a time; the other requests wait for its result.
+    reload: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone)]
 struct Signer {
     kid: String,
     key: EncodingKey,
-    loaded_at: std::time::Instant,
+    use_until: Instant,
 }
 
 impl Tokens {
@@ -106,18 +114,18 @@ impl Tokens {
         audience: String,
         ttl: Duration,
         rotation: Duration,
-    ) -> anyhow::Result<Self> {
-        let decoy_hash = hash_secret("decoy secret that matches nothing")?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             db,
+            secrets: SecretHasher::new(cipher.clone()),
             cipher,
             issuer,
             audience,
             ttl,
             rotation,
-            signer: RwLock::new(None),
-            decoy_hash,
-        })
+            signer: Mutex::new(None),
+            reload: tokio::sync::Mutex::new(()),
+        }
     }
 
     // ---- signing keys
@@ -126,13 +134,9 @@ impl Tokens {
     /// rotation period. Safe on every replica at once: generations are unique.
     pub async fn rotate_if_due(&self) -> anyhow::Result<()> {
         let newest = self.newest_key().await?;
-        let due = newest.as_ref().is_none_or(|key| {
-            Utc::now()
-                .signed_duration_since(key.created_at)
-                .to_std()
-                .unwrap_or_default()
-                >= self.rotation
-        });
+        let due = newest
+            .as_ref()
+            .is_none_or(|key| self.life_left(key).is_zero());
         if due {
             self.add_key(newest.map_or(0, |key| key.generation + 1))
                 .await?;
@@ -143,12 +147,23 @@ impl Tokens {
     /// Rotates now (an admin's call, e.g. after a suspected key leak).
     pub async fn rotate_now(&self) -> anyhow::Result<String> {
         let next = self.newest_key().await?.map_or(0, |key| key.generation + 1);
-        self.add_key(next).await?;
-        Ok(self
-            .newest_key()
+        if let Some(kid) = self.add_key(next).await? {
+            return Ok(kid);
+        }
+        // Another replica made this generation's key a moment ago: that is the rotation.
+        self.newest_key()
             .await?
             .map(|key| key.kid)
-            .unwrap_or_default())
+            .ok_or_else(|| anyhow::anyhow!("no signing key after a rotation"))
+    }
+
+    /// How much longer a key signs before it falls due for rotation.
+    fn life_left(&self, key: &signing_key::Model) -> Duration {
+        let age = Utc::now()
+            .signed_duration_since(key.created_at)
+            .to_std()
+            .unwrap_or_default();
+        self.rotation.saturating_sub(age)
     }
 
     async fn newest_key(&self) -> Result<Option<signing_key::Model>, DbErr> {
@@ -158,7 +173,8 @@ impl Tokens {
             .await
     }
 
-    async fn add_key(&self, generation: i64) -> anyhow::Result<()> {
+    /// Adds the key of `generation`; `None` when another replica added it first.
+    async fn add_key(&self, generation: i64) -> anyhow::Result<Option<String>> {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|_| anyhow::anyhow!("generating a signing key failed"))?;
@@ -179,25 +195,37 @@ impl Tokens {
         match inserted {
             Ok(_) => {
                 tracing::info!(kid, generation, "new signing key");
-                *self.signer.write().await = None;
-                Ok(())
+                *self.cached_signer() = None;
+                Ok(Some(kid))
             }
-            // Another replica made this generation's key first.
-            Err(error) if is_unique_violation(&error) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Ok(None),
             Err(error) => Err(error.into()),
         }
     }
 
+    fn cached_signer(&self) -> MutexGuard<'_, Option<Signer>> {
+        self.signer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn usable_signer(&self) -> Option<Signer> {
+        self.cached_signer()
+            .as_ref()
+            .filter(|signer| Instant::now() < signer.use_until)
+            .cloned()
+    }
+
+    /// The key to sign with. Re-read when its time is up — at the latest a minute
+    /// after loading, so a rotation made by another replica is followed well inside
+    /// the grace period the old key stays published, and at the moment it falls due,
+    /// so every replica rotates (or follows the one that did) on time.
     async fn signer(&self) -> ApiResult<Signer> {
-        // Re-read the newest key now and then, so a rotation made by another
-        // replica is followed within a minute (well inside the grace period the
-        // old key stays published).
-        if let Some(signer) = self.signer.read().await.as_ref()
-            && signer.loaded_at.elapsed() < SIGNER_RECHECK
-        {
-            return Ok(signer.clone());
+        if let Some(signer) = self.usable_signer() {
+            return Ok(signer);
         }
-        let mut cached = self.signer.write().await;
+        let _reloading = self.reload.lock().await;
+        if let Some(signer) = self.usable_signer() {
+            return Ok(signer);
+        }
         self.rotate_if_due().await.map_err(ApiError::internal)?;
         let key = self
             .newest_key()
@@ -208,11 +236,14 @@ impl Tokens {
             .decrypt(&key.private_key, key.kid.as_bytes())
             .map_err(ApiError::internal)?;
         let signer = Signer {
+            use_until: Instant::now()
+                + self
+                    .life_left(&key)
+                    .clamp(SIGNER_MIN_USE, SIGNER_RECHECK.max(SIGNER_MIN_USE)),
             kid: key.kid,
             key: EncodingKey::from_ec_der(&pkcs8),
-            loaded_at: std::time::Instant::now(),
         };
-        *cached = Some(signer.clone());
+        *self.cached_signer() = Some(signer.clone());
         Ok(signer)
     }
 
@@ -248,17 +279,24 @@ impl Tokens {
         let client = api_client::Entity::find_by_id(client_id.to_owned())
             .one(&self.db)
             .await?;
-        let hash = client
-            .as_ref()
-            .map_or(self.decoy_hash.clone(), |c| c.secret_hash.clone());
-        let matches = verify_secret(client_secret.to_owned(), hash).await?;
+        let verdict = self
+            .secrets
+            .verify(
+                client_id,
+                client_secret,
+                client.as_ref().map(|c| c.secret_hash.as_str()),
+            )
+            .await?;
         let client = match client {
-            Some(client) if matches && client.revoked_at.is_none() => client,
+            Some(client) if verdict != Verdict::Mismatch && client.revoked_at.is_none() => client,
             _ => {
                 return Err(ApiError::unauthenticated("unknown client or wrong secret")
                     .with_extension("error", "invalid_client"));
             }
         };
+        if verdict == Verdict::MatchStale {
+            self.replace_stale_hash(&client, client_secret).await;
+        }
         let roles: Vec<Role> =
             serde_json::from_value(client.roles.clone()).map_err(ApiError::internal)?;
         let signer = self.signer().await?;
@@ -298,8 +336,7 @@ impl Tokens {
         new: NewClient,
     ) -> ApiResult<CreatedClient> {
         validate_client(&new)?;
-        let client_id = format!("hc_{}", random_token(12).map_err(ApiError::internal)?);
-        let secret = random_token(32).map_err(ApiError::internal)?;
+        let (client_id, secret) = Self::generate_credentials().map_err(ApiError::internal)?;
         let model = self
             .insert_client(
                 client_id,
@@ -324,20 +361,35 @@ impl Tokens {
         roles: &[Role],
         partner_id: Option<String>,
         created_by: &str,
-    ) -> ApiResult<api_client::Model> {
-        let secret_hash = hash_secret_blocking(secret.to_owned()).await?;
-        Ok(api_client::ActiveModel {
+    ) -> Result<api_client::Model, DbErr> {
+        api_client::ActiveModel {
+            secret_hash: Set(self.secrets.hash(&client_id, secret)),
             client_id: Set(client_id),
             name: Set(name.to_owned()),
-            secret_hash: Set(secret_hash),
-            roles: Set(serde_json::to_value(roles).map_err(ApiError::internal)?),
+            roles: Set(serde_json::Value::from_iter(
+                roles.iter().map(|role| role.as_str()),
+            )),
             partner_id: Set(partner_id),
             created_by: Set(created_by.to_owned()),
             created_at: Set(Utc::now()),
             revoked_at: Set(None),
         }
         .insert(&self.db)
-        .await?)
+        .await
+    }
+
+    /// Stores a secret in the current scheme. Replacing an Argon2 hash after a
+    /// successful request is best effort: the old hash keeps working meanwhile.
+    async fn replace_stale_hash(&self, client: &api_client::Model, secret: &str) {
+        if let Err(error) = self.store_secret(client, secret).await {
+            tracing::warn!(client_id = client.client_id, error = %error, "replacing an Argon2 secret hash failed; will retry on the next request");
+        }
+    }
+
+    async fn store_secret(&self, client: &api_client::Model, secret: &str) -> Result<(), DbErr> {
+        let mut active: api_client::ActiveModel = client.clone().into();
+        active.secret_hash = Set(self.secrets.hash(&client.client_id, secret));
+        active.update(&self.db).await.map(drop)
     }
 
     pub async fn list_clients(&self) -> ApiResult<Vec<ClientView>> {
@@ -366,84 +418,69 @@ impl Tokens {
         view(active.update(&self.db).await?)
     }
 
-    /// Makes sure an admin client exists. With an id and secret configured, that
-    /// client is created or its secret reset; otherwise, if no live admin exists,
-    /// one is generated and its credentials returned so they can be printed once.
-    pub async fn bootstrap(
-        &self,
-        id: &str,
-        secret: &str,
-    ) -> anyhow::Result<Option<(String, String)>> {
-        let roles = [Role::Admin];
-        if !id.is_empty() {
-            let existing = api_client::Entity::find_by_id(id.to_owned())
-                .one(&self.db)
-                .await?;
-            match existing {
-                Some(client)
-                    if verify_secret(secret.to_owned(), client.secret_hash.clone()).await? =>
-                {
-                    if client.revoked_at.is_some() {
-                        tracing::warn!(
-                            client_id = id,
-                            "the configured bootstrap client is revoked"
-                        );
-                    }
-                }
-                Some(client) => {
-                    let mut active: api_client::ActiveModel = client.into();
-                    active.secret_hash = Set(hash_secret_blocking(secret.to_owned()).await?);
-                    active.update(&self.db).await?;
-                    tracing::info!(
-                        client_id = id,
-                        "bootstrap client secret reset from configuration"
-                    );
-                }
-                None => {
-                    self.insert_client(
-                        id.to_owned(),
-                        secret,
-                        "bootstrap admin",
-                        &roles,
-                        None,
-                        "bootstrap",
-                    )
-                    .await?;
+    /// Creates the configured bootstrap admin client, or resets its stored secret
+    /// to the configured one. Safe on every replica at once.
+    pub async fn ensure_configured_admin(&self, id: &str, secret: &str) -> anyhow::Result<()> {
+        let existing = api_client::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await?;
+        let Some(client) = existing else {
+            return match self.create_bootstrap_admin(id, secret).await {
+                Ok(()) => {
                     tracing::info!(
                         client_id = id,
                         "bootstrap client created from configuration"
                     );
+                    Ok(())
                 }
-            }
-            return Ok(None);
+                // Another replica created it a moment ago.
+                Err(error) if is_unique_violation(&error) => Ok(()),
+                Err(error) => Err(error.into()),
+            };
+        };
+        if client.revoked_at.is_some() {
+            tracing::warn!(client_id = id, "the configured bootstrap client is revoked");
         }
-        let clients = api_client::Entity::find()
-            .filter(api_client::Column::RevokedAt.is_null())
-            .all(&self.db)
-            .await?;
-        let has_admin = clients.iter().any(|client| {
-            serde_json::from_value::<Vec<Role>>(client.roles.clone())
-                .is_ok_and(|roles| roles.contains(&Role::Admin))
-        });
-        if has_admin {
-            return Ok(None);
-        }
-        let id = format!("hc_{}", random_token(12)?);
-        let secret = random_token(32)?;
         match self
-            .insert_client(
-                id.clone(),
-                &secret,
-                "bootstrap admin",
-                &roles,
-                None,
-                "bootstrap",
-            )
-            .await
+            .secrets
+            .verify(id, secret, Some(&client.secret_hash))
+            .await?
         {
-            Ok(_) => Ok(Some((id, secret))),
-            Err(error) => Err(anyhow::anyhow!("creating the bootstrap client: {error}")),
+            Verdict::Match => {}
+            Verdict::MatchStale => self.store_secret(&client, secret).await?,
+            Verdict::Mismatch => {
+                self.store_secret(&client, secret).await?;
+                tracing::info!(
+                    client_id = id,
+                    "bootstrap client secret reset from configuration"
+                );
+            }
         }
+        Ok(())
+    }
+
+    /// Whether no API client was ever made here (revoked ones count): only then
+    /// is a bootstrap admin generated, so revoking the last admin mints no new one.
+    pub async fn has_no_clients(&self) -> Result<bool, DbErr> {
+        Ok(api_client::Entity::find().one(&self.db).await?.is_none())
+    }
+
+    /// An id and a 256-bit secret for a new client.
+    pub fn generate_credentials() -> anyhow::Result<(String, String)> {
+        Ok((format!("hc_{}", random_token(12)?), random_token(32)?))
+    }
+
+    pub async fn create_bootstrap_admin(&self, id: &str, secret: &str) -> Result<(), DbErr> {
+        self.insert_client(
+            id.to_owned(),
+            secret,
+            "bootstrap admin",
+            &[Role::Admin],
+            None,
+            "bootstrap",
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -512,33 +549,4 @@ fn random_token(bytes: usize) -> anyhow::Result<String> {
         .fill(&mut buffer)
         .map_err(|_| anyhow::anyhow!("no randomness"))?;
     Ok(URL_SAFE_NO_PAD.encode(buffer))
-}
-
-fn hash_secret(secret: &str) -> anyhow::Result<String> {
-    let salt = SaltString::encode_b64(random_token(16)?.as_bytes())
-        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing: {e}"))
-}
-
-/// Argon2 is deliberately slow: keep it off the async threads.
-async fn hash_secret_blocking(secret: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_secret(&secret))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
-}
-
-async fn verify_secret(secret: String, hash: String) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(secret.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .map_err(ApiError::internal)
 }

@@ -9,12 +9,18 @@ use std::sync::Arc;
 use actix_web::web;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::{service::IdentityService, tokens::Tokens};
+use crate::{service::IdentityService, throttle::Throttle, tokens::Tokens};
 
-pub fn configure(config: &mut ServiceConfig, service: Arc<IdentityService>, tokens: Arc<Tokens>) {
+pub fn configure(
+    config: &mut ServiceConfig,
+    service: Arc<IdentityService>,
+    tokens: Arc<Tokens>,
+    throttle: Arc<Throttle>,
+) {
     config
         .app_data(web::Data::new(service))
         .app_data(web::Data::new(tokens))
+        .app_data(web::Data::new(throttle))
         .configure(customers::configure)
         .configure(clients::configure)
         .service(oauth::token)

@@ -5,10 +5,16 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use hotline_kit::{ApiResult, error::ApiError};
+use hotline_kit::{
+    ApiResult,
+    error::{ApiError, ErrorCode},
+};
 use serde::Deserialize;
 
-use crate::tokens::{TokenResponse, Tokens};
+use crate::{
+    throttle::{Exceeded, Throttle},
+    tokens::{TokenResponse, Tokens},
+};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
@@ -26,6 +32,8 @@ pub struct TokenRequest {
 ///
 /// Credentials go in HTTP Basic authentication or as `client_id`/`client_secret`
 /// form fields. Errors are problem documents that also carry OAuth's `error` member.
+/// Failed requests are limited per source address and per client id from one
+/// address; past a limit the answer is 429 until the window refills.
 #[utoipa::path(
     tag = "auth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
@@ -33,11 +41,14 @@ pub struct TokenRequest {
         (status = 200, body = TokenResponse),
         (status = 400, description = "`error`: invalid_request or unsupported_grant_type"),
         (status = 401, description = "`error`: invalid_client"),
+        (status = 429, description = "too many failed requests; see `Retry-After`, `RateLimit` and `RateLimit-Policy`"),
+        (status = 503, description = "too many requests at once; see `Retry-After`"),
     )
 )]
 #[post("/oauth/token")]
 pub async fn token(
     tokens: web::Data<Arc<Tokens>>,
+    throttle: web::Data<Arc<Throttle>>,
     request: HttpRequest,
     form: web::Form<TokenRequest>,
 ) -> ApiResult<HttpResponse> {
@@ -64,10 +75,66 @@ pub async fn token(
         _ => return Err(invalid_request("client_id and client_secret are required")),
     };
     crate::store::api_client::require_plain_id(&client_id)?;
-    let issued = tokens.issue(&client_id, &client_secret).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(issued))
+    let caller = throttle.caller(&request, &client_id);
+    if let Err(exceeded) = throttle.check(&caller) {
+        return Ok(too_many_failures(exceeded));
+    }
+    let Some(_slot) = throttle.slot() else {
+        return Ok(problem_with(
+            &ApiError::unavailable(
+                "token_endpoint_busy",
+                "too many token requests at once; retry shortly",
+            ),
+            &[(header::RETRY_AFTER.as_str(), "1".to_owned())],
+        ));
+    };
+    match tokens.issue(&client_id, &client_secret).await {
+        Ok(issued) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(issued)),
+        Err(error) => {
+            if error.code == ErrorCode::Unauthenticated {
+                throttle.failed(&caller);
+            }
+            Err(error)
+        }
+    }
+}
+
+/// 429 with `Retry-After` and the IETF draft's `RateLimit`/`RateLimit-Policy`
+/// fields (draft-ietf-httpapi-ratelimit-headers-09).
+fn too_many_failures(exceeded: Exceeded) -> HttpResponse {
+    let wait = exceeded.retry_after.as_secs() + u64::from(exceeded.retry_after.subsec_nanos() > 0);
+    let policy = exceeded.policy;
+    let error = ApiError::new(
+        ErrorCode::TooManyRequests,
+        "too_many_failed_attempts",
+        format!("too many failed token requests; retry in {wait}s"),
+    );
+    problem_with(
+        &error,
+        &[
+            (header::RETRY_AFTER.as_str(), wait.to_string()),
+            (
+                "RateLimit-Policy",
+                format!(
+                    "\"{policy}\";q={};w={}",
+                    exceeded.quota,
+                    exceeded.window.as_secs()
+                ),
+            ),
+            ("RateLimit", format!("\"{policy}\";r=0;t={wait}")),
+        ],
+    )
+}
+
+fn problem_with(error: &ApiError, headers: &[(&str, String)]) -> HttpResponse {
+    let mut response = HttpResponse::build(error.code.http_status());
+    response.content_type("application/problem+json");
+    for (name, value) in headers {
+        response.insert_header((*name, value.as_str()));
+    }
+    response.body(error.problem().to_string())
 }
 
 fn invalid_request(message: &str) -> ApiError {

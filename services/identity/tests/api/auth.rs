@@ -1,9 +1,21 @@
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use hotline_identity::store::api_client;
 use hotline_kit::auth::Role;
-use hotline_testkit::TestKeys;
+use hotline_testkit::{Infra, TestApp, TestKeys, client_token};
 use reqwest::{Method, StatusCode};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_ID, ADMIN_SECRET, Identity, problem};
+use crate::helpers::{ADMIN_ID, ADMIN_SECRET, Identity, decode_part, header_kid, problem};
 
 crate::on_both_backends!(
     no_token_wrong_role_and_forged_tokens_are_refused,
@@ -11,6 +23,13 @@ crate::on_both_backends!(
     partner_clients_carry_their_partner_id_and_reach_no_customers,
     a_revoked_client_gets_no_new_token,
     rotated_keys_keep_earlier_tokens_valid,
+    a_flood_of_wrong_secrets_gets_429s_and_the_right_secret_still_works,
+    argon2_hashes_from_earlier_versions_still_work_and_are_replaced,
+);
+
+crate::on_both_backends_with!(
+    |config| config.token_endpoint.max_concurrent = 1,
+    requests_past_the_concurrency_cap_are_refused_at_once,
 );
 
 async fn no_token_wrong_role_and_forged_tokens_are_refused(app: Identity) {
@@ -293,21 +312,324 @@ async fn rotated_keys_keep_earlier_tokens_valid(app: Identity) {
     }
 }
 
-fn decode_part(token: &str, index: usize) -> Value {
-    use base64::Engine;
-    let part = token.split('.').nth(index).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 fn decode_claims(token: &str) -> Value {
     decode_part(token, 1)
 }
 
-fn header_kid(token: &str) -> String {
-    decode_part(token, 0)["kid"].as_str().unwrap().to_owned()
+/// A client whose requests come from another loopback address (127.0.0.0/8 is
+/// all loopback on Linux), as a caller on another machine would.
+fn client_from(last_octet: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::from([127, 0, 0, last_octet]))
+        .build()
+        .unwrap()
+}
+
+async fn token_request(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+    secret: &str,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Wrong secrets from one address cost no more than its failure budget: past it
+/// the answer is 429 with the RateLimit fields, before any check. The same client
+/// id keeps working from another address, so an attacker can't lock a client out.
+async fn a_flood_of_wrong_secrets_gets_429s_and_the_right_secret_still_works(app: Identity) {
+    let url = app.app.url("/oauth/token");
+    let throttled = Arc::new(AtomicUsize::new(0));
+    let flood = tokio::spawn({
+        let (url, throttled) = (url.clone(), throttled.clone());
+        async move {
+            let attacker = client_from(1);
+            futures::stream::iter(0..320)
+                .map(|i| {
+                    let (attacker, url, throttled) = (&attacker, &url, &throttled);
+                    async move {
+                        // Half against the admin's id, half against ids that don't exist.
+                        let id = if i % 2 == 0 {
+                            ADMIN_ID.to_owned()
+                        } else {
+                            format!("hc_guess{i}")
+                        };
+                        let response = token_request(attacker, url, &id, "wrong").await;
+                        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                            throttled.fetch_add(1, Ordering::Relaxed);
+                        }
+                        response
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<_>>()
+                .await
+        }
+    });
+    assert!(
+        hotline_testkit::eventually(Duration::from_secs(10), || {
+            let throttled = throttled.clone();
+            async move { throttled.load(Ordering::Relaxed) > 0 }
+        })
+        .await,
+        "the flood was never throttled"
+    );
+    let started = Instant::now();
+    let legitimate = token_request(&client_from(2), &url, ADMIN_ID, ADMIN_SECRET).await;
+    assert_eq!(
+        legitimate.status(),
+        StatusCode::OK,
+        "the right secret from elsewhere works during the flood"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let responses = flood.await.unwrap();
+    let count = |status| responses.iter().filter(|r| r.status() == status).count();
+    let (unauthorized, throttled) = (
+        count(StatusCode::UNAUTHORIZED),
+        count(StatusCode::TOO_MANY_REQUESTS),
+    );
+    assert_eq!(unauthorized + throttled, responses.len());
+    assert!(
+        unauthorized <= 20 + 32,
+        "at most the budget and the requests in flight were checked: {unauthorized}"
+    );
+    assert!(throttled >= 250, "{throttled}");
+    let refused = responses
+        .into_iter()
+        .find(|r| {
+            r.headers()
+                .get("ratelimit-policy")
+                .is_some_and(|p| p.to_str().unwrap().contains("per-address"))
+        })
+        .expect("the address's budget ran out");
+    let header = |name: &str| {
+        refused
+            .headers()
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let retry_after: u64 = header("retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        header("ratelimit-policy"),
+        r#""failures-per-address";q=20;w=60"#
+    );
+    assert!(header("ratelimit").starts_with(r#""failures-per-address";r=0;t="#));
+    assert_eq!(
+        problem(refused, StatusCode::TOO_MANY_REQUESTS).await["code"],
+        "too_many_failed_attempts"
+    );
+
+    // One client id from one address has a smaller budget; the address keeps the rest.
+    let guesser = client_from(3);
+    for _ in 0..10 {
+        let response = token_request(&guesser, &url, ADMIN_ID, "wrong").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = token_request(&guesser, &url, ADMIN_ID, "wrong").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        r#""failures-per-client";q=10;w=60"#
+    );
+    let other_client = token_request(&guesser, &url, "nobody", "wrong").await;
+    assert_eq!(other_client.status(), StatusCode::UNAUTHORIZED);
+    let elsewhere = token_request(&client_from(4), &url, ADMIN_ID, ADMIN_SECRET).await;
+    assert_eq!(elsewhere.status(), StatusCode::OK);
+}
+
+/// Stores a client as earlier versions did, with an Argon2 hash of its secret.
+async fn add_argon2_client(app: &Identity, id: &str, secret: &str) -> String {
+    use argon2::{PasswordHasher, password_hash::SaltString};
+    let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+    let hash = argon2::Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    api_client::ActiveModel {
+        client_id: Set(id.into()),
+        name: Set("made by 0.1".into()),
+        secret_hash: Set(hash.clone()),
+        roles: Set(json!(["service"])),
+        partner_id: Set(None),
+        created_by: Set("test".into()),
+        created_at: Set(chrono::Utc::now()),
+        revoked_at: Set(None),
+    }
+    .insert(&app.database().await)
+    .await
+    .unwrap();
+    hash
+}
+
+/// Clients stored by earlier versions (Argon2 hashes) still get tokens, and their
+/// hash is replaced by the current scheme on that first success.
+async fn argon2_hashes_from_earlier_versions_still_work_and_are_replaced(app: Identity) {
+    let secret = "an-old-clients-secret-0123456789";
+    let old_hash = add_argon2_client(&app, "hc_old", secret).await;
+    let db = app.database().await;
+    let url = app.app.url("/oauth/token");
+    let wrong = token_request(&app.app.client, &url, "hc_old", "wrong").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let stored = || async {
+        api_client::Entity::find_by_id("hc_old")
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_hash
+    };
+    assert_eq!(stored().await, old_hash, "a failure changes nothing");
+
+    app.token("hc_old", secret).await;
+    let replaced = stored().await;
+    assert!(replaced.starts_with("hmac-sha256$"), "{replaced}");
+    app.token("hc_old", secret).await;
+    let wrong = token_request(&app.app.client, &url, "hc_old", "wrong").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Past `max_concurrent` requests being checked, more are refused at once (503
+/// with Retry-After) instead of queueing: here behind a slow Argon2 check.
+async fn requests_past_the_concurrency_cap_are_refused_at_once(app: Identity) {
+    add_argon2_client(&app, "hc_old", "an-old-clients-secret-0123456789").await;
+    let url = app.app.url("/oauth/token");
+    let responses = futures::future::join_all((0..8).map(|_| async {
+        let started = Instant::now();
+        let response = token_request(&app.app.client, &url, "hc_old", "wrong").await;
+        (response, started.elapsed())
+    }))
+    .await;
+    let mut refused = 0;
+    for (response, took) in responses {
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused += 1;
+            assert!(took < Duration::from_secs(2), "refused at once: {took:?}");
+            assert_eq!(response.headers()["retry-after"], "1");
+            assert_eq!(
+                problem(response, StatusCode::SERVICE_UNAVAILABLE).await["code"],
+                "token_endpoint_busy"
+            );
+        } else {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert!(refused > 0, "one request at a time is checked");
+}
+
+/// A signing key that falls due while identity runs is replaced on every replica
+/// without a request waiting: tokens keep flowing and verify everywhere, both
+/// replicas move to the new key, and the old one stays published.
+async fn a_key_falling_due_while_running_is_rotated_on_every_replica(infra: Infra) {
+    let mut config = crate::helpers::identity_config("");
+    config.key_rotation = Duration::from_secs(2);
+    let first = Identity::spawn_with(infra, config).await;
+    let second = first.replica().await;
+    let replicas: [&TestApp; 2] = [&first.app, &second];
+    let first_kid = header_kid(&first.admin);
+    let mut kids = Vec::new();
+    let mut last = [String::new(), String::new()];
+    let started = Instant::now();
+    // Past two due points.
+    while started.elapsed() < Duration::from_millis(4500) {
+        for (index, issuer) in replicas.iter().enumerate() {
+            let token = tokio::time::timeout(
+                Duration::from_secs(2),
+                client_token(&issuer.client, &issuer.http_url, ADMIN_ID, ADMIN_SECRET),
+            )
+            .await
+            .expect("a token within 2 s, not a hang");
+            for verifier in replicas {
+                let answer = verifier
+                    .client
+                    .get(verifier.url("/api/v1/clients"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status(), StatusCode::OK, "verifies on every replica");
+            }
+            kids.push(header_kid(&token));
+            last[index] = header_kid(&token);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    kids.dedup();
+    assert!(kids.len() >= 3, "rotated at each due point: {kids:?}");
+    for kid in &last {
+        assert_ne!(
+            kid, &first_kid,
+            "every replica signs with a newer key: {last:?}"
+        );
+    }
+    let rotated = tokio::time::timeout(
+        Duration::from_secs(2),
+        second
+            .client
+            .post(second.url("/api/v1/keys/rotate"))
+            .bearer_auth(&first.admin)
+            .send(),
+    )
+    .await
+    .expect("rotating answers, not a hang")
+    .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated_kid = rotated.json::<Value>().await.unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after = client_token(&second.client, &second.http_url, ADMIN_ID, ADMIN_SECRET).await;
+    assert_eq!(header_kid(&after), rotated_kid);
+    let jwks: Value = first
+        .app
+        .client
+        .get(first.app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(published[0], rotated_kid);
+    assert!(
+        published.contains(&first_kid.as_str()),
+        "the first key is still published: {published:?}"
+    );
+}
+
+mod rotation_falling_due {
+    use hotline_testkit::Infra;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        super::a_key_falling_due_while_running_is_rotated_on_every_replica(Infra::embedded()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn real() {
+        let Some(infra) = Infra::real().await else {
+            return;
+        };
+        super::a_key_falling_due_while_running_is_rotated_on_every_replica(infra).await;
+    }
 }

@@ -1,4 +1,5 @@
-use hotline_kit::auth::{Principal, Role};
+use hotline_identity::{pii::PiiCipher, store::signing_key};
+use hotline_kit::auth::{Claims, Principal, Role};
 use hotline_proto::{
     clients::{IdentityApi, IdentityGrpcClient},
     identity::v1::{
@@ -6,6 +7,8 @@ use hotline_proto::{
         SearchCustomersRequest, identity_service_client::IdentityServiceClient,
     },
 };
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sea_orm::{EntityTrait, QueryOrder};
 use tonic::{Code, Request, metadata::MetadataValue, transport::Channel};
 
 use crate::helpers::{Identity, zhang_wei};
@@ -20,6 +23,23 @@ async fn client(app: &Identity) -> IdentityServiceClient<Channel> {
     IdentityServiceClient::connect(app.app.grpc_url.clone())
         .await
         .unwrap()
+}
+
+/// Claims signed with identity's newest signing key, read from its table.
+async fn signed_by_identity(app: &Identity, claims: &Claims) -> String {
+    let key = signing_key::Entity::find()
+        .order_by_desc(signing_key::Column::Generation)
+        .one(&app.database().await)
+        .await
+        .unwrap()
+        .unwrap();
+    let cipher = PiiCipher::from_base64(app.config.pii_key.expose()).unwrap();
+    let pkcs8 = cipher
+        .decrypt(&key.private_key, key.kid.as_bytes())
+        .unwrap();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key.kid);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&pkcs8)).unwrap()
 }
 
 fn authed<T>(message: T, token: &str) -> Request<T> {
@@ -128,22 +148,23 @@ async fn grpc_refuses_bad_input_and_missing_tokens(app: Identity) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    let expired = {
-        let keys = hotline_testkit::TestKeys::generate("foreign");
-        let mut claims = hotline_testkit::TestKeys::claims("x", &[Role::Admin]);
-        claims.exp = chrono::Utc::now().timestamp() - 3600;
-        keys.sign(&claims)
+    // Signed by identity's own published key: refused only because it expired.
+    let mut claims = hotline_testkit::TestKeys::claims("x", &[Role::Admin]);
+    let lookup = || LookupByPhoneRequest {
+        phone: "13800138000".into(),
     };
+    let fresh = signed_by_identity(&app, &claims).await;
+    grpc.lookup_by_phone(authed(lookup(), &fresh))
+        .await
+        .unwrap();
+    claims.exp = chrono::Utc::now().timestamp() - 3600;
+    let expired = signed_by_identity(&app, &claims).await;
     let status = grpc
-        .lookup_by_phone(authed(
-            LookupByPhoneRequest {
-                phone: "13800138000".into(),
-            },
-            &expired,
-        ))
+        .lookup_by_phone(authed(lookup(), &expired))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "token expired");
     let status = grpc
         .lookup_by_phone(authed(
             LookupByPhoneRequest { phone: "12".into() },

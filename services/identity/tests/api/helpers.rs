@@ -2,8 +2,11 @@
 
 use std::{sync::Arc, time::Duration};
 
+use hotline_identity::migration::Migrator;
 use hotline_identity::{
-    IdentityComponent, IdentityConfig, config::BillingConfig, pii::PiiCipher,
+    IdentityComponent, IdentityConfig,
+    config::{BillingConfig, TokenEndpointConfig},
+    pii::PiiCipher,
     service::IdentityService,
 };
 use hotline_kit::{config::Secret, platform::Platform};
@@ -28,11 +31,20 @@ pub fn identity_config(billing_url: &str) -> IdentityConfig {
             timeout: Duration::from_millis(300),
             cache_ttl: Duration::from_secs(60),
         },
+        token_endpoint: TokenEndpointConfig {
+            failures_per_address: 20,
+            failures_per_client: 10,
+            failure_window: Duration::from_secs(60),
+            max_concurrent: 64,
+            tracked: 10_000,
+            trusted_proxies: Vec::new(),
+        },
     }
 }
 
 pub struct Identity {
     pub app: TestApp,
+    pub config: IdentityConfig,
     pub service: Arc<IdentityService>,
     /// A token of the bootstrap admin client.
     pub admin: String,
@@ -71,6 +83,7 @@ impl Identity {
         .await;
         let mut identity = Self {
             app,
+            config,
             service,
             admin: String::new(),
             redis_url,
@@ -78,6 +91,31 @@ impl Identity {
         };
         identity.admin = identity.token(ADMIN_ID, ADMIN_SECRET).await;
         identity
+    }
+
+    /// A second identity process on the same database and bus: another replica.
+    pub async fn replica(&self) -> TestApp {
+        let platform = self.app.platform.clone();
+        let (component, _) = IdentityComponent::build(
+            &self.config,
+            &auth_config(),
+            (ADMIN_ID, ADMIN_SECRET),
+            &platform,
+        )
+        .await
+        .expect("the replica starts");
+        let keys = component.key_source();
+        // The first replica's Infra owns the data; this one only holds a spare directory.
+        TestApp::start(Infra::embedded(), platform, vec![Arc::new(component)], keys).await
+    }
+
+    /// Identity's own database, for what no API shows (stored hashes, private keys).
+    pub async fn database(&self) -> sea_orm::DatabaseConnection {
+        self.app
+            .platform
+            .database::<Migrator>(hotline_identity::component::NAME)
+            .await
+            .expect("identity's database")
     }
 
     /// A token for a client, by HTTP Basic client authentication.
@@ -209,6 +247,41 @@ pub fn zhang_wei() -> Value {
     })
 }
 
+/// Runs each named scenario on the embedded backends and on the real ones, with
+/// the test configuration changed by `$adjust`.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($adjust:expr, $($name:ident),* $(,)?) => {
+        mod adjusted {
+            fn config() -> hotline_identity::IdentityConfig {
+                let mut config = $crate::helpers::identity_config("");
+                let adjust: fn(&mut hotline_identity::IdentityConfig) = $adjust;
+                adjust(&mut config);
+                config
+            }
+            mod embedded {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let identity = $crate::helpers::Identity::spawn_with(hotline_testkit::Infra::embedded(), super::config()).await;
+                        super::super::$name(identity).await;
+                    }
+                )*
+            }
+            mod real {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(infra) = hotline_testkit::Infra::real().await else { return };
+                        let identity = $crate::helpers::Identity::spawn_with(infra, super::config()).await;
+                        super::super::$name(identity).await;
+                    }
+                )*
+            }
+        }
+    };
+}
+
 /// Runs each named scenario on the embedded backends and on the real ones.
 #[macro_export]
 macro_rules! on_both_backends {
@@ -233,4 +306,21 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// The JSON of a token's header (0) or claims (1).
+pub fn decode_part(token: &str, index: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The id of the key that signed a token.
+pub fn header_kid(token: &str) -> String {
+    decode_part(token, 0)["kid"].as_str().unwrap().to_owned()
 }
