@@ -236,10 +236,7 @@ impl Tokens {
             .decrypt(&key.private_key, key.kid.as_bytes())
             .map_err(ApiError::internal)?;
         let signer = Signer {
-            use_until: Instant::now()
-                + self
-                    .life_left(&key)
-                    .clamp(SIGNER_MIN_USE, SIGNER_RECHECK.max(SIGNER_MIN_USE)),
+            use_until: Instant::now() + self.life_left(&key).clamp(SIGNER_MIN_USE, SIGNER_RECHECK),
             kid: key.kid,
             key: EncodingKey::from_ec_der(&pkcs8),
         };

