@@ -5,6 +5,7 @@
 
 mod infra;
 mod keys;
+mod proxy;
 mod whoami;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use infra::{Backends, Infra};
 pub use keys::TestKeys;
+pub use proxy::{Link, TcpProxy};
 pub use whoami::WhoAmI;
 
 pub fn auth_config() -> AuthConfig {
