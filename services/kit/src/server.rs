@@ -158,9 +158,12 @@ impl Process {
             }
             tokio::time::sleep(shutdown_delay).await;
 
+            // One deadline for the whole drain: what the servers leave of it is
+            // what consumers and workers get.
+            let deadline = tokio::time::Instant::now() + drain_timeout;
             tracing::info!("shutting down: finishing in-flight requests");
             grpc_stop.cancel();
-            let drained = tokio::time::timeout(drain_timeout, async {
+            let drained = tokio::time::timeout_at(deadline, async {
                 http_handle.stop(true).await;
                 while let Some(ended) = servers.join_next().await {
                     if let Err(error) = describe_ok(ended) {
@@ -176,7 +179,7 @@ impl Process {
 
             tracing::info!("shutting down: stopping consumers and workers");
             workers_stop.cancel();
-            let drained = tokio::time::timeout(drain_timeout, async {
+            let drained = tokio::time::timeout_at(deadline, async {
                 while let Some(ended) = workers.join_next().await {
                     if let Err(error) = describe_ok(ended) {
                         failure.get_or_insert(error);
@@ -245,13 +248,18 @@ impl Process {
                 .wrap(from_fn(observe))
         })
         .disable_signals()
-        .shutdown_timeout(config.drain_timeout.as_secs().max(1))
+        // actix's own drain runs inside the supervisor's deadline, never after it.
+        .shutdown_timeout(whole_seconds(config.drain_timeout).max(1))
         .listen(listener)?;
         if config.http_workers > 0 {
             server = server.workers(config.http_workers);
         }
         Ok(server.run())
     }
+}
+
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 fn describe_exit(

@@ -78,17 +78,3 @@ async fn expired_early_foreign_or_misaddressed_tokens_are_refused() {
         .unwrap();
     assert_eq!(missing.status(), 401);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probes_need_no_token_and_shutdown_turns_readiness_off() {
-    let keys = TestKeys::generate("k1");
-    let app = start(&keys).await;
-    for path in ["/livez", "/readyz", "/metrics", "/openapi.json"] {
-        assert_eq!(
-            app.client.get(app.url(path)).send().await.unwrap().status(),
-            200,
-            "{path}"
-        );
-    }
-    app.stop().await.expect("a clean stop");
-}
