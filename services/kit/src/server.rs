@@ -33,7 +33,8 @@ use crate::{
     auth::{AuthLayer, Authenticator},
     component::{Component, Tasks},
     config::ServerConfig,
-    metrics, rest, telemetry,
+    metrics::{self, GrpcRoutes},
+    rest, telemetry,
 };
 
 /// Paths kept out of metrics and access logs.
@@ -118,7 +119,10 @@ impl Process {
         routes.add_service(health_service).add_service(reflection);
         let grpc_stop = CancellationToken::new();
         let grpc = tonic::transport::Server::builder()
-            .layer(AuthLayer::new(self.authenticator.clone()))
+            .layer(AuthLayer::new(
+                self.authenticator.clone(),
+                GrpcRoutes::new(self.file_descriptor_set, &grpc_names),
+            ))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(
                 // No Nagle delay: a unary answer must not wait for the client's ACK.
@@ -366,10 +370,10 @@ async fn observe(
     if PROBES.contains(&path.as_str()) {
         return next.call(request).await;
     }
-    let method = request.method().to_string();
+    let method = metrics::http_method_label(request.method().as_str());
     let route = request
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| metrics::UNMATCHED.to_owned());
     let traceparent = request
         .headers()
         .get(telemetry::TRACEPARENT)
@@ -384,7 +388,7 @@ async fn observe(
         Err(error) => error.as_response_error().status_code().as_u16(),
     };
     let elapsed = started.elapsed();
-    metrics::record_http(&method, &route, status, elapsed);
+    metrics::record_http(method, &route, status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -1,4 +1,4 @@
-//! The process around the services: probes and shutdown.
+//! The process around the services: probes, shutdown and metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 struct Started {
     running: Running,
     http: String,
+    grpc: String,
     keys: TestKeys,
 }
 
@@ -49,6 +50,7 @@ async fn start(components: Vec<Arc<dyn Component>>, config: ServerConfig) -> Sta
         .unwrap();
     Started {
         http: format!("http://{}", running.http_addr),
+        grpc: format!("http://{}", running.grpc_addr),
         running,
         keys,
     }
@@ -149,4 +151,76 @@ async fn the_drain_timeout_bounds_the_whole_shutdown() {
         "shutdown took {took:?} with a drain timeout of {drain:?}"
     );
     assert!(in_flight.await.unwrap().is_err(), "cut at the deadline");
+}
+
+async fn metrics(client: &reqwest::Client, http: &str) -> String {
+    client
+        .get(format!("{http}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_clients_send_never_becomes_a_label_value() {
+    let app = start(
+        vec![Arc::new(WhoAmI)],
+        server_config(Duration::ZERO, Duration::from_secs(5)),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let grpc = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let token = app.keys.token(&[Role::Agent]);
+    let mut sent = Vec::new();
+    for _ in 0..5 {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let path = format!("/zz{random}");
+        client
+            .get(format!("{}{path}", app.http))
+            .send()
+            .await
+            .unwrap();
+        let method = reqwest::Method::from_bytes(format!("M{random}").as_bytes()).unwrap();
+        client
+            .request(method, format!("{}/api/v1/whoami", app.http))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        for authorization in [None, Some(&token)] {
+            let mut request = grpc
+                .post(format!("{}/x{random}.Y/Z{random}", app.grpc))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(vec![0_u8; 5]);
+            if let Some(token) = authorization {
+                request = request.bearer_auth(token);
+            }
+            let answer = request.send().await.unwrap();
+            assert!(answer.headers().contains_key("grpc-status"));
+        }
+        sent.push(random);
+    }
+
+    let text = metrics(&client, &app.http).await;
+    for random in &sent {
+        assert!(
+            !text.contains(random.as_str()),
+            "{random} became a label:\n{text}"
+        );
+    }
+    for folded in [
+        r#"http_requests_total{method="GET",route="unmatched",status="404"}"#,
+        r#"http_requests_total{method="_OTHER","#,
+        r#"grpc_requests_total{service="unknown",method="unknown",code="16"}"#,
+        r#"grpc_requests_total{service="unknown",method="unknown",code="12"}"#,
+    ] {
+        assert!(text.contains(folded), "no {folded}:\n{text}");
+    }
 }
