@@ -1,5 +1,6 @@
 //! Prometheus metrics: one process-wide recorder rendered at `/metrics`, with
-//! request counts and latency histograms per HTTP route and per RPC.
+//! request counts and latency histograms per HTTP route and per RPC, the cache's
+//! outcomes and the state of the process's dependencies.
 //!
 //! Label values come from bounded sets only: what a client sends (an unknown
 //! path, method or RPC) is folded into one value, so a scanner can't grow the
@@ -140,6 +141,38 @@ pub fn record_event_handled(consumer: &str, kind: &str, outcome: &'static str) {
         "outcome" => outcome
     )
     .increment(1);
+}
+
+/// Whether a dependency the process can serve without (`redis`, `rabbitmq`)
+/// answers now: `hotline_dependency_up{dependency}` is 1 or 0. Such outages
+/// show here and in the logs, not in `/readyz`.
+pub fn set_dependency_up(dependency: &'static str, up: bool) {
+    metrics::gauge!("hotline_dependency_up", "dependency" => dependency).set(if up {
+        1.0
+    } else {
+        0.0
+    });
+}
+
+/// One cache operation of `service`: `get` is a `hit`, `miss`, `error` or
+/// `bypassed` (circuit open); `set` and `delete` are `ok`, `error` or `bypassed`.
+pub fn record_cache(service: &str, operation: &'static str, outcome: &'static str) {
+    metrics::counter!(
+        "hotline_cache_operations_total",
+        "service" => service.to_owned(),
+        "operation" => operation,
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// The circuit breaker in front of `dependency`: the gauge of the current
+/// `state` is 1, the others 0.
+pub fn set_breaker_state(dependency: &'static str, state: &'static str) {
+    for each in ["closed", "open", "half_open"] {
+        metrics::gauge!("hotline_circuit_breaker_state", "dependency" => dependency, "state" => each)
+            .set(if each == state { 1.0 } else { 0.0 });
+    }
 }
 
 #[cfg(test)]
