@@ -177,15 +177,27 @@ mod another_process {
     }
 }
 
-/// Identity serves without Redis.
+/// Identity serves without Redis and without its broker; only its database
+/// decides readiness.
 mod degraded {
-    use std::time::{Duration, Instant};
+    use std::{
+        sync::Arc,
+        time::{Duration, Instant},
+    };
 
-    use hotline_testkit::{Infra, Link, TcpProxy, eventually};
+    use async_trait::async_trait;
+    use hotline_identity::IdentityComponent;
+    use hotline_kit::{
+        bus::{Bus, BusError, Event, EventHandler, Subscription},
+        cache::MemoryCache,
+        platform::Platform,
+    };
+    use hotline_testkit::{Infra, Link, TcpProxy, TestApp, auth_config, eventually};
     use reqwest::StatusCode;
     use serde_json::{Value, json};
+    use tokio_util::sync::CancellationToken;
 
-    use crate::helpers::{Identity, zhang_wei};
+    use crate::helpers::{ADMIN_ID, ADMIN_SECRET, Identity, identity_config, zhang_wei};
 
     /// Identity on the real backends with Redis behind a proxy, and the URL of
     /// Redis itself.
@@ -295,5 +307,117 @@ mod degraded {
         .await;
         assert!(refilled, "the cache refills with the changed customer");
         pops(&app, 5, "张伟二").await;
+    }
+
+    /// A broker that takes nothing, as while RabbitMQ is away.
+    struct Unreachable;
+
+    fn unreachable() -> BusError {
+        BusError::Connection("unreachable (test)".into())
+    }
+
+    #[async_trait]
+    impl Bus for Unreachable {
+        async fn publish(&self, _event: &Event) -> Result<(), BusError> {
+            Err(unreachable())
+        }
+
+        async fn consume(
+            &self,
+            _subscription: Subscription,
+            _handler: Arc<dyn EventHandler>,
+            shutdown: CancellationToken,
+        ) -> Result<(), BusError> {
+            shutdown.cancelled().await;
+            Ok(())
+        }
+
+        async fn check(&self) -> Result<(), BusError> {
+            Err(unreachable())
+        }
+    }
+
+    async fn ready_and_serving_without_the_broker(infra: Infra) {
+        let platform = Platform::new(
+            Arc::new(Unreachable),
+            infra.bus_config(),
+            Arc::new(MemoryCache::new(100)),
+            &infra.run_id,
+            infra.database_config(),
+            infra.data_dir(),
+        );
+        let (component, _) = IdentityComponent::build(
+            &identity_config(""),
+            &auth_config(),
+            (ADMIN_ID, ADMIN_SECRET),
+            &platform,
+        )
+        .await
+        .unwrap();
+        let keys = component.key_source();
+        let app = TestApp::start(infra, platform, vec![Arc::new(component)], keys).await;
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::OK);
+        let token =
+            hotline_testkit::client_token(&app.client, &app.http_url, ADMIN_ID, ADMIN_SECRET).await;
+        let created = app
+            .client
+            .post(app.url("/api/v1/customers"))
+            .bearer_auth(token)
+            .json(&zhang_wei())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            created.status(),
+            StatusCode::CREATED,
+            "its event waits in the outbox"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ready_and_serving_without_the_broker_embedded() {
+        ready_and_serving_without_the_broker(Infra::embedded()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ready_and_serving_without_the_broker_real() {
+        if let Some(infra) = Infra::real().await {
+            ready_and_serving_without_the_broker(infra).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn not_ready_without_the_database_and_ready_again_when_it_returns() {
+        let Some(mut infra) = Infra::real().await else {
+            return;
+        };
+        let (proxy, url) = TcpProxy::in_front_of(&infra.database_url, 5432, Link::Up).await;
+        infra.database_url = url;
+        let app = Identity::spawn(infra).await;
+        let readiness = || async {
+            app.app
+                .client
+                .get(app.app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        };
+        assert_eq!(readiness().await, StatusCode::OK);
+
+        proxy.set(Link::Down);
+        let lost = eventually(Duration::from_secs(10), || async {
+            readiness().await == StatusCode::SERVICE_UNAVAILABLE
+        })
+        .await;
+        assert!(lost, "503 without the database");
+
+        proxy.set(Link::Up);
+        let back = eventually(Duration::from_secs(20), || async {
+            readiness().await == StatusCode::OK
+        })
+        .await;
+        assert!(back, "ready again without a restart");
     }
 }
