@@ -14,7 +14,7 @@ use crate::metrics;
 /// Consecutive failures that open the circuit.
 const FAILURES: u32 = 3;
 /// How long an open circuit skips the dependency before probing it.
-pub const COOLDOWN: Duration = Duration::from_secs(2);
+const COOLDOWN: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug)]
 enum State {
