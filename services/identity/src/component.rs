@@ -293,8 +293,9 @@ impl Component for IdentityComponent {
         });
     }
 
-    /// Only the database: with the broker down events wait in the outbox, and
-    /// with the cache down lookups go to the database.
+    /// Only what identity can't serve without: its database. The broker and the
+    /// cache degrade it (events wait in the outbox, lookups go to the database)
+    /// and show in `/metrics` and the logs instead.
     async fn check_ready(&self) -> Result<(), String> {
         hotline_kit::db::ping(&self.db)
             .await

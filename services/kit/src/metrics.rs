@@ -1,13 +1,31 @@
 //! Prometheus metrics: one process-wide recorder rendered at `/metrics`, with
-//! request counts and latency histograms per HTTP route and per RPC.
+//! request counts and latency histograms per HTTP route and per RPC, the cache's
+//! outcomes and the state of the process's dependencies.
+//!
+//! Label values come from bounded sets only: what a client sends (an unknown
+//! path, method or RPC) is folded into one value, so a scanner can't grow the
+//! number of series.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use prost::Message;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// The `route` of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
+/// The `method` of a request with a method outside the standard ones
+/// (OpenTelemetry's convention).
+const OTHER_METHOD: &str = "_OTHER";
+/// The `service` and `method` of an RPC this process does not serve.
+const UNKNOWN_RPC: &str = "unknown";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -32,7 +50,21 @@ pub fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
 
-pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
+/// The label of an HTTP method: the standard ones as they are, any other as `_OTHER`.
+pub fn http_method_label(method: &str) -> &'static str {
+    const STANDARD: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    STANDARD
+        .iter()
+        .find(|standard| **standard == method)
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
+
+/// `method` must come from `http_method_label`, `route` from the router
+/// (a pattern, or `UNMATCHED`).
+pub fn record_http(method: &'static str, route: &str, status: u16, elapsed: Duration) {
     let labels = [
         ("method", method.to_owned()),
         ("route", route.to_owned()),
@@ -42,11 +74,52 @@ pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
 }
 
-pub fn record_grpc(path: &str, code: i32, elapsed: Duration) {
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or(("unknown", path));
+/// The RPCs a process serves (`/package.Service/Method`), read from the
+/// descriptors of the services it mounted. Any other path is labelled `unknown`.
+#[derive(Clone, Debug, Default)]
+pub struct GrpcRoutes(Arc<HashSet<String>>);
+
+impl GrpcRoutes {
+    /// The methods of `services` (full names) described in `descriptor_set`
+    /// (an encoded `FileDescriptorSet`).
+    pub fn new(descriptor_set: &[u8], services: &[&str]) -> Self {
+        let files = prost_types::FileDescriptorSet::decode(descriptor_set)
+            .map(|set| set.file)
+            .unwrap_or_default();
+        let mut paths = HashSet::new();
+        for file in files {
+            let package = file.package.unwrap_or_default();
+            for service in file.service {
+                let name = service.name.unwrap_or_default();
+                let full = if package.is_empty() {
+                    name
+                } else {
+                    format!("{package}.{name}")
+                };
+                if !services.contains(&full.as_str()) {
+                    continue;
+                }
+                for method in service.method {
+                    paths.insert(format!("/{full}/{}", method.name.unwrap_or_default()));
+                }
+            }
+        }
+        Self(Arc::new(paths))
+    }
+
+    /// `(service, method)` labels of a request path.
+    fn labels<'a>(&self, path: &'a str) -> (&'a str, &'a str) {
+        if !self.0.contains(path) {
+            return (UNKNOWN_RPC, UNKNOWN_RPC);
+        }
+        path.trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((UNKNOWN_RPC, UNKNOWN_RPC))
+    }
+}
+
+pub fn record_grpc(routes: &GrpcRoutes, path: &str, code: i32, elapsed: Duration) {
+    let (service, method) = routes.labels(path);
     let labels = [
         ("service", service.to_owned()),
         ("method", method.to_owned()),
@@ -79,6 +152,29 @@ pub fn record_event_dead_lettered(consumer: &str, kind: &str) {
     .increment(1);
 }
 
+/// Whether a dependency the process can serve without (`redis`, `rabbitmq`)
+/// answers now: `hotline_dependency_up{dependency}` is 1 or 0. Such outages
+/// show here and in the logs, not in `/readyz`.
+pub fn set_dependency_up(dependency: &'static str, up: bool) {
+    metrics::gauge!("hotline_dependency_up", "dependency" => dependency).set(if up {
+        1.0
+    } else {
+        0.0
+    });
+}
+
+/// One cache operation of `service`: `get` is a `hit`, `miss`, `error` or
+/// `bypassed` (circuit open); `set` and `delete` are `ok`, `error` or `bypassed`.
+pub fn record_cache(service: &str, operation: &'static str, outcome: &'static str) {
+    metrics::counter!(
+        "hotline_cache_operations_total",
+        "service" => service.to_owned(),
+        "operation" => operation,
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
 /// An event no queue was bound for; it is kept, not dropped.
 pub fn record_event_unroutable(kind: &str) {
     metrics::counter!("events_unroutable_total", "type" => kind.to_owned()).increment(1);
@@ -89,7 +185,23 @@ pub fn set_outbox_pending(source: &str, events: u64) {
     metrics::gauge!("outbox_pending_events", "source" => source.to_owned()).set(events as f64);
 }
 
-/// Whether a dependency the process can run without (broker, cache) answers.
-pub fn set_dependency_up(dependency: &'static str, up: bool) {
-    metrics::gauge!("dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
+/// The circuit breaker in front of `dependency`: the gauge of the current
+/// `state` is 1, the others 0.
+pub fn set_breaker_state(dependency: &'static str, state: &'static str) {
+    for each in ["closed", "open", "half_open"] {
+        metrics::gauge!("hotline_circuit_breaker_state", "dependency" => dependency, "state" => each)
+            .set(if each == state { 1.0 } else { 0.0 });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_standard_methods_are_labels() {
+        assert_eq!(http_method_label("PATCH"), "PATCH");
+        assert_eq!(http_method_label("FOO"), "_OTHER");
+        assert_eq!(http_method_label("get"), "_OTHER");
+    }
 }

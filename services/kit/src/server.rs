@@ -33,7 +33,8 @@ use crate::{
     auth::{AuthLayer, Authenticator},
     component::{Component, Tasks},
     config::ServerConfig,
-    metrics, rest, telemetry,
+    metrics::{self, GrpcRoutes},
+    rest, telemetry,
 };
 
 /// Paths kept out of metrics and access logs.
@@ -118,7 +119,10 @@ impl Process {
         routes.add_service(health_service).add_service(reflection);
         let grpc_stop = CancellationToken::new();
         let grpc = tonic::transport::Server::builder()
-            .layer(AuthLayer::new(self.authenticator.clone()))
+            .layer(AuthLayer::new(
+                self.authenticator.clone(),
+                GrpcRoutes::new(self.file_descriptor_set, &grpc_names),
+            ))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(
                 // No Nagle delay: a unary answer must not wait for the client's ACK.
@@ -158,9 +162,12 @@ impl Process {
             }
             tokio::time::sleep(shutdown_delay).await;
 
+            // One deadline for the whole drain: what the servers leave of it is
+            // what consumers and workers get.
+            let deadline = tokio::time::Instant::now() + drain_timeout;
             tracing::info!("shutting down: finishing in-flight requests");
             grpc_stop.cancel();
-            let drained = tokio::time::timeout(drain_timeout, async {
+            let drained = tokio::time::timeout_at(deadline, async {
                 http_handle.stop(true).await;
                 while let Some(ended) = servers.join_next().await {
                     if let Err(error) = describe_ok(ended) {
@@ -176,7 +183,7 @@ impl Process {
 
             tracing::info!("shutting down: stopping consumers and workers");
             workers_stop.cancel();
-            let drained = tokio::time::timeout(drain_timeout, async {
+            let drained = tokio::time::timeout_at(deadline, async {
                 while let Some(ended) = workers.join_next().await {
                     if let Err(error) = describe_ok(ended) {
                         failure.get_or_insert(error);
@@ -245,13 +252,18 @@ impl Process {
                 .wrap(from_fn(observe))
         })
         .disable_signals()
-        .shutdown_timeout(config.drain_timeout.as_secs().max(1))
+        // actix's own drain runs inside the supervisor's deadline, never after it.
+        .shutdown_timeout(whole_seconds(config.drain_timeout).max(1))
         .listen(listener)?;
         if config.http_workers > 0 {
             server = server.workers(config.http_workers);
         }
         Ok(server.run())
     }
+}
+
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 fn describe_exit(
@@ -358,10 +370,10 @@ async fn observe(
     if PROBES.contains(&path.as_str()) {
         return next.call(request).await;
     }
-    let method = request.method().to_string();
+    let method = metrics::http_method_label(request.method().as_str());
     let route = request
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| metrics::UNMATCHED.to_owned());
     let traceparent = request
         .headers()
         .get(telemetry::TRACEPARENT)
@@ -376,7 +388,7 @@ async fn observe(
         Err(error) => error.as_response_error().status_code().as_u16(),
     };
     let elapsed = started.elapsed();
-    metrics::record_http(&method, &route, status, elapsed);
+    metrics::record_http(method, &route, status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -16,7 +16,7 @@ use hotline_kit::bus::{
     AmqpBus, AmqpSettings, Bus, BusError, DeadLetterAction, DeadLetterFilter, Event, EventHandler,
     Fanout, HandlerError, RetryPolicy, Subscription, UNROUTABLE,
 };
-use hotline_testkit::{Infra, TcpProxy};
+use hotline_testkit::{Infra, Link, TcpProxy};
 use lapin::message::BasicGetMessage;
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -759,9 +759,9 @@ async fn publishes_with_the_broker_down_fail_fast_and_work_once_it_is_back() {
     let Some(infra) = Infra::real().await else {
         return;
     };
-    let proxy = TcpProxy::start_down(&hotline_testkit::host_port(&infra.amqp_url, 5672)).await;
+    let (proxy, proxied) = TcpProxy::in_front_of(&infra.amqp_url, 5672, Link::Down).await;
     let mut settings = test_settings(&infra, 3);
-    settings.url = proxy.url_for(&infra.amqp_url);
+    settings.url = proxied;
     // Built with the broker down: nothing fails until something is published.
     let bus = AmqpBus::new(settings);
     let event = Event::new("identity.customer.created", "/hotline/identity", vec![]);
@@ -775,14 +775,14 @@ async fn publishes_with_the_broker_down_fail_fast_and_work_once_it_is_back() {
         "a refused connection fails at once"
     );
 
-    proxy.resume().await;
+    proxy.set(Link::Up);
     bus.publish(&event)
         .await
         .expect("published once the broker is back");
     // Cut mid-run: the next publish reconnects.
-    proxy.stop().await;
+    proxy.set(Link::Down);
     assert!(bus.publish(&event).await.is_err());
-    proxy.resume().await;
+    proxy.set(Link::Up);
     bus.publish(&event)
         .await
         .expect("published after reconnecting");

@@ -127,11 +127,16 @@ pub fn infra_required() -> bool {
     std::env::var("HOTLINE_REQUIRE_INFRA").is_ok_and(|v| v == "1" || v == "true")
 }
 
-/// `host:port` of a URL (for a reachability probe, or a proxy in front of it).
-pub fn host_port(url: &str, default_port: u16) -> String {
+/// `host[:port]` of a URL, as written in it.
+pub(crate) fn authority(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+/// `host:port` of a URL, for a reachability probe.
+pub(crate) fn host_port(url: &str, default_port: u16) -> String {
+    let host = authority(url);
     if host.contains(':') {
         host.to_owned()
     } else {

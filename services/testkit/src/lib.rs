@@ -21,9 +21,9 @@ use hotline_kit::{
 use tokio_util::sync::CancellationToken;
 
 pub use events::{EventRecorder, Recording, broker_queue};
-pub use infra::{Backends, Infra, host_port};
+pub use infra::{Backends, Infra};
 pub use keys::TestKeys;
-pub use proxy::TcpProxy;
+pub use proxy::{Link, TcpProxy};
 pub use whoami::WhoAmI;
 
 pub fn auth_config() -> AuthConfig {

@@ -1,116 +1,96 @@
-//! A TCP proxy a test puts between a service and one of its servers, to take
-//! the server "down" (refuse new connections, cut live ones) and bring it back
-//! on the same address, without touching the shared server itself.
+//! A TCP proxy a test puts in front of a shared server (Redis, PostgreSQL,
+//! RabbitMQ) to take that server away from one process and bring it back,
+//! without touching the server other tests use.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::Mutex,
+    sync::watch,
     task::JoinHandle,
 };
-use tokio_util::sync::CancellationToken;
+
+/// What the proxy does with connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Forwards to the server.
+    Up,
+    /// Cuts open connections and closes new ones at once: a server that died.
+    Down,
+    /// Cuts open connections and holds new ones without a byte of answer: a
+    /// server that hangs, or a network that drops packets.
+    Hanging,
+}
 
 pub struct TcpProxy {
     addr: SocketAddr,
-    upstream: String,
-    running: Mutex<Option<Running>>,
-}
-
-struct Running {
-    cut: CancellationToken,
-    acceptor: JoinHandle<()>,
+    link: watch::Sender<Link>,
+    accept: JoinHandle<()>,
 }
 
 impl TcpProxy {
-    /// A proxy to `upstream` (`host:port`) on a free loopback port, forwarding.
-    pub async fn start(upstream: &str) -> Arc<Self> {
+    /// A proxy on a free loopback port to `upstream` (`host:port`), starting in `link`.
+    pub async fn start(upstream: &str, link: Link) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Arc::new(Self {
-            addr: listener.local_addr().unwrap(),
-            upstream: upstream.to_owned(),
-            running: Mutex::new(None),
+        let addr = listener.local_addr().unwrap();
+        let (sender, receiver) = watch::channel(link);
+        let upstream = upstream.to_owned();
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let link = receiver.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(serve(client, upstream, link));
+            }
         });
-        proxy.serve(listener).await;
-        proxy
+        Self {
+            addr,
+            link: sender,
+            accept,
+        }
     }
 
-    /// A proxy whose server is down from the start; `resume` brings it up.
-    pub async fn start_down(upstream: &str) -> Arc<Self> {
-        let proxy = Self::start(upstream).await;
-        proxy.stop().await;
-        proxy
+    /// A proxy to the server of `url` (its `host[:port]`, `default_port` if none),
+    /// and `url` pointed at the proxy instead.
+    pub async fn in_front_of(url: &str, default_port: u16, link: Link) -> (Self, String) {
+        let authority = crate::infra::authority(url);
+        let proxy = Self::start(&crate::infra::host_port(url, default_port), link).await;
+        let proxied = url.replacen(authority, &proxy.addr.to_string(), 1);
+        (proxy, proxied)
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `url` (of the real server) with its host and port replaced by the proxy's.
-    pub fn url_for(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let (credentials, rest) = match rest.rsplit_once('@') {
-            Some((credentials, rest)) => (format!("{credentials}@"), rest),
-            None => (String::new(), rest),
-        };
-        let path = rest.find(['/', '?']).map_or("", |at| &rest[at..]);
-        format!("{scheme}://{credentials}{}{path}", self.addr)
-    }
-
-    /// Refuses new connections and cuts every live one.
-    pub async fn stop(&self) {
-        if let Some(running) = self.running.lock().await.take() {
-            running.cut.cancel();
-            running.acceptor.abort();
-            let _ = running.acceptor.await;
-        }
-    }
-
-    /// Listens again on the same address.
-    pub async fn resume(&self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
-        self.serve(listener).await;
-    }
-
-    async fn serve(&self, listener: TcpListener) {
-        let cut = CancellationToken::new();
-        let upstream = self.upstream.clone();
-        let token = cut.clone();
-        let acceptor = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (upstream, token) = (upstream.clone(), token.clone());
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    let (mut client, mut server) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        () = token.cancelled() => {}
-                    }
-                });
-            }
-        });
-        *self.running.lock().await = Some(Running { cut, acceptor });
+    pub fn set(&self, link: Link) {
+        self.link.send_replace(link);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.link.send_replace(Link::Down);
+    }
+}
 
-    #[tokio::test]
-    async fn urls_point_at_the_proxy() {
-        let proxy = TcpProxy::start("127.0.0.1:9").await;
-        let port = proxy.addr().port();
-        assert_eq!(
-            proxy.url_for("amqp://guest:guest@127.0.0.1:5672/vhost"),
-            format!("amqp://guest:guest@127.0.0.1:{port}/vhost")
-        );
-        assert_eq!(
-            proxy.url_for("redis://localhost:6379"),
-            format!("redis://127.0.0.1:{port}")
-        );
-        proxy.stop().await;
+/// One client connection, for as long as the link stays as it was when it came.
+async fn serve(mut client: TcpStream, upstream: String, mut link: watch::Receiver<Link>) {
+    let state = *link.borrow_and_update();
+    let changed = async move {
+        let _ = link.wait_for(|now| *now != state).await;
+    };
+    match state {
+        Link::Down => {}
+        Link::Hanging => changed.await,
+        Link::Up => {
+            let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                () = changed => {}
+            }
+        }
     }
 }

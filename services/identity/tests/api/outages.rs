@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hotline_kit::platform::connect_bus;
-use hotline_testkit::{Infra, Recording, TcpProxy, broker_queue, eventually, host_port};
+use hotline_testkit::{Infra, Link, Recording, TcpProxy, broker_queue, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -34,9 +34,9 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
     .await;
 
     // Identity reaches the broker through a proxy that is down from the start.
-    let proxy = TcpProxy::start_down(&host_port(&infra.amqp_url, 5672)).await;
+    let (proxy, proxied) = TcpProxy::in_front_of(&infra.amqp_url, 5672, Link::Down).await;
     let mut bus_config = infra.bus_config();
-    bus_config.amqp_url = hotline_kit::config::SecretUrl::new(proxy.url_for(&infra.amqp_url));
+    bus_config.amqp_url = hotline_kit::config::SecretUrl::new(proxied);
     let mut platform = infra.platform().await;
     platform.bus = connect_bus(&bus_config, &infra.data_dir()).unwrap();
     let app = Identity::spawn_on(infra, platform, identity_config("")).await;
@@ -86,14 +86,14 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(recorder.is_empty(), "nothing leaks past the outage");
 
-    proxy.resume().await;
+    proxy.set(Link::Up);
     assert!(
         eventually(Duration::from_secs(30), || async { recorder.len() >= 3 }).await,
         "the outbox drains once the broker is back"
     );
 
     // Cut again mid-run: the next change waits, then follows.
-    proxy.stop().await;
+    proxy.set(Link::Down);
     let response = app
         .request(
             Method::PATCH,
@@ -105,7 +105,7 @@ async fn identity_serves_with_the_broker_down_and_publishes_in_order_when_it_ret
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    proxy.resume().await;
+    proxy.set(Link::Up);
     assert!(
         eventually(Duration::from_secs(30), || async { recorder.len() >= 4 }).await,
         "a change made during the second outage follows"

@@ -222,3 +222,159 @@ mod another_process {
         );
     }
 }
+
+/// Identity serves without Redis (and, in `outages`, without its broker); only
+/// its database decides readiness.
+mod degraded {
+    use std::time::{Duration, Instant};
+
+    use hotline_testkit::{Infra, Link, TcpProxy, eventually};
+    use reqwest::StatusCode;
+    use serde_json::{Value, json};
+
+    use crate::helpers::{Identity, zhang_wei};
+
+    /// Identity on the real backends with Redis behind a proxy, and the URL of
+    /// Redis itself.
+    async fn with_redis(link: Link) -> Option<(Identity, TcpProxy, String)> {
+        let mut infra = Infra::real().await?;
+        let redis = infra.redis_url.clone();
+        let (proxy, url) = TcpProxy::in_front_of(&redis, 6379, link).await;
+        infra.redis_url = url;
+        Some((Identity::spawn(infra).await, proxy, redis))
+    }
+
+    async fn cached(redis: &str, key: &str) -> Option<Value> {
+        let mut connection = redis::Client::open(redis)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let value: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        value.map(|text| serde_json::from_str(&text).unwrap())
+    }
+
+    /// `count` screen pops of Zhang Wei's mobile, each answered within a second
+    /// (a generous bound: it proves no wait on Redis) with `name`. Returns their
+    /// latencies, sorted.
+    async fn pops(app: &Identity, count: usize, name: &str) -> Vec<Duration> {
+        let mut took = Vec::with_capacity(count);
+        for _ in 0..count {
+            let started = Instant::now();
+            let popped = app.lookup("13800138000", &app.admin).await;
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed < Duration::from_secs(1),
+                "a screen pop took {elapsed:?}"
+            );
+            assert_eq!(popped["candidates"][0]["customer"]["name"], name);
+            took.push(elapsed);
+        }
+        took.sort();
+        took
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_and_pops_screens_with_redis_down_then_refills_the_cache() {
+        let Some((app, proxy, redis)) = with_redis(Link::Down).await else {
+            return;
+        };
+        app.create(zhang_wei()).await;
+        let took = pops(&app, 200, "张伟").await;
+        eprintln!(
+            "200 screen pops with redis down: p50 {:?}, p99 {:?}, max {:?}",
+            took[99], took[197], took[199]
+        );
+        let key = app.lookup_cache_key("+8613800138000");
+        assert_eq!(cached(&redis, &key).await, None);
+
+        proxy.set(Link::Up);
+        let refilled = eventually(Duration::from_secs(10), || async {
+            app.lookup("13800138000", &app.admin).await;
+            cached(&redis, &key).await.is_some()
+        })
+        .await;
+        assert!(refilled, "the cache refills on use once redis answers");
+        let took = pops(&app, 200, "张伟").await;
+        eprintln!(
+            "200 screen pops with redis up: p50 {:?}, p99 {:?}, max {:?}",
+            took[99], took[197], took[199]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn screen_pops_survive_redis_dying_mid_run() {
+        let Some((app, proxy, redis)) = with_redis(Link::Up).await else {
+            return;
+        };
+        let created = app.create(zhang_wei()).await;
+        app.lookup("13800138000", &app.admin).await;
+        let key = app.lookup_cache_key("+8613800138000");
+        assert!(cached(&redis, &key).await.is_some(), "cached while up");
+
+        proxy.set(Link::Down);
+        pops(&app, 50, "张伟").await;
+        // A change while Redis is gone: its invalidation can't reach Redis yet.
+        let changed = app
+            .request(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/customers/{}", created["id"].as_str().unwrap()),
+                &app.admin,
+            )
+            .json(&json!({"name": "张伟二"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(changed.status(), StatusCode::OK);
+        pops(&app, 20, "张伟二").await;
+
+        proxy.set(Link::Up);
+        let refilled = eventually(Duration::from_secs(10), || async {
+            app.lookup("13800138000", &app.admin).await;
+            cached(&redis, &key)
+                .await
+                .is_some_and(|entry| entry["candidates"][0]["customer"]["name"] == "张伟二")
+        })
+        .await;
+        assert!(refilled, "the cache refills with the changed customer");
+        pops(&app, 5, "张伟二").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn not_ready_without_the_database_and_ready_again_when_it_returns() {
+        let Some(mut infra) = Infra::real().await else {
+            return;
+        };
+        let (proxy, url) = TcpProxy::in_front_of(&infra.database_url, 5432, Link::Up).await;
+        infra.database_url = url;
+        let app = Identity::spawn(infra).await;
+        let readiness = || async {
+            app.app
+                .client
+                .get(app.app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        };
+        assert_eq!(readiness().await, StatusCode::OK);
+
+        proxy.set(Link::Down);
+        let lost = eventually(Duration::from_secs(10), || async {
+            readiness().await == StatusCode::SERVICE_UNAVAILABLE
+        })
+        .await;
+        assert!(lost, "503 without the database");
+
+        proxy.set(Link::Up);
+        let back = eventually(Duration::from_secs(20), || async {
+            readiness().await == StatusCode::OK
+        })
+        .await;
+        assert!(back, "ready again without a restart");
+    }
+}

@@ -15,18 +15,26 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::{Authenticator, Principal};
-use crate::{metrics, telemetry};
+use crate::{
+    metrics::{self, GrpcRoutes},
+    telemetry,
+};
 
 const OPEN_PREFIXES: &[&str] = &["/grpc.health.v1.", "/grpc.reflection."];
 
 #[derive(Clone)]
 pub struct AuthLayer {
     authenticator: Arc<Authenticator>,
+    routes: GrpcRoutes,
 }
 
 impl AuthLayer {
-    pub fn new(authenticator: Arc<Authenticator>) -> Self {
-        Self { authenticator }
+    /// `routes`: the RPCs served, the only ones metrics name.
+    pub fn new(authenticator: Arc<Authenticator>, routes: GrpcRoutes) -> Self {
+        Self {
+            authenticator,
+            routes,
+        }
     }
 }
 
@@ -37,6 +45,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             authenticator: self.authenticator.clone(),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -45,6 +54,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     authenticator: Arc<Authenticator>,
+    routes: GrpcRoutes,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -68,6 +78,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
+        let routes = self.routes.clone();
         let path = request.uri().path().to_owned();
         let header = |name: &str| {
             request
@@ -102,7 +113,7 @@ where
                         .and_then(|value| value.to_str().ok())
                         .and_then(|value| value.parse().ok())
                         .unwrap_or(0);
-                    metrics::record_grpc(&path, code, started.elapsed());
+                    metrics::record_grpc(&routes, &path, code, started.elapsed());
                 }
                 Ok(response)
             }

@@ -1,9 +1,16 @@
 //! Token verification against the issuer's JWKS, fetched and cached. An unknown
-//! `kid` triggers a (rate-limited) refetch, so key rotation needs no restart.
+//! `kid` triggers a refetch, so key rotation needs no restart; forged ones can't
+//! make the verifier a relay for load on the key source:
+//! - at most one fetch per `max(min_refetch, MIN_REFETCH)`, whatever the `kid`s;
+//!   a request with an unknown `kid` waits for the next allowed fetch (at most
+//!   `MAX_WAIT`) and shares it with every other request waiting then;
+//! - `kid`s a fetch did not find are refused at once until the next fetch;
+//! - no lock is held while fetching: known keys keep verifying meanwhile;
+//! - after a failed fetch the next waits longer and longer (up to `MAX_BACKOFF`).
 
 use std::{
-    collections::HashMap,
-    sync::Arc,
+    collections::{HashMap, HashSet},
+    sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, Instant},
 };
 
@@ -13,10 +20,18 @@ use jsonwebtoken::{
     errors::ErrorKind,
     jwk::{Jwk, JwkSet, KeyAlgorithm},
 };
-use tokio::sync::RwLock;
 
 use super::{Claims, Principal};
 use crate::{config::AuthConfig, error::ApiError};
+
+/// The shortest interval between two fetches, whatever the key source asks for.
+const MIN_REFETCH: Duration = Duration::from_secs(1);
+/// The longest a request with an unknown `kid` waits for the next fetch.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// The longest pause after failed fetches.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Unknown `kid`s remembered between two fetches (beyond, they just wait).
+const MAX_UNKNOWN: usize = 10_000;
 
 #[async_trait]
 pub trait KeySource: Send + Sync + 'static {
@@ -24,9 +39,10 @@ pub trait KeySource: Send + Sync + 'static {
 
     /// How often an unknown key id may trigger a refetch: often enough to pick
     /// up a rotated key at once, rarely enough that forged key ids can't turn
-    /// every request into a fetch.
+    /// every request into a fetch. The verifier never refetches more often than
+    /// once a second, even when this is shorter.
     fn min_refetch(&self) -> Duration {
-        Duration::from_secs(1)
+        MIN_REFETCH
     }
 }
 
@@ -73,12 +89,26 @@ impl KeySource for StaticKeySource {
 
 struct Keys {
     by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    /// Key ids the last successful fetch did not have, asked for after it
+    /// began: refused without waiting until the next fetch.
+    unknown: HashSet<String>,
+    /// When the last successful fetch began.
     fetched_at: Option<Instant>,
+    /// When the last fetch, successful or not, began.
+    attempted_at: Option<Instant>,
+    /// The earliest time of the next fetch.
+    next_fetch: Instant,
+    /// Failed fetches in a row.
+    failures: u32,
 }
 
 pub struct Authenticator {
     source: Arc<dyn KeySource>,
     keys: RwLock<Keys>,
+    /// Held by the one request fetching (and the one waiting to); the others
+    /// queue behind it and use its result.
+    fetching: tokio::sync::Mutex<()>,
+    interval: Duration,
     issuer: String,
     audience: String,
     leeway: Duration,
@@ -87,12 +117,19 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(source: Arc<dyn KeySource>, config: &AuthConfig) -> Self {
+        let interval = source.min_refetch().max(MIN_REFETCH);
         Self {
             source,
             keys: RwLock::new(Keys {
                 by_kid: HashMap::new(),
+                unknown: HashSet::new(),
                 fetched_at: None,
+                attempted_at: None,
+                next_fetch: Instant::now(),
+                failures: 0,
             }),
+            fetching: tokio::sync::Mutex::new(()),
+            interval,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway,
@@ -154,43 +191,134 @@ impl Authenticator {
     }
 
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), ApiError> {
-        {
-            let keys = self.keys.read().await;
+        let asked_at = Instant::now();
+        let stale = {
+            let keys = self.read();
             let fresh = keys
                 .fetched_at
                 .is_some_and(|at| at.elapsed() < self.refresh);
-            if let Some(found) = keys.by_kid.get(kid)
-                && fresh
-            {
-                return Ok(found.clone());
+            match keys.by_kid.get(kid) {
+                Some(found) if fresh => return Ok(found.clone()),
+                Some(found) => Some(found.clone()),
+                None if keys.unknown.contains(kid) => return Err(unknown_key()),
+                None => None,
             }
+        };
+        if let Some(found) = stale {
+            return self.refreshed(kid, found).await;
         }
-        let mut keys = self.keys.write().await;
-        let may_fetch = keys.fetched_at.is_none_or(|at| {
-            at.elapsed() >= self.source.min_refetch() || at.elapsed() >= self.refresh
-        });
-        if may_fetch {
-            match self.source.jwks().await {
-                Ok(set) => {
-                    keys.by_kid = set.keys.iter().filter_map(decoding_key).collect();
-                    keys.fetched_at = Some(Instant::now());
-                }
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "fetching signing keys failed");
-                    if keys.by_kid.is_empty() {
-                        return Err(ApiError::unavailable(
-                            "keys_unavailable",
-                            "signing keys are unavailable; try again shortly",
-                        ));
-                    }
-                }
+        self.refetch(asked_at).await;
+        let mut keys = self.write();
+        if let Some(found) = keys.by_kid.get(kid) {
+            return Ok(found.clone());
+        }
+        if keys.fetched_at.is_some_and(|at| at >= asked_at) {
+            if keys.unknown.len() < MAX_UNKNOWN {
+                keys.unknown.insert(kid.to_owned());
             }
+            return Err(unknown_key());
         }
-        keys.by_kid
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| ApiError::unauthenticated("token signed by an unknown key"))
+        if keys.failures > 0 {
+            Err(ApiError::unavailable(
+                "keys_unavailable",
+                "signing keys are unavailable; try again shortly",
+            ))
+        } else {
+            Err(unknown_key())
+        }
     }
+
+    /// A known key past `refresh`: fetched again unless someone else is
+    /// fetching or fetches are backing off; meanwhile the key still serves.
+    async fn refreshed(
+        &self,
+        kid: &str,
+        stale: (DecodingKey, Algorithm),
+    ) -> Result<(DecodingKey, Algorithm), ApiError> {
+        let Ok(_turn) = self.fetching.try_lock() else {
+            return Ok(stale);
+        };
+        if self.read().next_fetch > Instant::now() {
+            return Ok(stale);
+        }
+        if !self.fetch().await {
+            return Ok(stale);
+        }
+        self.read().by_kid.get(kid).cloned().ok_or_else(unknown_key)
+    }
+
+    /// Makes sure a fetch begun at or after `asked_at` has ended, when one is
+    /// allowed within `MAX_WAIT`.
+    async fn refetch(&self, asked_at: Instant) {
+        if self.read().next_fetch > Instant::now() + MAX_WAIT {
+            return;
+        }
+        let _turn = self.fetching.lock().await;
+        let next_fetch = {
+            let keys = self.read();
+            if keys.attempted_at.is_some_and(|at| at >= asked_at) {
+                // Fetched for us while we queued.
+                return;
+            }
+            keys.next_fetch
+        };
+        let now = Instant::now();
+        if next_fetch > now + MAX_WAIT {
+            return;
+        }
+        if next_fetch > now {
+            tokio::time::sleep_until(next_fetch.into()).await;
+        }
+        self.fetch().await;
+    }
+
+    /// Fetches the key set (the caller holds `fetching`); returns whether it succeeded.
+    async fn fetch(&self) -> bool {
+        let started = Instant::now();
+        let fetched = self.source.jwks().await;
+        let mut keys = self.write();
+        keys.attempted_at = Some(started);
+        match fetched {
+            Ok(set) => {
+                if keys.failures > 0 {
+                    tracing::info!(failures = keys.failures, "fetched the signing keys again");
+                }
+                keys.by_kid = set.keys.iter().filter_map(decoding_key).collect();
+                keys.unknown.clear();
+                keys.fetched_at = Some(started);
+                keys.next_fetch = started + self.interval;
+                keys.failures = 0;
+                true
+            }
+            Err(error) => {
+                keys.failures = keys.failures.saturating_add(1);
+                let pause = self
+                    .interval
+                    .saturating_mul(2_u32.saturating_pow(keys.failures.min(16)))
+                    .min(MAX_BACKOFF);
+                keys.next_fetch = started + pause;
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    failures = keys.failures,
+                    retry_in = ?pause,
+                    "fetching signing keys failed"
+                );
+                false
+            }
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Keys> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Keys> {
+        self.keys.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn unknown_key() -> ApiError {
+    ApiError::unauthenticated("token signed by an unknown key")
 }
 
 #[expect(

@@ -1,7 +1,9 @@
 //! Cache-aside storage shared by replicas (Redis) or kept per process (memory).
-//! Nothing cached is the only copy of a fact: a cache failure is logged and the
-//! caller falls back to the source, never fails the request.
+//! Nothing cached is the only copy of a fact: a cache failure counts in
+//! `hotline_cache_operations_total` and the caller falls back to the source,
+//! never fails the request. A Redis outage is logged once, by its circuit breaker.
 
+mod breaker;
 mod memory;
 mod redis;
 
@@ -11,10 +13,25 @@ use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use self::{memory::MemoryCache, redis::RedisCache};
+use crate::metrics;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cache: {0}")]
-pub struct CacheError(pub String);
+pub enum CacheError {
+    /// Skipped: the cache failed just before and its circuit is open.
+    #[error("cache skipped while its circuit is open")]
+    Bypassed,
+    #[error("cache: {0}")]
+    Failed(String),
+}
+
+impl CacheError {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Bypassed => "bypassed",
+            Self::Failed(_) => "error",
+        }
+    }
+}
 
 #[async_trait]
 pub trait CacheBackend: Send + Sync + 'static {
@@ -35,6 +52,7 @@ fn loggable(key: &str) -> &str {
 #[derive(Clone)]
 pub struct Cache {
     backend: Arc<dyn CacheBackend>,
+    service: String,
     namespace: String,
 }
 
@@ -42,6 +60,7 @@ impl Cache {
     pub fn new(backend: Arc<dyn CacheBackend>, prefix: &str, service: &str) -> Self {
         Self {
             backend,
+            service: service.to_owned(),
             namespace: format!("{prefix}:{service}"),
         }
     }
@@ -52,7 +71,14 @@ impl Cache {
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        match self.backend.get(key).await {
+        let found = self.backend.get(key).await;
+        let outcome = match &found {
+            Ok(Some(_)) => "hit",
+            Ok(None) => "miss",
+            Err(error) => error.outcome(),
+        };
+        metrics::record_cache(&self.service, "get", outcome);
+        match found {
             Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
                 Ok(value) => Some(value),
                 Err(error) => {
@@ -63,7 +89,7 @@ impl Cache {
             },
             Ok(None) => None,
             Err(error) => {
-                tracing::warn!(key = loggable(key), %error, "cache read failed; using the source");
+                tracing::debug!(key = loggable(key), %error, "cache read failed; using the source");
                 None
             }
         }
@@ -77,8 +103,10 @@ impl Cache {
                 return;
             }
         };
-        if let Err(error) = self.backend.set(key, bytes, ttl).await {
-            tracing::warn!(key = loggable(key), %error, "cache write failed");
+        let written = self.backend.set(key, bytes, ttl).await;
+        self.record("set", &written);
+        if let Err(error) = written {
+            tracing::debug!(key = loggable(key), %error, "cache write failed");
         }
     }
 
@@ -86,10 +114,20 @@ impl Cache {
         if keys.is_empty() {
             return;
         }
-        if let Err(error) = self.backend.delete(keys).await {
+        let deleted = self.backend.delete(keys).await;
+        self.record("delete", &deleted);
+        if let Err(error) = deleted {
             let first = keys.first().map(String::as_str).map(loggable);
-            tracing::warn!(count = keys.len(), key = first, %error, "cache invalidation failed; entries expire by ttl");
+            tracing::debug!(count = keys.len(), key = first, %error, "cache invalidation failed; retried when the cache answers");
         }
+    }
+
+    fn record(&self, operation: &'static str, result: &Result<(), CacheError>) {
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(error) => error.outcome(),
+        };
+        metrics::record_cache(&self.service, operation, outcome);
     }
 
     pub async fn check(&self) -> Result<(), CacheError> {
