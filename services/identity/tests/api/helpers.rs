@@ -123,6 +123,26 @@ impl Identity {
         hotline_testkit::client_token(&self.app.client, &self.app.http_url, id, secret).await
     }
 
+    /// The key ids of the published JWKS, newest first.
+    pub async fn published_kids(&self) -> Vec<String> {
+        let jwks: Value = self
+            .app
+            .client
+            .get(self.app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// The Prometheus text at `/metrics`.
     pub async fn metrics(&self) -> String {
         self.app
