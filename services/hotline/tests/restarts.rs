@@ -35,11 +35,18 @@ struct Replica {
 
 impl Replica {
     fn new(infra: &Infra) -> Self {
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
+        // Below the kernel's ephemeral range, so no other test's connection can
+        // take the port while the replica is down between a stop and a start.
+        static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+        let free = || loop {
+            let port = 20_000 + rand::random::<u16>() % 10_000;
+            let mut taken = TAKEN.lock().unwrap();
+            if !taken.contains(&port)
+                && let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port))
+            {
+                taken.push(port);
+                return listener.local_addr().unwrap();
+            }
         };
         let (http, grpc) = (free(), free());
         let mut env = infra.process_env();
@@ -66,13 +73,26 @@ impl Replica {
         }
     }
 
+    /// Where this replica's warnings go, across its restarts.
+    fn log(&self, data_dir: &std::path::Path) -> std::path::PathBuf {
+        data_dir.join(format!(
+            "{}.log",
+            self.http.trim_start_matches("http://").replace(':', "-")
+        ))
+    }
+
     fn start(&mut self, data_dir: &std::path::Path) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(data_dir))
+            .unwrap();
         let mut command = Command::new(BINARY);
         command
             .args(["serve", "--target", "identity", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log);
         for (name, _) in std::env::vars() {
             if name.starts_with("HOTLINE_") {
                 command.env_remove(name);
@@ -119,14 +139,22 @@ async fn is_ready(client: &reqwest::Client, replica: &Replica) -> bool {
         .is_ok_and(|response| response.status().is_success())
 }
 
-async fn wait_ready(client: &reqwest::Client, replica: &Replica) {
+async fn wait_ready(client: &reqwest::Client, replica: &mut Replica, data_dir: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !is_ready(client, replica).await {
-        assert!(
-            Instant::now() < deadline,
-            "{} never became ready",
-            replica.http
-        );
+        let exited = replica
+            .child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten());
+        if exited.is_some() || Instant::now() > deadline {
+            let log = std::fs::read_to_string(replica.log(data_dir)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "{} never became ready ({exited:?}); its log ends:\n{}",
+                replica.http,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -286,7 +314,7 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
     // The first start migrates; the second joins the migrated schema.
     for replica in &mut replicas {
         replica.start(&data_dir);
-        wait_ready(&probe, replica).await;
+        wait_ready(&probe, replica, &data_dir).await;
     }
     let flags: Vec<Arc<AtomicBool>> = replicas
         .iter()
@@ -347,7 +375,7 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
             tokio::time::sleep(Duration::from_millis(300)).await;
             replica.stop().await;
             replica.start(&data_dir);
-            wait_ready(&probe, replica).await;
+            wait_ready(&probe, replica, &data_dir).await;
         }
     }
     let elapsed = started.elapsed();
@@ -406,6 +434,26 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
         seen.len(),
         lost.len()
     );
+    if duplicated > 0 || !lost.is_empty() {
+        for event in events
+            .iter()
+            .filter(|e| seen[&(e.subject.clone().unwrap_or_default(), e.id.to_string())] > 1)
+        {
+            println!(
+                "duplicate: {} sequence {:?} redeliveries {}",
+                event.id, event.sequence, event.redeliveries
+            );
+        }
+        for replica in &replicas {
+            let log = std::fs::read_to_string(replica.log(&data_dir)).unwrap_or_default();
+            for line in log
+                .lines()
+                .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+            {
+                println!("{}: {line}", replica.http);
+            }
+        }
+    }
     assert_eq!(duplicated, 0, "events published twice");
     assert!(lost.is_empty(), "events lost for {lost:?}");
     assert_eq!(seen.len(), expected_events);

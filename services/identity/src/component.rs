@@ -42,6 +42,8 @@ pub struct IdentityComponent {
     throttle: Arc<Throttle>,
     platform: Platform,
     db: DatabaseConnection,
+    /// The outbox relay's own pool (see `Platform::background_database`).
+    relay_db: DatabaseConnection,
     key_check: Duration,
 }
 
@@ -63,6 +65,7 @@ impl IdentityComponent {
         let region = config.region().map_err(anyhow::Error::msg)?;
         let cipher = Arc::new(pii_cipher(config, platform)?);
         let db = platform.database::<Migrator>(NAME).await?;
+        let relay_db = platform.background_database(NAME, &db).await?;
         let cache = platform.cache(NAME);
         let billing = Billing::from_config(&config.billing, cache.clone())?;
         let service = Arc::new(IdentityService::new(
@@ -93,6 +96,7 @@ impl IdentityComponent {
             throttle: Arc::new(Throttle::new(&config.token_endpoint)),
             platform: platform.clone(),
             db,
+            relay_db,
             key_check: (config.key_rotation / 10).min(Duration::from_secs(3600)),
         };
         Ok((component, generated))
@@ -242,7 +246,7 @@ impl Component for IdentityComponent {
         let poll = self.platform.bus_config.outbox_poll_interval;
         let (outbox, db, stop) = (
             self.service.outbox().clone(),
-            self.db.clone(),
+            self.relay_db.clone(),
             shutdown.clone(),
         );
         let relay_bus = bus.clone();

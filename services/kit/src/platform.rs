@@ -99,6 +99,25 @@ impl Platform {
         }
         Ok(connection)
     }
+
+    /// A pool of its own for `service`'s background work (the outbox relay) on
+    /// PostgreSQL; `shared` itself on SQLite. A pool's connections belong to the
+    /// runtime that opened them, and actix-web's workers run runtimes of their
+    /// own that stop before background work drains at shutdown: a relay handed
+    /// one of their connections then fails after publishing, and its events go
+    /// out twice. SQLite connections run on threads of their own.
+    pub async fn background_database(
+        &self,
+        service: &str,
+        shared: &DatabaseConnection,
+    ) -> anyhow::Result<DatabaseConnection> {
+        if self.is_embedded() {
+            return Ok(shared.clone());
+        }
+        db::connect(&self.location(service), 2)
+            .await
+            .map_err(|e| anyhow::anyhow!("database for {service}'s background work: {e}"))
+    }
 }
 
 /// The event bus as configured. Nothing connects here: RabbitMQ is reached on
