@@ -160,6 +160,15 @@ fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
     Server { child, http, lines }
 }
 
+impl Server {
+    /// SIGTERM, then a clean exit.
+    fn stop(&mut self) {
+        sigterm(&self.child);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit 0 after SIGTERM: {status}");
+    }
+}
+
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -233,9 +242,7 @@ async fn a_newcomer_gets_credentials_a_token_and_finds_a_caller() {
         .unwrap();
     assert_eq!(found["candidates"][0]["customer"]["name"], "张伟");
 
-    sigterm(&server.child);
-    let status = server.child.wait().unwrap();
-    assert!(status.success(), "exit 0 after SIGTERM: {status}");
+    server.stop();
 
     // A second start keeps the data and says where the credentials went.
     let mut again = serve(dir.path(), &[]);
@@ -247,8 +254,7 @@ async fn a_newcomer_gets_credentials_a_token_and_finds_a_caller() {
         "{:?}",
         again.lines
     );
-    sigterm(&again.child);
-    assert!(again.child.wait().unwrap().success());
+    again.stop();
 }
 
 /// Once any client exists, no admin is generated again: not even when every
@@ -288,8 +294,7 @@ async fn revoking_every_admin_does_not_mint_a_new_one_at_restart() {
             .unwrap();
         assert_eq!(answer.status(), 200);
     }
-    sigterm(&server.child);
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
 
     let mut again = serve(dir.path(), &[]);
     assert!(
@@ -307,8 +312,7 @@ async fn revoking_every_admin_does_not_mint_a_new_one_at_restart() {
         .await
         .unwrap();
     assert_eq!(clients.as_array().unwrap().len(), 2, "{clients}");
-    sigterm(&again.child);
-    assert!(again.child.wait().unwrap().success());
+    again.stop();
 }
 
 /// With PostgreSQL nothing is generated: the first admin comes from the
@@ -357,8 +361,7 @@ async fn with_postgresql_the_bootstrap_admin_must_be_configured() {
         server.lines
     );
     hotline_testkit::client_token(&reqwest::Client::new(), &server.http, "ops-admin", secret).await;
-    sigterm(&server.child);
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,8 +461,7 @@ async fn traces_reach_an_otlp_collector_and_continue_the_callers_trace() {
         .unwrap();
     assert_eq!(response.status(), 401);
     // The exporter flushes on shutdown.
-    sigterm(&server.child);
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
     let exports = collector.0.lock().unwrap().clone();
     let spans: Vec<_> = exports
         .iter()
@@ -555,8 +557,7 @@ async fn dead_letters_of_the_embedded_bus_are_listed_and_dropped_between_runs() 
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    sigterm(&server.child);
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
 
     // The server took the letters back and spooled them again at its stop.
     let listed = letters(&["list", "--json"]);
@@ -591,8 +592,7 @@ async fn the_default_body_limit_is_enforced() {
     // for what it says (attributes are limited to 8 KiB).
     let under = create(limit - 1024).await.unwrap();
     assert_eq!(under.status(), 422, "a body under {limit} bytes");
-    sigterm(&server.child);
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
 }
 
 const ADMIN_ENV: &[(&str, &str)] = &[
@@ -637,8 +637,7 @@ fn refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 }
 
 fn stop(mut server: Server) {
-    sigterm(&server.child);
-    assert!(server.child.wait().unwrap().success());
+    server.stop();
 }
 
 /// A client of a started server, as the bootstrap admin.

@@ -59,16 +59,7 @@ async fn no_token_wrong_role_and_forged_tokens_are_refused(app: Identity) {
         StatusCode::UNAUTHORIZED,
     )
     .await;
-    let jwks: Value = app
-        .app
-        .client
-        .get(app.app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.public_json("/.well-known/jwks.json").await;
     let real_kid = jwks["keys"][0]["kid"].as_str().unwrap();
     let impostor = TestKeys::generate(real_kid).token(&[Role::Admin]);
     let body = problem(
@@ -280,16 +271,7 @@ async fn rotated_keys_keep_earlier_tokens_valid(app: Identity) {
         .json()
         .await
         .unwrap();
-    let jwks: Value = app
-        .app
-        .client
-        .get(app.app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.public_json("/.well-known/jwks.json").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

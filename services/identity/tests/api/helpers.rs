@@ -123,19 +123,22 @@ impl Identity {
         hotline_testkit::client_token(&self.app.client, &self.app.http_url, id, secret).await
     }
 
-    /// The key ids of the published JWKS, newest first.
-    pub async fn published_kids(&self) -> Vec<String> {
-        let jwks: Value = self
-            .app
+    /// The JSON at a path that needs no token (`/.well-known/jwks.json`, `/readyz`).
+    pub async fn public_json(&self, path: &str) -> Value {
+        self.app
             .client
-            .get(self.app.url("/.well-known/jwks.json"))
+            .get(self.app.url(path))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        jwks["keys"]
+            .unwrap()
+    }
+
+    /// The key ids of the published JWKS, newest first.
+    pub async fn published_kids(&self) -> Vec<String> {
+        self.public_json("/.well-known/jwks.json").await["keys"]
             .as_array()
             .unwrap()
             .iter()

@@ -19,14 +19,7 @@ async fn probes_metrics_and_api_docs_are_served(app: Identity) {
             .status(),
         StatusCode::OK
     );
-    let ready: Value = client
-        .get(app.app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.public_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["identity"], "ready");
 

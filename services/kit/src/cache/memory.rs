@@ -66,10 +66,6 @@ impl CacheBackend for MemoryCache {
         }
         Ok(())
     }
-
-    async fn check(&self) -> Result<(), CacheError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,6 @@ pub trait CacheBackend: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), CacheError>;
     async fn delete(&self, keys: &[String]) -> Result<(), CacheError>;
-    async fn check(&self) -> Result<(), CacheError>;
 }
 
 /// A key as logs show it: without its last part, which may be personal data
@@ -128,9 +127,5 @@ impl Cache {
             Err(error) => error.outcome(),
         };
         metrics::record_cache(&self.service, operation, outcome);
-    }
-
-    pub async fn check(&self) -> Result<(), CacheError> {
-        self.backend.check().await
     }
 }

@@ -183,8 +183,4 @@ impl CacheBackend for RedisCache {
         }
         outcome
     }
-
-    async fn check(&self) -> Result<(), CacheError> {
-        self.call(ping).await
-    }
 }
