@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "hotline/identity/v1/identity.proto",
     "hotline/events/v1/identity.proto",
     "hotline/events/v1/activity.proto",
+    "hotline/routing/v1/routing.proto",
+    "hotline/events/v1/routing.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,6 +10,12 @@ pub mod identity {
     }
 }
 
+pub mod routing {
+    pub mod v1 {
+        tonic::include_proto!("hotline.routing.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("hotline.events.v1");

@@ -18,10 +18,19 @@ pub trait Component: Send + Sync + 'static {
     /// gRPC services, with their full names for `grpc.health.v1`.
     fn add_grpc(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str>;
 
+    /// Told where the process listens, once both servers are bound (before
+    /// `spawn_background`): a service that advertises itself to its replicas
+    /// learns its address here.
+    fn listening(&self, _http: std::net::SocketAddr, _grpc: std::net::SocketAddr) {}
+
     /// Consumers and workers. Each returns soon after `shutdown` is cancelled; an
     /// error from any of them stops the process.
     fn spawn_background(&self, tasks: &mut Tasks, shutdown: CancellationToken);
 
     /// Whether this service and the dependencies it needs answer now.
     async fn check_ready(&self) -> Result<(), String>;
+
+    /// Called once when shutdown begins, before the servers drain: long-lived
+    /// streams end here so their clients reconnect to a replica that stays.
+    fn begin_shutdown(&self) {}
 }

@@ -12,12 +12,15 @@ pub mod error;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod inbox;
+pub mod lease;
 pub mod metrics;
 pub mod migration;
 pub mod outbox;
 pub mod platform;
 pub mod rest;
 pub mod server;
+pub mod sse;
 pub mod telemetry;
+pub mod timers;
 
 pub use error::{ApiError, ApiResult, ErrorCode};

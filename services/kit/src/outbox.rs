@@ -50,6 +50,22 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Rows per insert statement, well under the databases' bind-parameter limits.
+const ENQUEUE_CHUNK: usize = 500;
+
+fn row(event: Event) -> entity::ActiveModel {
+    entity::ActiveModel {
+        id: Set(event.id),
+        kind: Set(event.kind),
+        source: Set(event.source),
+        subject: Set(event.subject),
+        time: Set(event.time),
+        data: Set(event.data),
+        traceparent: Set(event.traceparent),
+        ..Default::default()
+    }
+}
+
 /// Writes events into a service's outbox and wakes its relay.
 #[derive(Clone, Debug)]
 pub struct Outbox {
@@ -75,18 +91,24 @@ impl Outbox {
 
     /// Stores `event` through `conn`, which should be the transaction making the change.
     pub async fn enqueue<C: ConnectionTrait>(&self, conn: &C, event: Event) -> Result<(), DbErr> {
-        entity::ActiveModel {
-            id: Set(event.id),
-            kind: Set(event.kind),
-            source: Set(event.source),
-            subject: Set(event.subject),
-            time: Set(event.time),
-            data: Set(event.data),
-            traceparent: Set(event.traceparent),
-            ..Default::default()
+        row(event).insert(conn).await?;
+        Ok(())
+    }
+
+    /// Stores `events` in this order with one statement per few hundred (for
+    /// changes made in batches).
+    pub async fn enqueue_many<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        events: Vec<Event>,
+    ) -> Result<(), DbErr> {
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let chunk: Vec<_> = events.by_ref().take(ENQUEUE_CHUNK).map(row).collect();
+            entity::Entity::insert_many(chunk)
+                .exec_without_returning(conn)
+                .await?;
         }
-        .insert(conn)
-        .await?;
         Ok(())
     }
 

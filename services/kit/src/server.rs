@@ -130,6 +130,9 @@ impl Process {
                 grpc_stop.clone().cancelled_owned(),
             );
 
+        for component in &self.components {
+            component.listening(http_addr, grpc_addr);
+        }
         let workers_stop = CancellationToken::new();
         let mut workers: Tasks = JoinSet::new();
         for component in &self.components {
@@ -140,6 +143,7 @@ impl Process {
         servers.spawn(async move { http.await.map_err(|e| anyhow::anyhow!("http server: {e}")) });
         servers.spawn(async move { grpc.await.map_err(|e| anyhow::anyhow!("grpc server: {e}")) });
 
+        let components = self.components.clone();
         let drain_timeout = config.drain_timeout;
         let shutdown_delay = config.shutdown_delay;
         let stop = shutdown.clone();
@@ -161,6 +165,9 @@ impl Process {
                     .await;
             }
             tokio::time::sleep(shutdown_delay).await;
+            for component in &components {
+                component.begin_shutdown();
+            }
 
             // One deadline for the whole drain: what the servers leave of it is
             // what consumers and workers get.

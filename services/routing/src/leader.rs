@@ -1,0 +1,408 @@
+//! The router's home on the replica holding the router lease: it restores the
+//! router from the database, applies commands in batches, fires due timers,
+//! and commits each batch in one transaction fenced by the lease — rows,
+//! timers and outbox events together — before anyone hears of it.
+//!
+//! A batch that fails to commit leaves the database as it was; the router it
+//! ran on is dropped and rebuilt from the database, and the batch's callers
+//! get 503 (they retry; task creation is idempotent by external id).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use chrono::Utc;
+use hotline_kit::{
+    ApiError, ApiResult,
+    lease::{self, FenceError, Grant, Leadership},
+    outbox::Outbox,
+};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::{
+        command::{Actor, Command, Outcome},
+        model::AgentId,
+        router::{Changes, Router, Settings},
+    },
+    events, store,
+    views::{AgentView, TaskView},
+};
+
+/// A committed change, for the streams of agents, switches and wallboards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Notification {
+    /// A task the subscriber holds or watches, as it is when the stream (re)starts.
+    Snapshot {
+        task: TaskView,
+    },
+    Task {
+        event: String,
+        /// The agent the change concerns (offered to, withdrawn from, working on it).
+        concerns: Option<AgentId>,
+        task: TaskView,
+    },
+    Agent {
+        event: String,
+        agent: AgentView,
+    },
+}
+
+impl Notification {
+    /// What an agent's stream calls this change: `snapshot` (a task the agent
+    /// holds, sent when the stream starts and after every reconnection),
+    /// `offer`, `offer_withdrawn` (timed out, rejected, taken back), `task` (a
+    /// change to one of their tasks) or `agent` (their own state).
+    pub fn agent_kind(&self, agent: AgentId) -> &'static str {
+        use crate::events::{TASK_REJECTED, TASK_RESERVED, TASK_TIMED_OUT, TASK_WITHDRAWN};
+        match self {
+            Self::Snapshot { .. } => "snapshot",
+            Self::Task {
+                event, concerns, ..
+            } if *concerns == Some(agent) && event == TASK_RESERVED => "offer",
+            Self::Task { event, .. }
+                if [TASK_TIMED_OUT, TASK_REJECTED, TASK_WITHDRAWN].contains(&event.as_str()) =>
+            {
+                "offer_withdrawn"
+            }
+            Self::Task { .. } => "task",
+            Self::Agent { .. } => "agent",
+        }
+    }
+}
+
+/// Fans committed changes out to the streams on this replica.
+pub struct Hub {
+    agents: Mutex<HashMap<AgentId, broadcast::Sender<Arc<Notification>>>>,
+    tasks: broadcast::Sender<Arc<Notification>>,
+}
+
+/// Notifications one stream may fall behind by before it is resynchronised.
+const AGENT_BACKLOG: usize = 256;
+const TASK_BACKLOG: usize = 16_384;
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            agents: Mutex::new(HashMap::new()),
+            tasks: broadcast::channel(TASK_BACKLOG).0,
+        }
+    }
+}
+
+impl Hub {
+    pub fn subscribe_agent(&self, agent: AgentId) -> broadcast::Receiver<Arc<Notification>> {
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        agents
+            .entry(agent)
+            .or_insert_with(|| broadcast::channel(AGENT_BACKLOG).0)
+            .subscribe()
+    }
+
+    pub fn subscribe_tasks(&self) -> broadcast::Receiver<Arc<Notification>> {
+        self.tasks.subscribe()
+    }
+
+    fn publish(&self, notification: Notification) {
+        let agent = match &notification {
+            Notification::Task { concerns, .. } => *concerns,
+            Notification::Agent { agent, .. } => Some(agent.id),
+            Notification::Snapshot { .. } => None,
+        };
+        let notification = Arc::new(notification);
+        if let Some(agent) = agent {
+            let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(sender) = agents.get(&agent) {
+                if sender.receiver_count() == 0 {
+                    agents.remove(&agent);
+                } else {
+                    let _ = sender.send(notification.clone());
+                }
+            }
+        }
+        if matches!(*notification, Notification::Task { .. }) && self.tasks.receiver_count() > 0 {
+            let _ = self.tasks.send(notification);
+        }
+    }
+}
+
+/// A command on its way to the router, and where its answer goes.
+pub struct Request {
+    pub actor: Actor,
+    pub command: Command,
+    pub traceparent: Option<String>,
+    pub reply: oneshot::Sender<ApiResult<Outcome>>,
+}
+
+/// The answer of a replica that does not hold the router lease (any more).
+pub fn not_leader() -> ApiError {
+    ApiError::unavailable("not_leader", "this replica does not hold the router; retry")
+}
+
+pub struct Leader {
+    pub db: DatabaseConnection,
+    pub outbox: Outbox,
+    pub leadership: Arc<Leadership>,
+    pub settings: Settings,
+    pub lease_ttl: Duration,
+    pub batch_max: usize,
+    pub hub: Arc<Hub>,
+}
+
+enum Stop {
+    Shutdown,
+    Lost,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error("lease lost")]
+    Lost,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<FenceError> for BatchError {
+    fn from(error: FenceError) -> Self {
+        match error {
+            FenceError::Lost(_) => Self::Lost,
+            FenceError::Db(error) => Self::Failed(error.into()),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for BatchError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl Leader {
+    /// Serves router requests while this replica holds the lease, until `shutdown`.
+    pub async fn run(
+        self,
+        mut requests: mpsc::Receiver<Request>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut leadership = self.leadership.watch();
+        let mut failures = 0u32;
+        loop {
+            let grant = leadership.borrow_and_update().clone();
+            let Some(grant) = grant else {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    changed = leadership.changed() => if changed.is_err() { return Ok(()) },
+                    request = requests.recv() => match request {
+                        Some(request) => { let _ = request.reply.send(Err(not_leader())); }
+                        None => return Ok(()),
+                    },
+                }
+                continue;
+            };
+            match self
+                .lead(&grant, &mut requests, &mut leadership, &shutdown)
+                .await
+            {
+                Ok(Stop::Shutdown) => return Ok(()),
+                Ok(Stop::Lost) => {
+                    tracing::warn!(
+                        epoch = grant.epoch,
+                        "router lease lost; this replica forwards to the new holder"
+                    );
+                    failures = 0;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        failures,
+                        "router failed; restoring it from the database"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(200) * failures.min(25)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn lead(
+        &self,
+        grant: &Grant,
+        requests: &mut mpsc::Receiver<Request>,
+        leadership: &mut watch::Receiver<Option<Grant>>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Stop> {
+        let now = Utc::now();
+        let snapshot = store::load(&self.db, self.settings.time_zone, now).await?;
+        let mut router = Router::restore(self.settings.clone(), snapshot, now)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        match self
+            .commit(&mut router, grant, Vec::new(), Vec::new())
+            .await
+        {
+            Ok(()) => {}
+            Err(BatchError::Lost) => return self.lost(grant),
+            Err(BatchError::Failed(error)) => return Err(error),
+        }
+        tracing::info!(epoch = grant.epoch, "router restored; routing");
+        loop {
+            let due = router.next_due().map(|at| {
+                let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                tokio::time::Instant::now() + wait
+            });
+            let sleep = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let batch = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    while let Ok(request) = requests.try_recv() {
+                        let _ = request.reply.send(Err(not_leader()));
+                    }
+                    return Ok(Stop::Shutdown);
+                }
+                changed = leadership.changed() => {
+                    if changed.is_err() || leadership.borrow().as_ref() != Some(grant) {
+                        return self.lost(grant);
+                    }
+                    continue;
+                }
+                request = requests.recv() => {
+                    let Some(request) = request else { return Ok(Stop::Shutdown) };
+                    let mut batch = vec![request];
+                    while batch.len() < self.batch_max {
+                        match requests.try_recv() {
+                            Ok(request) => batch.push(request),
+                            Err(_) => break,
+                        }
+                    }
+                    batch
+                }
+                () = sleep => Vec::new(),
+            };
+            let now = Utc::now();
+            let mut replies = Vec::with_capacity(batch.len());
+            let mut traceparents = Vec::new();
+            for request in batch {
+                let outcome = router.execute(&request.actor, request.command, now);
+                traceparents.resize(router.pending_happenings(), request.traceparent.clone());
+                replies.push((request.reply, outcome));
+            }
+            router.fire_due(now);
+            match self.commit(&mut router, grant, replies, traceparents).await {
+                Ok(()) => {}
+                Err(BatchError::Lost) => return self.lost(grant),
+                Err(BatchError::Failed(error)) => return Err(error),
+            }
+        }
+    }
+
+    fn lost(&self, grant: &Grant) -> anyhow::Result<Stop> {
+        self.leadership.lost(grant);
+        Ok(Stop::Lost)
+    }
+
+    /// Writes the router's changes in one fenced transaction, then answers the
+    /// batch and tells the streams. On failure everyone in the batch gets 503.
+    async fn commit(
+        &self,
+        router: &mut Router,
+        grant: &Grant,
+        replies: Vec<(oneshot::Sender<ApiResult<Outcome>>, ApiResult<Outcome>)>,
+        traceparents: Vec<Option<String>>,
+    ) -> Result<(), BatchError> {
+        let changes = router.take_changes();
+        if changes.is_empty() {
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
+            return Ok(());
+        }
+        let written = self.write(&changes, grant, traceparents).await;
+        match written {
+            Ok(()) => {
+                self.outbox.wake();
+                for (reply, outcome) in replies {
+                    let _ = reply.send(outcome);
+                }
+                self.notify(changes);
+                Ok(())
+            }
+            Err(error) => {
+                let answer = match &error {
+                    BatchError::Lost => not_leader(),
+                    BatchError::Failed(_) => ApiError::unavailable(
+                        "router_unavailable",
+                        "the change could not be saved; retry",
+                    ),
+                };
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(answer.clone()));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        changes: &Changes,
+        grant: &Grant,
+        traceparents: Vec<Option<String>>,
+    ) -> Result<(), BatchError> {
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        lease::fence(&txn, grant, self.lease_ttl).await?;
+        store::persist(&txn, changes).await?;
+        let outbox_events = changes
+            .happenings
+            .iter()
+            .enumerate()
+            .filter_map(|(index, happening)| {
+                let threshold = happening
+                    .task
+                    .as_ref()
+                    .and_then(|task| changes.service_levels.get(&task.queue_id).copied())
+                    .unwrap_or(0);
+                events::event(
+                    &self.outbox,
+                    happening,
+                    threshold,
+                    traceparents.get(index).cloned().flatten(),
+                    now,
+                )
+            })
+            .collect();
+        self.outbox.enqueue_many(&txn, outbox_events).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    fn notify(&self, changes: Changes) {
+        for happening in changes.happenings {
+            if let Some(task) = happening.task {
+                self.hub.publish(Notification::Task {
+                    event: happening.kind.to_owned(),
+                    concerns: happening.concerns,
+                    task,
+                });
+            } else if let Some(agent) = happening.agent {
+                self.hub.publish(Notification::Agent {
+                    event: happening.kind.to_owned(),
+                    agent,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Routing's schema. The platform tables (outbox, inbox, idempotency keys,
+//! leases, timers) come first.
+
+mod m20261201_000001_create_routing;
+
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut migrations = hotline_kit::migration::platform_migrations();
+        migrations.push(Box::new(m20261201_000001_create_routing::Migration));
+        migrations
+    }
+}
