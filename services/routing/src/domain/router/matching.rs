@@ -143,7 +143,7 @@ impl Router {
                 Strategy::RoundRobin => queue
                     .last_offered
                     .get(agent)
-                    .map_or(i64::MIN, DateTime::timestamp_millis),
+                    .map_or(i64::MIN, |offer| i64::try_from(*offer).unwrap_or(i64::MAX)),
                 Strategy::FewestTasksToday => {
                     i64::from(runtime.today.tasks.get(&channel).copied().unwrap_or(0))
                 }

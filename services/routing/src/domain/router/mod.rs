@@ -209,7 +209,8 @@ struct QueueRuntime {
     queued: BTreeSet<TaskId>,
     /// Recent times agents spent per task, offer to end of wrap-up, in ms.
     handle_ms: std::collections::VecDeque<i64>,
-    last_offered: HashMap<AgentId, DateTime<Utc>>,
+    /// The offer counter's value at each agent's last offer from this queue.
+    last_offered: HashMap<AgentId, u64>,
     today: QueueDay,
 }
 
@@ -265,6 +266,8 @@ pub struct Router {
     touched: BTreeSet<AgentId>,
     try_tasks: BTreeSet<TaskId>,
     try_agents: BTreeSet<AgentId>,
+    /// Counts offers, ordering them where timestamps tie (round robin).
+    offers: u64,
     rng: SmallRng,
 }
 
@@ -319,6 +322,7 @@ impl Router {
             touched: BTreeSet::new(),
             try_tasks: BTreeSet::new(),
             try_agents: BTreeSet::new(),
+            offers: 0,
             rng: SmallRng::from_os_rng(),
         }
     }
@@ -338,10 +342,10 @@ impl Router {
         }
         router.install_rules(snapshot.rules)?;
         router.timers = TimerWheel::new(snapshot.timers);
-        router.restore_recent(snapshot.recent, now);
         for task in snapshot.active {
             router.install_task(task, now);
         }
+        router.restore_recent(snapshot.recent, now);
         for id in router.agents.keys().copied().collect::<Vec<_>>() {
             router.refresh_state(id, now, false);
         }

@@ -900,8 +900,9 @@ impl Router {
         if let Some(runtime) = self.agents.get_mut(&agent) {
             runtime.tasks.insert(id);
         }
+        self.offers += 1;
         if let Some(runtime) = self.queues.get_mut(&queue) {
-            runtime.last_offered.insert(agent, now);
+            runtime.last_offered.insert(agent, self.offers);
         }
         self.reservations.insert(reservation.id, id);
         self.reservation_records.push(ReservationRecord {
