@@ -7,6 +7,7 @@ use hotline_kit::config::{
     AuthConfig, BusConfig, BusKind, CacheConfig, CacheKind, ConfigError, DatabaseConfig,
     PeersConfig, Secret, ServerConfig, TelemetryConfig, Validate,
 };
+use hotline_routing::RoutingConfig;
 use serde::{Deserialize, Serialize};
 
 /// The defaults, every key commented: the file `hotline config` starts from.
@@ -26,6 +27,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub peers: PeersConfig,
     pub identity: IdentityConfig,
+    pub routing: RoutingConfig,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Validate for Config {
         problems.extend(self.bus.validate());
         problems.extend(self.cache.validate());
         problems.extend(self.identity.validate());
+        problems.extend(self.routing.validate());
         if self.bootstrap_client_id.is_empty() != self.bootstrap_client_secret.is_empty() {
             problems.push(
                 "set both HOTLINE_BOOTSTRAP_CLIENT_ID and HOTLINE_BOOTSTRAP_CLIENT_SECRET, or neither".to_owned(),

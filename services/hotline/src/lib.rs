@@ -12,6 +12,8 @@ use hotline_kit::{
     platform::Platform,
     server::{Process, Running},
 };
+use hotline_proto::clients::{IdentityApi, IdentityGrpcClient};
+use hotline_routing::RoutingComponent;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -23,6 +25,8 @@ pub enum Target {
     All,
     /// Customers, screen pop, timeline, API clients and tokens.
     Identity,
+    /// Agents, queues, tasks and reservations: who handles what.
+    Routing,
 }
 
 impl Target {
@@ -31,7 +35,7 @@ impl Target {
         let mut services = Vec::new();
         for target in targets {
             let members: &[Target] = match target {
-                Target::All => &[Target::Identity],
+                Target::All => &[Target::Identity, Target::Routing],
                 other => std::slice::from_ref(other),
             };
             for member in members {
@@ -91,13 +95,26 @@ pub async fn start(
     let mut components: Vec<Arc<dyn Component>> = Vec::new();
     let mut local_keys: Option<Arc<dyn KeySource>> = None;
     let mut bootstrap_admin = None;
+    // Identity in this process when it runs here, its gRPC endpoint otherwise.
+    let mut identity_api: Option<Arc<dyn IdentityApi>> = None;
     for service in &services {
         match service {
             Target::Identity => {
                 let (identity, generated) = build_identity(config, &platform).await?;
                 local_keys = Some(identity.key_source());
+                identity_api = Some(identity.api());
                 bootstrap_admin = generated;
                 components.push(Arc::new(identity));
+            }
+            Target::Routing => {
+                let identity = match &identity_api {
+                    Some(local) => local.clone(),
+                    None => Arc::new(IdentityGrpcClient::connect_lazy(
+                        &config.peers.identity_grpc,
+                    )?),
+                };
+                let routing = RoutingComponent::build(&config.routing, &platform, identity).await?;
+                components.push(Arc::new(routing));
             }
             Target::All => {}
         }
@@ -154,6 +171,7 @@ pub async fn migrate(config: &Config, targets: &[Target]) -> anyhow::Result<()> 
     for service in Target::expand(targets) {
         match service {
             Target::Identity => hotline_identity::component::migrate(&platform).await?,
+            Target::Routing => hotline_routing::component::migrate(&platform).await?,
             Target::All => {}
         }
         tracing::info!(service = ?service, "migrated");

@@ -113,6 +113,24 @@ impl TestApp {
         }
     }
 
+    /// Shuts the process down gracefully and hands back its backends, so a
+    /// test can start the service again on the same data (a restart).
+    pub async fn stop_keeping_infra(mut self) -> (Infra, anyhow::Result<()>) {
+        let ended = match self.running.take() {
+            Some(running) => {
+                running.shutdown();
+                let ended = running.wait().await;
+                self.platform.bus.close().await;
+                ended
+            }
+            None => Ok(()),
+        };
+        (
+            std::mem::replace(&mut self._infra, Infra::embedded()),
+            ended,
+        )
+    }
+
     /// Begins a graceful shutdown without waiting for it.
     pub fn begin_shutdown(&self) {
         if let Some(running) = &self.running {

@@ -20,13 +20,16 @@ use crate::{
 type TokenService = web::Data<Arc<Tokens>>;
 
 pub fn configure(config: &mut ServiceConfig) {
-    config.service(
-        utoipa_actix_web::scope("/api/v1")
-            .service(create)
-            .service(list)
-            .service(revoke)
-            .service(rotate),
-    );
+    // Scopes as narrow as their paths: a scope owns every path under it, so a
+    // bare /api/v1 here would hide other services' resources.
+    config
+        .service(
+            utoipa_actix_web::scope("/api/v1/clients")
+                .service(create)
+                .service(list)
+                .service(revoke),
+        )
+        .service(utoipa_actix_web::scope("/api/v1/keys").service(rotate));
 }
 
 /// Creates an API client; the answer holds its secret, shown this once.
@@ -38,7 +41,7 @@ pub fn configure(config: &mut ServiceConfig) {
     responses((status = 201, body = CreatedClient), (status = 403), (status = 422)),
     security(("bearer" = []))
 )]
-#[post("/clients")]
+#[post("")]
 async fn create(
     principal: Principal,
     tokens: TokenService,
@@ -57,7 +60,7 @@ async fn create(
 
 /// Lists API clients (without secrets), revoked ones included.
 #[utoipa::path(tag = "clients", responses((status = 200, body = Vec<ClientView>), (status = 403)), security(("bearer" = [])))]
-#[get("/clients")]
+#[get("")]
 async fn list(principal: Principal, tokens: TokenService) -> ApiResult<web::Json<Vec<ClientView>>> {
     principal.require_any(&[Role::Admin])?;
     Ok(web::Json(tokens.list_clients().await?))
@@ -70,7 +73,7 @@ async fn list(principal: Principal, tokens: TokenService) -> ApiResult<web::Json
     responses((status = 200, body = ClientView), (status = 403), (status = 404)),
     security(("bearer" = []))
 )]
-#[delete("/clients/{client_id}")]
+#[delete("/{client_id}")]
 async fn revoke(
     principal: Principal,
     tokens: TokenService,
@@ -96,7 +99,7 @@ struct Rotated {
 /// Rotates the token-signing key now. The previous key stays published until
 /// the tokens it signed have expired.
 #[utoipa::path(tag = "clients", responses((status = 200, body = Rotated), (status = 403)), security(("bearer" = [])))]
-#[post("/keys/rotate")]
+#[post("/rotate")]
 async fn rotate(principal: Principal, tokens: TokenService) -> ApiResult<web::Json<Rotated>> {
     principal.require_any(&[Role::Admin])?;
     let kid = tokens.rotate_now().await.map_err(ApiError::internal)?;

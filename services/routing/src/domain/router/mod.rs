@@ -362,9 +362,15 @@ impl Router {
         command: Command,
         now: DateTime<Utc>,
     ) -> ApiResult<Outcome> {
-        let outcome = self.apply(actor, command, now)?;
+        let mut outcome = self.apply(actor, command, now)?;
         self.dispatch(now);
         self.announce_states(now);
+        // An agent's answer shows where matching left them (ready, or reserved at once).
+        if let Outcome::Agent { agent } = &mut outcome
+            && let Ok(view) = self.agent_view(agent.id, now)
+        {
+            *agent = view;
+        }
         Ok(outcome)
     }
 

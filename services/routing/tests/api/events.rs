@@ -1,0 +1,104 @@
+//! What routing publishes: every task and agent change, with the timestamps
+//! reports compute service level, speed of answer and handle time from.
+
+use std::time::Duration;
+
+use hotline_kit::bus::{Fanout, Subscription};
+use hotline_proto::events::v1::{AgentChanged, RoutedTask};
+use hotline_testkit::Recording;
+use prost::Message;
+use serde_json::json;
+
+use crate::helpers::Center;
+
+crate::on_both_backends!(every_change_of_a_call_is_published_in_order_with_its_timestamps);
+
+async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center: Center) {
+    let subscription = Subscription {
+        name: "reporting.test".into(),
+        bindings: vec!["routing.#".into()],
+        fanout: Fanout::Shared,
+    };
+    center
+        .app
+        .platform
+        .bus
+        .declare(std::slice::from_ref(&subscription));
+    let recording = Recording::start(center.app.platform.bus.clone(), subscription);
+    center
+        .queue(json!({"name": "q", "target": "true", "wrap_up_seconds": 1}))
+        .await;
+    let agent = center.agent(json!({"name": "a"})).await;
+    let call = center.call(json!({"call_id": "e1", "queue": "q"})).await;
+    let reservation = call["reservation"]["id"].as_str().unwrap();
+    center
+        .post(
+            &format!("/api/v1/reservations/{reservation}/accept"),
+            &agent.token,
+            &json!({}),
+        )
+        .await;
+    center
+        .post("/api/v1/cti/calls/e1/ended", &center.switch, &json!({}))
+        .await;
+    let id = call["id"].as_str().unwrap();
+    center
+        .task_until(id, |task| task["status"] == "completed")
+        .await;
+    let recorder = recording.recorder.clone();
+    let complete = hotline_testkit::eventually(Duration::from_secs(10), || {
+        let recorder = recorder.clone();
+        async move {
+            recorder
+                .kinds()
+                .iter()
+                .any(|kind| kind == "routing.task.completed")
+        }
+    })
+    .await;
+    assert!(complete, "{:?}", recording.recorder.kinds());
+    let events = recording.finish().await;
+    let task_kinds: Vec<&str> = events
+        .iter()
+        .filter(|e| e.subject.as_deref() == Some(id))
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        task_kinds,
+        [
+            "routing.task.created",
+            "routing.task.reserved",
+            "routing.task.assigned",
+            "routing.task.ended",
+            "routing.task.completed"
+        ]
+    );
+    let sequences: Vec<u64> = events.iter().filter_map(|e| e.sequence).collect();
+    assert!(
+        sequences.windows(2).all(|pair| pair[0] < pair[1]),
+        "in commit order"
+    );
+    let completed = events
+        .iter()
+        .find(|e| e.kind == "routing.task.completed")
+        .unwrap();
+    let task = RoutedTask::decode(completed.data.as_slice()).unwrap();
+    assert_eq!(task.agent_id, agent.id);
+    assert_eq!(task.service_level_seconds, 20);
+    for (name, stamp) in [
+        ("created", &task.created_at),
+        ("offered", &task.offered_at),
+        ("answered", &task.answered_at),
+        ("ended", &task.ended_at),
+        ("wrap-up end", &task.wrap_up_until),
+        ("completed", &task.completed_at),
+    ] {
+        assert!(stamp.is_some(), "{name} missing");
+    }
+    let states: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == "routing.agent.state_changed")
+        .map(|e| AgentChanged::decode(e.data.as_slice()).unwrap().state)
+        .collect();
+    assert_eq!(states, ["ready", "reserved", "busy", "wrap_up", "ready"]);
+}

@@ -1,0 +1,376 @@
+//! Starts identity and routing together on the chosen backends, with API
+//! clients for a supervisor, the switch's adapter and agents, and talks to
+//! them like those clients would.
+
+use std::{sync::Arc, time::Duration};
+
+use hotline_identity::{IdentityComponent, IdentityConfig, pii::PiiCipher};
+use hotline_kit::{component::Component, config::Validate};
+use hotline_routing::{RoutingComponent, RoutingConfig};
+use hotline_testkit::{Infra, TestApp, auth_config};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const ADMIN_ID: &str = "routing-admin";
+pub const ADMIN_SECRET: &str = "routing-admin-secret-0123456789";
+
+fn identity_config() -> IdentityConfig {
+    let config: IdentityConfig = serde_json::from_value(json!({
+        "default_region": "CN",
+        "pii_key": PiiCipher::generate_key_base64().expect("randomness"),
+        "pii_previous_keys": [],
+        "token_ttl": "15m",
+        "key_rotation": "30d",
+        "lookup_cache_ttl": "10m",
+        "lookup_history": 5,
+        "billing": {"url": "", "timeout": "300ms", "cache_ttl": "60s"},
+        "token_endpoint": {
+            "failures_per_address": 1000, "failures_per_client": 100, "failure_window": "1m",
+            "max_concurrent": 64, "tracked": 10000, "trusted_proxies": [],
+        },
+    }))
+    .expect("identity settings");
+    assert!(config.validate().is_empty());
+    config
+}
+
+/// Routing's settings for tests: the production defaults, with callbacks
+/// retried within seconds.
+pub fn routing_config() -> RoutingConfig {
+    let config: RoutingConfig = serde_json::from_value(json!({
+        "offer_timeout": "15s",
+        "no_answer_activity": "not_ready",
+        "priority_aging": "60s",
+        "resume_window": "2m",
+        "callback_retry": ["1s"],
+        "time_zone": "Asia/Shanghai",
+        "handle_time_samples": 100,
+        "screen_pop_timeout": "2s",
+        "lease_ttl": "3s",
+        "lease_renew": "500ms",
+        "advertise_grpc": "",
+        "forward_timeout": "10s",
+        "batch_max": 256,
+        "stream_keep_alive": "15s",
+    }))
+    .expect("routing settings");
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    config
+}
+
+pub struct Center {
+    pub app: TestApp,
+    pub routing: Arc<RoutingComponent>,
+    /// The bootstrap admin's token.
+    pub admin: String,
+    /// A supervisor's token.
+    pub lead: String,
+    /// The switch's adapter (role service).
+    pub switch: String,
+    identity_config: IdentityConfig,
+}
+
+/// An agent with an API client of their own.
+pub struct Agent {
+    pub id: String,
+    pub token: String,
+}
+
+impl Center {
+    pub async fn spawn(infra: Infra) -> Self {
+        Self::spawn_with(infra, routing_config()).await
+    }
+
+    pub async fn spawn_with(infra: Infra, config: RoutingConfig) -> Self {
+        let platform = infra.platform().await;
+        Self::start(infra, platform, identity_config(), config).await
+    }
+
+    async fn start(
+        infra: Infra,
+        platform: hotline_kit::platform::Platform,
+        identity_config: IdentityConfig,
+        config: RoutingConfig,
+    ) -> Self {
+        let (identity, _) = IdentityComponent::build(
+            &identity_config,
+            &auth_config(),
+            (ADMIN_ID, ADMIN_SECRET),
+            &platform,
+        )
+        .await
+        .expect("identity starts");
+        let keys = identity.key_source();
+        let routing = Arc::new(
+            RoutingComponent::build(&config, &platform, identity.api())
+                .await
+                .expect("routing starts"),
+        );
+        let components: Vec<Arc<dyn Component>> = vec![Arc::new(identity), routing.clone()];
+        let app = TestApp::start_with_descriptors(
+            infra,
+            platform,
+            components,
+            keys,
+            hotline_proto::FILE_DESCRIPTOR_SET,
+        )
+        .await;
+        let admin =
+            hotline_testkit::client_token(&app.client, &app.http_url, ADMIN_ID, ADMIN_SECRET).await;
+        let mut center = Self {
+            app,
+            routing,
+            admin,
+            lead: String::new(),
+            switch: String::new(),
+            identity_config,
+        };
+        center.lead = center.client(&["supervisor"]).await.1;
+        center.switch = center.client(&["service"]).await.1;
+        assert!(center.routed().await, "the router starts");
+        center
+    }
+
+    /// Stops the process and starts it again on the same data.
+    pub async fn restart(self) -> Self {
+        let identity_config = self.identity_config.clone();
+        let (infra, ended) = self.app.stop_keeping_infra().await;
+        ended.expect("a clean stop");
+        let platform = infra.platform().await;
+        Self::start(infra, platform, identity_config, routing_config()).await
+    }
+
+    /// Waits until this process holds the router.
+    pub async fn routed(&self) -> bool {
+        let routing = self.routing.clone();
+        hotline_testkit::eventually(Duration::from_secs(10), move || {
+            let routing = routing.clone();
+            async move { routing.is_leader() }
+        })
+        .await
+    }
+
+    /// A new API client with `roles`: its id and a token.
+    pub async fn client(&self, roles: &[&str]) -> (String, String) {
+        let created = self
+            .post(
+                "/api/v1/clients",
+                &self.admin,
+                &json!({"name": format!("{roles:?}"), "roles": roles}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let created: Value = created.json().await.unwrap();
+        let (id, secret) = (
+            created["client_id"].as_str().unwrap().to_owned(),
+            created["client_secret"].as_str().unwrap().to_owned(),
+        );
+        let token =
+            hotline_testkit::client_token(&self.app.client, &self.app.http_url, &id, &secret).await;
+        (id, token)
+    }
+
+    /// A signed-in agent with their own login, created from `spec`.
+    pub async fn agent(&self, mut spec: Value) -> Agent {
+        let (login, token) = self.client(&["agent"]).await;
+        spec["login"] = json!(login);
+        let created = self
+            .ok_json(
+                self.post("/api/v1/agents", &self.lead, &spec).await,
+                StatusCode::CREATED,
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let signed_in = self
+            .post(&format!("/api/v1/agents/{id}/sign-in"), &token, &json!({}))
+            .await;
+        self.ok_json(signed_in, StatusCode::OK).await;
+        Agent { id, token }
+    }
+
+    pub async fn queue(&self, spec: Value) -> Value {
+        self.ok_json(
+            self.post("/api/v1/queues", &self.lead, &spec).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// The switch offers a call; the task as answered.
+    pub async fn call(&self, call: Value) -> Value {
+        self.ok_json(
+            self.post("/api/v1/cti/calls", &self.switch, &call).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    pub async fn task(&self, id: &str) -> Value {
+        self.ok_json(
+            self.get(&format!("/api/v1/tasks/{id}"), &self.lead).await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// Polls a task until `check` holds on it.
+    pub async fn task_until(&self, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let task = self.task(id).await;
+            if check(&task) {
+                return task;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task never got there: {task}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn queue_stats(&self, queue: &str) -> Value {
+        self.ok_json(
+            self.get(&format!("/api/v1/queues/{queue}/stats"), &self.lead)
+                .await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    pub async fn ok_json(&self, response: Response, status: StatusCode) -> Value {
+        let actual = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(actual, status, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.app
+            .client
+            .get(self.app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.app
+            .client
+            .post(self.app.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.app
+            .client
+            .put(self.app.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts an RFC 9457 problem response and returns it.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    body
+}
+
+/// Server-Sent Events read as they come: `(event, data)` pairs.
+pub struct Sse {
+    events: tokio::sync::mpsc::Receiver<(String, Value)>,
+}
+
+impl Sse {
+    pub async fn open(center: &Center, path: &str, token: &str) -> Self {
+        let response = center.get(path, token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let (sender, events) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            let mut response = response;
+            let mut buffer = String::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    let mut event = String::from("message");
+                    let mut data = String::new();
+                    for line in block.lines() {
+                        if let Some(name) = line.strip_prefix("event: ") {
+                            event = name.to_owned();
+                        } else if let Some(value) = line.strip_prefix("data: ") {
+                            data.push_str(value);
+                        }
+                    }
+                    if data.is_empty() {
+                        continue;
+                    }
+                    let Ok(data) = serde_json::from_str(&data) else {
+                        continue;
+                    };
+                    if sender.send((event, data)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self { events }
+    }
+
+    /// The next event named `name`, skipping others.
+    pub async fn next(&mut self, name: &str) -> Value {
+        let wait = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let (event, data) = self.events.recv().await.expect("the stream ended");
+                if event == name {
+                    return data;
+                }
+            }
+        });
+        wait.await
+            .unwrap_or_else(|_| panic!("no {name} event within 10 s"))
+    }
+}
+
+/// Runs each named scenario on the embedded backends and on the real ones.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let center = $crate::helpers::Center::spawn(hotline_testkit::Infra::embedded()).await;
+                    super::$name(center).await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(infra) = hotline_testkit::Infra::real().await else { return };
+                    let center = $crate::helpers::Center::spawn(infra).await;
+                    super::$name(center).await;
+                }
+            )*
+        }
+    };
+}
