@@ -2,6 +2,7 @@
 //! platform, the selected services, and how services reach the ones it doesn't run.
 
 pub mod config;
+pub mod simulate;
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ impl Target {
         for target in targets {
             let members: &[Target] = match target {
                 Target::All => &[Target::Identity, Target::Routing],
-                other => std::slice::from_ref(other),
+                other @ (Target::Identity | Target::Routing) => std::slice::from_ref(other),
             };
             for member in members {
                 if !services.contains(member) {

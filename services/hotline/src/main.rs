@@ -36,6 +36,61 @@ enum Command {
     /// Manages the key that encrypts personal data at rest (identity.pii_key).
     #[command(subcommand)]
     Pii(PiiCommand),
+    /// Drives a simulated call center against a running suite through its
+    /// public APIs, and prints what its callers and agents saw.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// The suite's REST address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// An API client that may configure queues and agents and act as the
+    /// switch (admin, or supervisor + service). Without it (and without the
+    /// variable), the one in --credentials-file.
+    #[arg(long, env = "HOTLINE_BOOTSTRAP_CLIENT_ID")]
+    client_id: Option<String>,
+    #[arg(long, env = "HOTLINE_BOOTSTRAP_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// The bootstrap admin file the embedded default writes at first start.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "./data/bootstrap-admin.env"
+    )]
+    credentials_file: PathBuf,
+    /// Simulated agents, signed in for the run.
+    #[arg(long, default_value_t = 20)]
+    agents: usize,
+    /// Queues the agents are spread over (calls pick one at random).
+    #[arg(long, default_value_t = 1)]
+    queues: usize,
+    /// Mean arrival rate (Poisson).
+    #[arg(long, default_value_t = 2.0)]
+    calls_per_second: f64,
+    /// Mean talk time.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    handle_time: std::time::Duration,
+    #[arg(long, value_enum, default_value = "exponential")]
+    handle_time_dist: hotline::simulate::HandleTimeDistribution,
+    /// After-call work per call.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    wrap_up: std::time::Duration,
+    /// Mean patience of callers (exponential), or "none": nobody abandons.
+    #[arg(long, default_value = "60s")]
+    patience: String,
+    /// Service-level threshold.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
+    sl_threshold: std::time::Duration,
+    /// How long calls keep arriving.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    duration: std::time::Duration,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +202,7 @@ async fn main() -> ExitCode {
         Command::Config(args) => print_config(&args),
         Command::Events(EventsCommand::DeadLetters(args)) => dead_letters(args).await,
         Command::Pii(PiiCommand::RotateKey(args)) => rotate_pii_key(args).await,
+        Command::Simulate(args) => simulate(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -205,6 +261,64 @@ async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
     };
     eprintln!("{} dead letters {verb}", letters.len());
     Ok(())
+}
+
+async fn simulate(args: SimulateArgs) -> Result<(), String> {
+    let patience = match args.patience.as_str() {
+        "none" => None,
+        text => Some(humantime::parse_duration(text).map_err(|e| format!("--patience: {e}"))?),
+    };
+    let (client_id, client_secret) = match (args.client_id, args.client_secret) {
+        (Some(id), Some(secret)) => (id, secret),
+        _ => credentials_from(&args.credentials_file)?,
+    };
+    let options = hotline::simulate::Options {
+        server: args.server,
+        client_id,
+        client_secret,
+        agents: args.agents,
+        queues: args.queues,
+        calls_per_second: args.calls_per_second,
+        handle_time: args.handle_time,
+        handle_time_dist: args.handle_time_dist,
+        wrap_up: args.wrap_up,
+        patience,
+        sl_threshold: args.sl_threshold,
+        duration: args.duration,
+        seed: args.seed,
+    };
+    let report = hotline::simulate::run(options)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+/// The id and secret in a `bootstrap-admin.env` file.
+fn credentials_from(file: &Path) -> Result<(String, String), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        format!(
+            "no --client-id/--client-secret, no HOTLINE_BOOTSTRAP_CLIENT_* variables, and {}: {e}",
+            file.display()
+        )
+    })?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix('='))
+            .map(|value| value.trim().to_owned())
+            .ok_or_else(|| format!("{} has no {name}", file.display()))
+    };
+    Ok((
+        value("HOTLINE_BOOTSTRAP_CLIENT_ID")?,
+        value("HOTLINE_BOOTSTRAP_CLIENT_SECRET")?,
+    ))
 }
 
 async fn migrate(args: CommonArgs) -> Result<(), String> {

@@ -2,27 +2,12 @@
 //! migrate, serve, and a graceful stop on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+mod common;
 
+use std::time::Duration;
+
+use common::{Server, hotline, serve, sigterm};
 use hotline_testkit::Infra;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_hotline");
-
-fn hotline(args: &[&str]) -> Command {
-    let mut command = Command::new(BINARY);
-    command.args(args);
-    // A clean environment for configuration: only what each test sets.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HOTLINE_") || name == "RUST_LOG" {
-            command.env_remove(name);
-        }
-    }
-    command
-}
 
 #[test]
 fn every_command_has_help() {
@@ -113,68 +98,6 @@ fn assert_succeeded(output: &std::process::Output) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-struct Server {
-    child: Child,
-    http: String,
-    lines: Vec<String>,
-}
-
-/// Starts `hotline serve` on free ports and reads its welcome text.
-fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
-    let mut command = hotline(&[
-        "serve",
-        "--data-dir",
-        dir.to_str().unwrap(),
-        "--http-addr",
-        "127.0.0.1:0",
-        "--grpc-addr",
-        "127.0.0.1:0",
-    ]);
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (name, value) in extra_env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    // Logs go to stderr; keep draining it so the server never blocks on a full pipe.
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-    let mut lines = Vec::new();
-    let mut http = String::new();
-    let mut stdout = BufReader::new(stdout).lines();
-    for line in stdout.by_ref() {
-        let line = line.unwrap();
-        if let Some(url) = line.trim().strip_prefix("API docs") {
-            http = url.trim().trim_end_matches("/docs/").to_owned();
-        }
-        let done = line.contains("/oauth/token") || line.starts_with("Lost it?");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    assert!(!http.is_empty(), "no address in {lines:?}");
-    std::thread::spawn(move || for _ in stdout {});
-    Server { child, http, lines }
-}
-
-impl Server {
-    /// SIGTERM, then a clean exit.
-    fn stop(&mut self) {
-        sigterm(&self.child);
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exit 0 after SIGTERM: {status}");
-    }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// The generated bootstrap admin client, from the file the welcome text names.
