@@ -490,46 +490,40 @@ async fn work(
             .bearer_auth(&client.token)
             .send()
             .await;
-        let Ok(mut response) = response else {
+        let Ok(response) = response else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let mut buffer = String::new();
+        let mut events = EventStream::new(response);
         loop {
-            let chunk = tokio::select! {
+            let event = tokio::select! {
                 () = stop.cancelled() => return,
-                chunk = response.chunk() => chunk,
+                event = events.next() => event,
             };
-            let Ok(Some(chunk)) = chunk else { break };
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let Some(task) = offer_in(&block, &agent.id) else {
-                    continue;
-                };
-                let talk = match options.handle_time_dist {
-                    HandleTimeDistribution::Exponential => {
-                        exponential.as_ref().map(|d| d.sample(&mut rng))
-                    }
-                    HandleTimeDistribution::Lognormal => {
-                        lognormal.as_ref().map(|d| d.sample(&mut rng))
-                    }
+            let Some((name, data)) = event else { break };
+            let Some(task) = offer_for(&name, data, &agent.id) else {
+                continue;
+            };
+            let talk = match options.handle_time_dist {
+                HandleTimeDistribution::Exponential => {
+                    exponential.as_ref().map(|d| d.sample(&mut rng))
                 }
-                .unwrap_or(mean);
-                let (client, shared, wrap_up) = (client.clone(), shared.clone(), options.wrap_up);
-                tokio::spawn(async move {
-                    answer_and_talk(
-                        client,
-                        shared,
-                        task,
-                        index,
-                        Duration::from_secs_f64(talk),
-                        wrap_up,
-                        started,
-                    )
-                    .await;
-                });
+                HandleTimeDistribution::Lognormal => lognormal.as_ref().map(|d| d.sample(&mut rng)),
             }
+            .unwrap_or(mean);
+            let (client, shared, wrap_up) = (client.clone(), shared.clone(), options.wrap_up);
+            tokio::spawn(async move {
+                answer_and_talk(
+                    client,
+                    shared,
+                    task,
+                    index,
+                    Duration::from_secs_f64(talk),
+                    wrap_up,
+                    started,
+                )
+                .await;
+            });
         }
         if stop.is_cancelled() {
             return;
@@ -537,21 +531,50 @@ async fn work(
     }
 }
 
-/// The task of an SSE block offering a call to `agent`, if it is one.
-fn offer_in(block: &str, agent: &str) -> Option<Value> {
-    let mut event = "";
-    let mut data = String::new();
-    for line in block.lines() {
-        if let Some(name) = line.strip_prefix("event: ") {
-            event = name;
-        } else if let Some(value) = line.strip_prefix("data: ") {
-            data.push_str(value);
+/// Server-Sent Events read off a response as they come.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
         }
     }
+
+    /// The next event with JSON data, as `(event, data)`; `None` once the stream ends.
+    pub async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event: ") {
+                        event = name.to_owned();
+                    } else if let Some(value) = line.strip_prefix("data: ") {
+                        data.push_str(value);
+                    }
+                }
+                if let Ok(data) = serde_json::from_str(&data) {
+                    return Some((event, data));
+                }
+            }
+            let chunk = self.response.chunk().await.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// The task an agent's stream offers them, if this event is an offer (or a
+/// snapshot of one still ringing, after a reconnection).
+pub fn offer_for(event: &str, data: Value, agent: &str) -> Option<Value> {
     if event != "offer" && event != "snapshot" {
         return None;
     }
-    let data: Value = serde_json::from_str(&data).ok()?;
     let task = data.get("task")?.clone();
     (task["status"] == "reserved" && task["reservation"]["agent_id"] == agent).then_some(task)
 }

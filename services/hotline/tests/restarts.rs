@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -16,148 +15,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::{Replica, wait_ready};
 use hotline_testkit::{Infra, Recording, broker_queue};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_hotline");
 const ADMIN: (&str, &str) = ("restart-admin", "restart-admin-secret-0123456789");
 const ROUNDS: usize = 10;
 const WORKERS: usize = 3;
-
-/// One `hotline serve --target identity` on fixed ports, so a restart comes back
-/// where the balancer expects it.
-struct Replica {
-    http: String,
-    env: Vec<(String, String)>,
-    child: Option<Child>,
-}
-
-impl Replica {
-    fn new(infra: &Infra) -> Self {
-        // Below the kernel's ephemeral range, so no other test's connection can
-        // take the port while the replica is down between a stop and a start.
-        static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-        let free = || loop {
-            let port = 20_000 + rand::random::<u16>() % 10_000;
-            let mut taken = TAKEN.lock().unwrap();
-            if !taken.contains(&port)
-                && let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port))
-            {
-                taken.push(port);
-                return listener.local_addr().unwrap();
-            }
-        };
-        let (http, grpc) = (free(), free());
-        let mut env = infra.process_env();
-        env.extend(
-            [
-                ("HOTLINE_SERVER__HTTP_ADDR", http.to_string()),
-                ("HOTLINE_SERVER__GRPC_ADDR", grpc.to_string()),
-                ("HOTLINE_SERVER__SHUTDOWN_DELAY", "1s".into()),
-                (
-                    "HOTLINE_IDENTITY__PII_KEY",
-                    "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=".into(),
-                ),
-                ("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0.into()),
-                ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1.into()),
-                ("HOTLINE_TELEMETRY__LEVEL", "warn".into()),
-            ]
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value)),
-        );
-        Self {
-            http: format!("http://{http}"),
-            env,
-            child: None,
-        }
-    }
-
-    /// Where this replica's warnings go, across its restarts.
-    fn log(&self, data_dir: &std::path::Path) -> std::path::PathBuf {
-        data_dir.join(format!(
-            "{}.log",
-            self.http.trim_start_matches("http://").replace(':', "-")
-        ))
-    }
-
-    fn start(&mut self, data_dir: &std::path::Path) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log(data_dir))
-            .unwrap();
-        let mut command = Command::new(BINARY);
-        command
-            .args(["serve", "--target", "identity", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("HOTLINE_") {
-                command.env_remove(name);
-            }
-        }
-        command.envs(self.env.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        self.child = Some(command.spawn().unwrap());
-    }
-
-    /// SIGTERM, then a clean exit (waited for off the runtime's threads).
-    async fn stop(&mut self) {
-        let child = self.child.take().expect("running");
-        tokio::task::spawn_blocking(move || terminate(child))
-            .await
-            .unwrap();
-    }
-}
-
-fn terminate(mut child: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "exit 0 after SIGTERM: {exit}");
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn is_ready(client: &reqwest::Client, replica: &Replica) -> bool {
-    client
-        .get(format!("{}/readyz", replica.http))
-        .timeout(Duration::from_millis(500))
-        .send()
-        .await
-        .is_ok_and(|response| response.status().is_success())
-}
-
-async fn wait_ready(client: &reqwest::Client, replica: &mut Replica, data_dir: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !is_ready(client, replica).await {
-        let exited = replica
-            .child
-            .as_mut()
-            .and_then(|child| child.try_wait().ok().flatten());
-        if exited.is_some() || Instant::now() > deadline {
-            let log = std::fs::read_to_string(replica.log(data_dir)).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            panic!(
-                "{} never became ready ({exited:?}); its log ends:\n{}",
-                replica.http,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[derive(Default)]
 struct Tally {
@@ -309,7 +176,14 @@ async fn a_rolling_restart_under_load_fails_no_request_and_loses_no_event() {
     .await;
 
     let data_dir = infra.data_dir();
-    let mut replicas = [Replica::new(&infra), Replica::new(&infra)];
+    let admin = [
+        ("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0),
+        ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1),
+    ];
+    let mut replicas = [
+        Replica::new(&infra, "identity", &admin),
+        Replica::new(&infra, "identity", &admin),
+    ];
     let probe = reqwest::Client::new();
     // The first start migrates; the second joins the migrated schema.
     for replica in &mut replicas {

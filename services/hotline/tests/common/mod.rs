@@ -5,7 +5,11 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
 };
+
+use hotline_testkit::Infra;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_hotline");
 
@@ -81,4 +85,145 @@ pub fn sigterm(child: &Child) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// One `hotline serve --target <target>` on fixed ports, so a restart comes
+/// back where clients expect it.
+pub struct Replica {
+    pub http: String,
+    pub grpc: String,
+    target: String,
+    env: Vec<(String, String)>,
+    pub child: Option<Child>,
+}
+
+impl Replica {
+    /// A replica of `target` on the run's backends, with `extra` settings.
+    pub fn new(infra: &Infra, target: &str, extra: &[(&str, &str)]) -> Self {
+        // Below the kernel's ephemeral range, so no other test's connection can
+        // take the port while the replica is down between a stop and a start.
+        static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+        let free = || loop {
+            let port = 20_000 + rand::random::<u16>() % 10_000;
+            let mut taken = TAKEN.lock().unwrap();
+            if !taken.contains(&port)
+                && let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port))
+            {
+                taken.push(port);
+                return listener.local_addr().unwrap();
+            }
+        };
+        let (http, grpc) = (free(), free());
+        let mut env = infra.process_env();
+        env.extend(
+            [
+                ("HOTLINE_SERVER__HTTP_ADDR", http.to_string()),
+                ("HOTLINE_SERVER__GRPC_ADDR", grpc.to_string()),
+                ("HOTLINE_SERVER__SHUTDOWN_DELAY", "1s".into()),
+                (
+                    "HOTLINE_IDENTITY__PII_KEY",
+                    "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=".into(),
+                ),
+                ("HOTLINE_TELEMETRY__LEVEL", "warn".into()),
+            ]
+            .into_iter()
+            .chain(
+                extra
+                    .iter()
+                    .map(|(name, value)| (*name, (*value).to_owned())),
+            )
+            .map(|(name, value)| (name.to_owned(), value)),
+        );
+        Self {
+            http: format!("http://{http}"),
+            grpc: format!("http://{grpc}"),
+            target: target.to_owned(),
+            env,
+            child: None,
+        }
+    }
+
+    /// Where this replica's warnings go, across its restarts.
+    pub fn log(&self, data_dir: &std::path::Path) -> std::path::PathBuf {
+        data_dir.join(format!(
+            "{}.log",
+            self.http.trim_start_matches("http://").replace(':', "-")
+        ))
+    }
+
+    pub fn start(&mut self, data_dir: &std::path::Path) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(data_dir))
+            .unwrap();
+        let mut command = hotline(&["serve", "--target", &self.target, "--data-dir"]);
+        command.arg(data_dir).stdout(Stdio::null()).stderr(log);
+        command.envs(self.env.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        self.child = Some(command.spawn().unwrap());
+    }
+
+    /// SIGKILL: the process dies mid-work, as on a node failure.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then a clean exit (waited for off the runtime's threads).
+    pub async fn stop(&mut self) {
+        let child = self.child.take().expect("running");
+        tokio::task::spawn_blocking(move || terminate(child))
+            .await
+            .unwrap();
+    }
+}
+
+fn terminate(mut child: Child) {
+    sigterm(&child);
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit 0 after SIGTERM: {exit}");
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub async fn is_ready(client: &reqwest::Client, replica: &Replica) -> bool {
+    client
+        .get(format!("{}/readyz", replica.http))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
+}
+
+pub async fn wait_ready(
+    client: &reqwest::Client,
+    replica: &mut Replica,
+    data_dir: &std::path::Path,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !is_ready(client, replica).await {
+        let exited = replica
+            .child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten());
+        if exited.is_some() || Instant::now() > deadline {
+            let log = std::fs::read_to_string(replica.log(data_dir)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "{} never became ready ({exited:?}); its log ends:\n{}",
+                replica.http,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
