@@ -87,9 +87,12 @@ pub async fn connect(
         }
         DatabaseBackend::Sqlite => {
             // WAL lets readers proceed while one writer commits; the busy timeout
-            // makes a second writer wait instead of failing.
+            // makes a second writer wait instead of failing. NORMAL syncs at
+            // checkpoints, not at every commit: a commit survives the process
+            // dying, and only a power cut or kernel crash can take back the last
+            // ones (docs/adr/0005-embedded-sqlite.md) — for a tenth of the commit time.
             db.execute_unprepared(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
             )
             .await?;
         }

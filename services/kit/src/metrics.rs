@@ -180,6 +180,11 @@ pub fn record_event_unroutable(kind: &str) {
     metrics::counter!("events_unroutable_total", "type" => kind.to_owned()).increment(1);
 }
 
+/// Unroutable events the embedded bus dropped to stay within its bound.
+pub fn record_unroutable_dropped(events: u64) {
+    metrics::counter!("events_unroutable_dropped_total").increment(events);
+}
+
 /// Events waiting in a service's outbox, as last seen by its relay.
 pub fn set_outbox_pending(source: &str, events: u64) {
     metrics::gauge!("outbox_pending_events", "source" => source.to_owned()).set(events as f64);

@@ -158,6 +158,8 @@ pub struct Leader {
 enum Stop {
     Shutdown,
     Lost,
+    /// A batch failed to commit.
+    Failed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +212,13 @@ impl Leader {
                 .await
             {
                 Ok(Stop::Shutdown) => return Ok(()),
+                Ok(Stop::Failed) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(
+                        failures,
+                        "a batch failed to commit; restoring the router from the database"
+                    );
+                }
                 Ok(Stop::Lost) => {
                     tracing::warn!(
                         epoch = grant.epoch,
@@ -244,13 +253,55 @@ impl Leader {
         let snapshot = store::load(&self.db, self.settings.time_zone, now).await?;
         let mut router = Router::restore(self.settings.clone(), snapshot, now)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        match self
-            .commit(&mut router, grant, Vec::new(), Vec::new())
+        // Batches are written in order by a committer while the next one is
+        // applied: the router may run up to PIPELINE batches ahead of the
+        // database, never its answers, streams or events.
+        let (commits, pending) = mpsc::channel(PIPELINE);
+        let (failed, mut failure) = watch::channel(false);
+        let committer = tokio::spawn(self.committer(grant.clone()).run(pending, failed));
+        let stop = self
+            .route(
+                &mut router,
+                grant,
+                requests,
+                leadership,
+                shutdown,
+                &commits,
+                &mut failure,
+            )
+            .await;
+        drop(commits);
+        let written = committer
             .await
+            .map_err(|e| anyhow::anyhow!("the committer stopped: {e}"))?;
+        match (written, stop) {
+            (Err(BatchError::Lost), _) => self.lost(grant),
+            (Err(BatchError::Failed(error)), _) => Err(error),
+            (Ok(()), Stop::Lost) => self.lost(grant),
+            (Ok(()), stop) => Ok(stop),
+        }
+    }
+
+    /// Applies batches and due timers until shutdown, the lease moves or a
+    /// commit fails (the committer says so through `failure`).
+    #[allow(clippy::too_many_arguments)]
+    async fn route(
+        &self,
+        router: &mut Router,
+        grant: &Grant,
+        requests: &mut mpsc::Receiver<Request>,
+        leadership: &mut watch::Receiver<Option<Grant>>,
+        shutdown: &CancellationToken,
+        commits: &mpsc::Sender<Pending>,
+        failure: &mut watch::Receiver<bool>,
+    ) -> Stop {
+        // What restoring changed (timers due while nobody held the lease) goes first.
+        if commits
+            .send(Pending::of(router, Vec::new(), Vec::new()))
+            .await
+            .is_err()
         {
-            Ok(()) => {}
-            Err(BatchError::Lost) => return self.lost(grant),
-            Err(BatchError::Failed(error)) => return Err(error),
+            return Stop::Failed;
         }
         tracing::info!(epoch = grant.epoch, "router restored; routing");
         loop {
@@ -270,16 +321,17 @@ impl Leader {
                     while let Ok(request) = requests.try_recv() {
                         let _ = request.reply.send(Err(not_leader()));
                     }
-                    return Ok(Stop::Shutdown);
+                    return Stop::Shutdown;
                 }
+                _ = failure.changed() => return Stop::Failed,
                 changed = leadership.changed() => {
                     if changed.is_err() || leadership.borrow().as_ref() != Some(grant) {
-                        return self.lost(grant);
+                        return Stop::Lost;
                     }
                     continue;
                 }
                 request = requests.recv() => {
-                    let Some(request) = request else { return Ok(Stop::Shutdown) };
+                    let Some(request) = request else { return Stop::Shutdown };
                     let mut batch = vec![request];
                     while batch.len() < self.batch_max {
                         match requests.try_recv() {
@@ -300,10 +352,14 @@ impl Leader {
                 replies.push((request.reply, outcome));
             }
             router.fire_due(now);
-            match self.commit(&mut router, grant, replies, traceparents).await {
-                Ok(()) => {}
-                Err(BatchError::Lost) => return self.lost(grant),
-                Err(BatchError::Failed(error)) => return Err(error),
+            // Even a batch that changed nothing waits its turn: its answers may
+            // have read what the batches before it have yet to write.
+            if commits
+                .send(Pending::of(router, replies, traceparents))
+                .await
+                .is_err()
+            {
+                return Stop::Failed;
             }
         }
     }
@@ -313,57 +369,95 @@ impl Leader {
         Ok(Stop::Lost)
     }
 
-    /// Writes the router's changes in one fenced transaction, then answers the
-    /// batch and tells the streams. On failure everyone in the batch gets 503.
-    async fn commit(
-        &self,
-        router: &mut Router,
-        grant: &Grant,
-        replies: Vec<(oneshot::Sender<ApiResult<Outcome>>, ApiResult<Outcome>)>,
-        traceparents: Vec<Option<String>>,
+    fn committer(&self, grant: Grant) -> Committer {
+        Committer {
+            db: self.db.clone(),
+            outbox: self.outbox.clone(),
+            hub: self.hub.clone(),
+            lease_ttl: self.lease_ttl,
+            grant,
+        }
+    }
+}
+
+/// Batches the router may run ahead of the database.
+const PIPELINE: usize = 2;
+
+type Reply = (oneshot::Sender<ApiResult<Outcome>>, ApiResult<Outcome>);
+
+/// One applied batch on its way to the database.
+struct Pending {
+    changes: Changes,
+    replies: Vec<Reply>,
+    traceparents: Vec<Option<String>>,
+}
+
+impl Pending {
+    fn of(router: &mut Router, replies: Vec<Reply>, traceparents: Vec<Option<String>>) -> Self {
+        Self {
+            changes: router.take_changes(),
+            replies,
+            traceparents,
+        }
+    }
+}
+
+/// Writes batches in the order they were applied, each in one transaction
+/// fenced by the lease, then answers it and tells the streams. After a failed
+/// write, every later batch is refused unwritten (it was applied on top of the
+/// failed one) and the router is rebuilt from the database.
+struct Committer {
+    db: DatabaseConnection,
+    outbox: Outbox,
+    hub: Arc<Hub>,
+    lease_ttl: Duration,
+    grant: Grant,
+}
+
+impl Committer {
+    async fn run(
+        self,
+        mut pending: mpsc::Receiver<Pending>,
+        failed: watch::Sender<bool>,
     ) -> Result<(), BatchError> {
-        let changes = router.take_changes();
-        if changes.is_empty() {
-            for (reply, outcome) in replies {
-                let _ = reply.send(outcome);
+        let mut failure: Option<BatchError> = None;
+        while let Some(batch) = pending.recv().await {
+            if let Some(error) = &failure {
+                refuse(batch.replies, error);
+                continue;
             }
-            return Ok(());
-        }
-        let written = self.write(&changes, grant, traceparents).await;
-        match written {
-            Ok(()) => {
-                self.outbox.wake();
-                for (reply, outcome) in replies {
-                    let _ = reply.send(outcome);
-                }
-                self.notify(changes);
-                Ok(())
+            if batch.changes.is_empty() {
+                answer(batch.replies);
+                continue;
             }
-            Err(error) => {
-                let answer = match &error {
-                    BatchError::Lost => not_leader(),
-                    BatchError::Failed(_) => ApiError::unavailable(
-                        "router_unavailable",
-                        "the change could not be saved; retry",
-                    ),
-                };
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(answer.clone()));
+            let started = std::time::Instant::now();
+            let written = self.write(&batch.changes, batch.traceparents).await;
+            metrics::histogram!("routing_commit_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("routing_batch_commands").record(batch.replies.len() as f64);
+            match written {
+                Ok(()) => {
+                    self.outbox.wake();
+                    answer(batch.replies);
+                    self.notify(batch.changes);
                 }
-                Err(error)
+                Err(error) => {
+                    refuse(batch.replies, &error);
+                    failure = Some(error);
+                    let _ = failed.send(true);
+                }
             }
         }
+        failure.map_or(Ok(()), Err)
     }
 
     async fn write(
         &self,
         changes: &Changes,
-        grant: &Grant,
         traceparents: Vec<Option<String>>,
     ) -> Result<(), BatchError> {
         let now = Utc::now();
         let txn = self.db.begin().await?;
-        lease::fence(&txn, grant, self.lease_ttl).await?;
+        lease::fence(&txn, &self.grant, self.lease_ttl).await?;
         store::persist(&txn, changes).await?;
         let outbox_events = changes
             .happenings
@@ -404,5 +498,23 @@ impl Leader {
                 });
             }
         }
+    }
+}
+
+fn answer(replies: Vec<Reply>) {
+    for (reply, outcome) in replies {
+        let _ = reply.send(outcome);
+    }
+}
+
+fn refuse(replies: Vec<Reply>, error: &BatchError) {
+    let answer = match error {
+        BatchError::Lost => not_leader(),
+        BatchError::Failed(_) => {
+            ApiError::unavailable("router_unavailable", "the change could not be saved; retry")
+        }
+    };
+    for (reply, _) in replies {
+        let _ = reply.send(Err(answer.clone()));
     }
 }

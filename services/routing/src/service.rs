@@ -107,22 +107,15 @@ impl RoutingService {
     }
 
     /// Adds a task: the caller's screen pop first (bounded by
-    /// `routing.screen_pop_timeout`), then the router places it.
+    /// `routing.screen_pop_timeout`), then the router places it. An external
+    /// id the router has seen today (or during the resume window) answers
+    /// with that task; switches reuse call ids over longer spans.
     pub async fn create_task(
         &self,
         principal: &Principal,
         mut task: NewTask,
     ) -> ApiResult<Created> {
         principal.require_any(FEEDERS)?;
-        if let Some(external) = &task.external_id
-            && let Some(existing) = store::find_by_external(&self.db, external).await?
-            && existing.status.is_final()
-        {
-            return Ok(Created {
-                task: self.history_view(&existing).await?,
-                created: false,
-            });
-        }
         if task.kind == TaskKind::Inbound
             && task.channel == Channel::Voice
             && let Some(number) = task.calling_number.clone()
@@ -147,8 +140,29 @@ impl RoutingService {
                 Err(_) => tracing::warn!("screen pop took too long; the call goes on without it"),
             }
         }
-        self.task_outcome(principal, Command::CreateTask { task })
+        match self
+            .task_outcome(principal, Command::CreateTask { task })
             .await
+        {
+            Err(error) if error.kind == "task_exists" => {
+                let id = error
+                    .extensions
+                    .get("task_id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| Uuid::parse_str(id).ok());
+                match id {
+                    Some(id) => match store::find_task(&self.db, id).await? {
+                        Some(task) => Ok(Created {
+                            task: self.history_view(&task).await?,
+                            created: false,
+                        }),
+                        None => Err(error),
+                    },
+                    None => Err(error),
+                }
+            }
+            other => other,
+        }
     }
 
     /// A task, active (from the router, with position and estimated wait) or

@@ -102,8 +102,14 @@ struct Keys {
     failures: u32,
 }
 
+/// Verified tokens remembered, so a client reusing its token (as it should)
+/// costs one signature check per token, not per request.
+const VERIFIED: u64 = 10_000;
+
 pub struct Authenticator {
     source: Arc<dyn KeySource>,
+    /// Token → who it proved and until when (`exp`, seconds).
+    verified: moka::sync::Cache<String, (Principal, i64)>,
     keys: RwLock<Keys>,
     /// Held by the one request fetching (and the one waiting to); the others
     /// queue behind it and use its result.
@@ -120,6 +126,10 @@ impl Authenticator {
         let interval = source.min_refetch().max(MIN_REFETCH);
         Self {
             source,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
             keys: RwLock::new(Keys {
                 by_kid: HashMap::new(),
                 unknown: HashSet::new(),
@@ -149,11 +159,27 @@ impl Authenticator {
         self.verify(token).await
     }
 
+    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some((principal, expires)) = self.verified.get(token) {
+            let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(0);
+            if now <= expires + leeway {
+                return Ok(principal);
+            }
+            self.verified.invalidate(token);
+            return Err(ApiError::unauthenticated("token expired"));
+        }
+        let (principal, expires) = self.check(token).await?;
+        self.verified
+            .insert(token.to_owned(), (principal.clone(), expires));
+        Ok(principal)
+    }
+
     #[expect(
         clippy::wildcard_enum_match_arm,
         reason = "every other token error is plainly invalid"
     )]
-    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+    async fn check(&self, token: &str) -> Result<(Principal, i64), ApiError> {
         let header =
             decode_header(token).map_err(|_| ApiError::unauthenticated("malformed token"))?;
         let kid = header
@@ -182,12 +208,16 @@ impl Authenticator {
                 _ => ApiError::unauthenticated("invalid token"),
             })?
             .claims;
-        Ok(Principal {
-            subject: claims.sub,
-            roles: claims.roles.into_iter().collect(),
-            partner_id: claims.partner_id,
-            token: token.to_owned(),
-        })
+        let expires = claims.exp;
+        Ok((
+            Principal {
+                subject: claims.sub,
+                roles: claims.roles.into_iter().collect(),
+                partner_id: claims.partner_id,
+                token: token.to_owned(),
+            },
+            expires,
+        ))
     }
 
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), ApiError> {

@@ -277,8 +277,7 @@ impl AmqpBus {
             // The unroutable queue itself is gone: fail, the outbox keeps the event.
             return Err(PublishFailure::Nacked);
         }
-        warn!(event_id = %event.id, kind = %event.kind, "no queue is bound for the event; keeping it as unroutable");
-        crate::metrics::record_event_unroutable(&event.kind);
+        super::note_unroutable(event);
         Ok(())
     }
 

@@ -212,6 +212,40 @@ impl MemoryBus {
         }
     }
 
+    /// Keeps the in-process bus's memory bounded: past `MAX_UNROUTABLE` events
+    /// no queue was bound for, the oldest go (counted, warned about once). A
+    /// process runs every service, so an event kind nobody consumes in it has
+    /// no consumer anywhere.
+    fn forget_oldest_unroutable(&self) {
+        let mut letters = lock(&self.inner.dead_letters);
+        if letters.len() <= MAX_UNROUTABLE {
+            return;
+        }
+        let unroutable = letters.iter().filter(|l| l.queue == UNROUTABLE).count();
+        if unroutable <= MAX_UNROUTABLE {
+            return;
+        }
+        // A tenth at a time, so the scan above runs once per thousand events.
+        let mut extra = unroutable - MAX_UNROUTABLE + MAX_UNROUTABLE / 10;
+        let dropped = extra;
+        letters.retain(|letter| {
+            if extra > 0 && letter.queue == UNROUTABLE {
+                extra -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        crate::metrics::record_unroutable_dropped(dropped as u64);
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            warn!(
+                kept = MAX_UNROUTABLE,
+                "the embedded bus keeps only the newest unroutable events; older ones are dropped"
+            );
+        });
+    }
+
     fn bury(&self, queue: &str, error: String, event: Event) {
         lock(&self.inner.dead_letters).push(DeadLetter {
             queue: queue.to_owned(),
@@ -289,6 +323,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Unroutable events the in-process bus keeps at most.
+pub const MAX_UNROUTABLE: usize = 10_000;
+
 #[async_trait]
 impl Bus for MemoryBus {
     fn declare(&self, subscriptions: &[Subscription]) {
@@ -314,13 +351,13 @@ impl Bus for MemoryBus {
             }
         }
         if !routed {
-            warn!(event_id = %event.id, kind = %event.kind, "no queue is bound for the event; keeping it as unroutable");
-            crate::metrics::record_event_unroutable(&event.kind);
+            super::note_unroutable(event);
             self.bury(
                 UNROUTABLE,
                 format!("no queue is bound for {}", event.kind),
                 event.clone(),
             );
+            self.forget_oldest_unroutable();
         }
         Ok(())
     }
@@ -612,6 +649,29 @@ mod tests {
 
         shutdown.cancel();
         task.await.expect("consumer task");
+    }
+
+    #[tokio::test]
+    async fn unroutable_events_are_kept_up_to_a_bound_the_newest_first() {
+        let bus = MemoryBus::new(retry(5));
+        use super::MAX_UNROUTABLE;
+        let total = MAX_UNROUTABLE + 50;
+        let mut last = None;
+        for _ in 0..total {
+            let event = Event::new("nobody.listens.here", "/test", Vec::new());
+            last = Some(event.id);
+            bus.publish(&event).await.unwrap();
+        }
+        let kept = bus
+            .dead_letters(DeadLetterAction::List, &DeadLetterFilter::default())
+            .await
+            .unwrap();
+        assert!(
+            kept.len() <= MAX_UNROUTABLE && kept.len() >= MAX_UNROUTABLE * 8 / 10,
+            "{}",
+            kept.len()
+        );
+        assert_eq!(kept.last().map(|l| l.event.id), last, "the newest stay");
     }
 
     #[tokio::test]

@@ -34,6 +34,29 @@ pub use topic::topic_matches;
 /// Where an event that matched no queue is kept, as `DeadLetter::queue` shows it.
 pub const UNROUTABLE: &str = "(unroutable)";
 
+/// Logs an event no queue is bound for: a warning for the first of each kind
+/// (a missing consumer queue is worth an operator's look), then only the
+/// `events_unroutable_total` metric — a kind nobody consumes yet would
+/// otherwise flood the log.
+pub(crate) fn note_unroutable(event: &Event) {
+    use std::{
+        collections::HashSet,
+        sync::{Mutex, OnceLock, PoisonError},
+    };
+    static WARNED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    crate::metrics::record_event_unroutable(&event.kind);
+    let first = WARNED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(event.kind.clone());
+    if first {
+        tracing::warn!(event_id = %event.id, kind = %event.kind, "no queue is bound for the event; keeping it as unroutable (later ones of this kind are only counted)");
+    } else {
+        tracing::debug!(event_id = %event.id, kind = %event.kind, "unroutable event kept");
+    }
+}
+
 /// One event as it travels: CloudEvents attributes plus a protobuf payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {

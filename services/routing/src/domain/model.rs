@@ -49,6 +49,15 @@ pub enum Channel {
 impl Channel {
     pub const ALL: [Channel; 4] = [Self::Voice, Self::Chat, Self::Email, Self::WorkItem];
 
+    fn index(self) -> usize {
+        match self {
+            Self::Voice => 0,
+            Self::Chat => 1,
+            Self::Email => 2,
+            Self::WorkItem => 3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Voice => "voice",
@@ -56,6 +65,34 @@ impl Channel {
             Self::Email => "email",
             Self::WorkItem => "work_item",
         }
+    }
+}
+
+/// One value per channel, looked up without a map (the router's hot path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerChannel<T>([T; 4]);
+
+impl<T: Copy> PerChannel<T> {
+    pub fn filled(value: T) -> Self {
+        Self([value; 4])
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = T> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl<T> std::ops::Index<Channel> for PerChannel<T> {
+    type Output = T;
+
+    fn index(&self, channel: Channel) -> &T {
+        &self.0[channel.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Channel> for PerChannel<T> {
+    fn index_mut(&mut self, channel: Channel) -> &mut T {
+        &mut self.0[channel.index()]
     }
 }
 

@@ -16,7 +16,8 @@ use crate::{
         command::{Actor, Outcome},
         expr::{Subject, Value},
         model::{
-            Agent, AgentId, AgentPatch, AgentSpec, Channel, OFFLINE, READY, TaskStatus, Trigger,
+            Agent, AgentId, AgentPatch, AgentSpec, Channel, OFFLINE, PerChannel, READY, TaskStatus,
+            Trigger,
         },
     },
     events,
@@ -57,6 +58,11 @@ impl Subject for AgentSubject<'_> {
 impl Router {
     pub(super) fn install_agent(&mut self, agent: Agent, now: DateTime<Utc>) {
         let id = agent.id;
+        let available = self.activity_available(&agent.activity);
+        let mut capacity = PerChannel::default();
+        for channel in Channel::ALL {
+            capacity[channel] = agent.capacity(channel);
+        }
         let mut memberships = BTreeMap::new();
         for (queue_id, queue) in &mut self.queues {
             queue.members.remove(&id);
@@ -70,15 +76,16 @@ impl Router {
             Some(mut old) => {
                 old.agent = agent;
                 old.memberships = memberships;
+                old.available = available;
+                old.capacity = capacity;
                 old
             }
             None => AgentRuntime {
-                idle_since: Channel::ALL
-                    .iter()
-                    .map(|channel| (*channel, agent.activity_since))
-                    .collect(),
+                available,
+                capacity,
+                idle_since: PerChannel::filled(agent.activity_since),
                 agent,
-                load: BTreeMap::new(),
+                load: PerChannel::default(),
                 tasks: BTreeSet::new(),
                 today: AgentDay::default(),
                 memberships,
@@ -358,17 +365,14 @@ impl Router {
             .get(&runtime.agent.activity)
             .is_some_and(|a| a.available);
         runtime.agent.activity = activity.to_owned();
+        runtime.available = available;
         runtime.agent.activity_since = now;
         runtime.agent.updated_at = now;
         if available && !was_available {
             // Idle from now on, whatever came before.
             for channel in Channel::ALL {
-                if runtime
-                    .load
-                    .get(&channel)
-                    .is_none_or(|load| load.total() == 0)
-                {
-                    runtime.idle_since.insert(channel, now);
+                if runtime.load[channel].total() == 0 {
+                    runtime.idle_since[channel] = now;
                 }
             }
         }
@@ -447,14 +451,13 @@ impl Router {
 
     /// What the agent holds on `channel`, and how much they may.
     pub(super) fn free_capacity(&self, runtime: &AgentRuntime, channel: Channel) -> u32 {
-        let held = runtime.load.get(&channel).map_or(0, |load| load.total());
-        runtime.agent.capacity(channel).saturating_sub(held)
+        runtime.capacity[channel].saturating_sub(runtime.load[channel].total())
     }
 
     pub(super) fn load_mut(&mut self, agent: AgentId, channel: Channel) -> Option<&mut Load> {
         self.agents
             .get_mut(&agent)
-            .map(|runtime| runtime.load.entry(channel).or_default())
+            .map(|runtime| &mut runtime.load[channel])
     }
 
     /// The state a wallboard shows.
@@ -518,7 +521,7 @@ impl Router {
             .capacity
             .iter()
             .map(|(channel, capacity)| {
-                let held = runtime.load.get(channel).copied().unwrap_or_default();
+                let held = runtime.load[*channel];
                 (
                     *channel,
                     ChannelLoad {
@@ -540,7 +543,7 @@ impl Router {
             attributes: agent.spec.attributes.clone(),
             activity: agent.activity.clone(),
             activity_since: agent.activity_since,
-            available: self.activity_available(&agent.activity),
+            available: runtime.available,
             state: runtime.state.clone(),
             state_since: runtime.state_since,
             load,

@@ -63,6 +63,9 @@ impl Router {
             .map(|runtime| runtime.agent.id)
             .collect();
         for id in affected {
+            if let Some(runtime) = self.agents.get_mut(&id) {
+                runtime.available = activity.available;
+            }
             self.try_agents.insert(id);
             self.touched.insert(id);
         }

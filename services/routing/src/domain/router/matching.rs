@@ -25,7 +25,7 @@ impl Router {
     }
 
     fn takes_offers(&self, runtime: &AgentRuntime) -> bool {
-        self.activity_available(&runtime.agent.activity)
+        runtime.available
     }
 
     /// Offers an agent the best-placed tasks it may take, while it has room.
@@ -92,12 +92,13 @@ impl Router {
         if !self.slots.contains_key(&id) {
             return;
         }
-        if let Some(agent) = self.best_agent_for(id) {
+        let today = self.today(now);
+        if let Some(agent) = self.best_agent_for(id, today) {
             self.reserve(id, agent, now);
         }
     }
 
-    fn best_agent_for(&mut self, id: TaskId) -> Option<AgentId> {
+    fn best_agent_for(&mut self, id: TaskId, today: chrono::NaiveDate) -> Option<AgentId> {
         let task = self.tasks.get(&id)?;
         if task.status != TaskStatus::Pending {
             return None;
@@ -111,20 +112,20 @@ impl Router {
                     && !task.declined_by.contains(agent)
             })
         };
-        let candidates: Vec<AgentId> = match task.target_agent {
-            Some(agent) => free(&agent).then_some(agent).into_iter().collect(),
-            None => queue
-                .members
-                .iter()
-                .filter(|(agent, min_step)| **min_step <= task.step && free(agent))
-                .map(|(agent, _)| *agent)
-                .collect(),
-        };
-        if candidates.len() <= 1 {
-            return candidates.into_iter().next();
-        }
         let strategy = queue.queue.spec.strategy;
+        if let Some(agent) = task.target_agent {
+            return free(&agent).then_some(agent);
+        }
+        let eligible = queue
+            .members
+            .iter()
+            .filter(|(agent, min_step)| **min_step <= task.step && free(agent))
+            .map(|(agent, _)| *agent);
         if strategy == Strategy::Random {
+            let candidates: Vec<AgentId> = eligible.collect();
+            if candidates.is_empty() {
+                return None;
+            }
             let pick = self.rng.random_range(0..candidates.len());
             return candidates.get(pick).copied();
         }
@@ -133,29 +134,29 @@ impl Router {
             let Some(runtime) = self.agents.get(agent) else {
                 return (i64::MAX, i64::MAX, i64::MAX, *agent);
             };
-            let load = i64::from(runtime.load.get(&channel).map_or(0, |load| load.total()));
-            let idle = runtime
-                .idle_since
-                .get(&channel)
-                .map_or(0, DateTime::timestamp_millis);
+            let load = i64::from(runtime.load[channel].total());
+            let idle = runtime.idle_since[channel].timestamp_millis();
+            let today = |counter: i64| {
+                if runtime.today.day == Some(today) {
+                    counter
+                } else {
+                    0
+                }
+            };
             let first = match strategy {
                 Strategy::LongestIdle | Strategy::Random => 0,
                 Strategy::RoundRobin => queue
                     .last_offered
                     .get(agent)
                     .map_or(i64::MIN, |offer| i64::try_from(*offer).unwrap_or(i64::MAX)),
-                Strategy::FewestTasksToday => {
-                    i64::from(runtime.today.tasks.get(&channel).copied().unwrap_or(0))
-                }
-                Strategy::LeastTalkTime => {
-                    runtime.today.talk_ms.get(&channel).copied().unwrap_or(0)
-                }
+                Strategy::FewestTasksToday => today(i64::from(runtime.today.tasks[channel])),
+                Strategy::LeastTalkTime => today(runtime.today.talk_ms[channel]),
                 Strategy::BestSkill => -skill
                     .and_then(|skill| runtime.agent.spec.skills.get(skill))
                     .map_or(-1, |level| i64::from(*level)),
             };
             (first, load, idle, *agent)
         };
-        candidates.iter().min_by_key(|agent| key(agent)).copied()
+        eligible.min_by_key(key)
     }
 }

@@ -36,7 +36,7 @@ use uuid::Uuid;
 use super::{
     command::{Actor, Command, Outcome},
     expr::{self, Expr},
-    model::{Activity, Agent, AgentId, Channel, EntryRule, Queue, QueueId, Task, TaskId},
+    model::{Activity, Agent, AgentId, EntryRule, PerChannel, Queue, QueueId, Task, TaskId},
 };
 use crate::views::{AgentView, TaskView};
 
@@ -165,16 +165,20 @@ impl Load {
 #[derive(Clone, Debug, Default)]
 struct AgentDay {
     day: Option<NaiveDate>,
-    tasks: BTreeMap<Channel, u32>,
-    talk_ms: BTreeMap<Channel, i64>,
+    tasks: PerChannel<u32>,
+    talk_ms: PerChannel<i64>,
 }
 
 struct AgentRuntime {
     agent: Agent,
-    load: BTreeMap<Channel, Load>,
+    /// Whether the agent's activity takes offers (kept in step with it).
+    available: bool,
+    /// The agent's capacity per channel (from `agent.spec`).
+    capacity: PerChannel<u32>,
+    load: PerChannel<Load>,
     tasks: BTreeSet<TaskId>,
     /// Since when the agent has been free on each channel.
-    idle_since: BTreeMap<Channel, DateTime<Utc>>,
+    idle_since: PerChannel<DateTime<Utc>>,
     today: AgentDay,
     /// Queues that may offer this agent work, with the first step they may.
     memberships: BTreeMap<QueueId, u32>,
@@ -249,7 +253,11 @@ pub struct Router {
     queue_names: HashMap<String, QueueId>,
     rules: Vec<(EntryRule, Expr)>,
     tasks: HashMap<TaskId, Task>,
-    by_external: HashMap<String, TaskId>,
+    /// External ids (call ids) of active tasks and of those seen in the last
+    /// day, with when they were last seen: a repeated one is answered with its task.
+    by_external: HashMap<String, (TaskId, DateTime<Utc>)>,
+    /// When `by_external` was last pruned.
+    pruned_at: Option<DateTime<Utc>>,
     reservations: HashMap<Uuid, TaskId>,
     /// Reservations that ended while this router ran: how, and whose they were.
     past_reservations: HashMap<Uuid, (AgentId, &'static str)>,
@@ -309,6 +317,7 @@ impl Router {
             rules: Vec::new(),
             tasks: HashMap::new(),
             by_external: HashMap::new(),
+            pruned_at: None,
             reservations: HashMap::new(),
             past_reservations: HashMap::new(),
             slots: HashMap::new(),
@@ -439,6 +448,7 @@ impl Router {
     /// Fires every timer due at `now` (offer timeouts, wrap-up ends, relaxation
     /// and overflow deadlines, callbacks coming due).
     pub fn fire_due(&mut self, now: DateTime<Utc>) {
+        self.prune(now);
         for timer in self.timers.take_due(now) {
             let Some(task) = task_of_timer(&timer.key) else {
                 continue;
@@ -448,6 +458,19 @@ impl Router {
         }
         self.dispatch(now);
         self.announce_states(now);
+    }
+
+    /// Forgets external ids of tasks final for more than a day (hourly).
+    fn prune(&mut self, now: DateTime<Utc>) {
+        let hour = chrono::Duration::hours(1);
+        if self.pruned_at.is_some_and(|at| now - at < hour) {
+            return;
+        }
+        self.pruned_at = Some(now);
+        let cutoff = now - chrono::Duration::hours(24);
+        let tasks = &self.tasks;
+        self.by_external
+            .retain(|_, (id, seen)| tasks.contains_key(id) || *seen >= cutoff);
     }
 
     /// Happenings recorded since the last [`take_changes`](Self::take_changes).

@@ -112,7 +112,8 @@ impl Router {
         let keep = self.settings.handle_time_samples;
         for task in recent {
             if let Some(external) = &task.external_id {
-                self.by_external.insert(external.clone(), task.id);
+                let seen = task.completed_at.unwrap_or(task.created_at);
+                self.by_external.insert(external.clone(), (task.id, seen));
             }
             let of_today = self.today(task.created_at) == today;
             if of_today {
@@ -129,17 +130,17 @@ impl Router {
                 && let Some(runtime) = self.agents.get_mut(&agent)
             {
                 if let Some(done) = task.completed_at {
-                    let idle = runtime.idle_since.entry(task.channel).or_insert(done);
+                    let idle = &mut runtime.idle_since[task.channel];
                     *idle = (*idle).max(done);
                 }
                 if of_today {
                     runtime.roll(today);
-                    *runtime.today.tasks.entry(task.channel).or_default() += 1;
+                    runtime.today.tasks[task.channel] += 1;
                     let talk = task
                         .assigned_at
                         .zip(task.ended_at)
                         .map_or(0, |(from, to)| (to - from).num_milliseconds());
-                    *runtime.today.talk_ms.entry(task.channel).or_default() += talk;
+                    runtime.today.talk_ms[task.channel] += talk;
                 }
             }
             if task.status == TaskStatus::Abandoned
@@ -260,9 +261,9 @@ impl Router {
             let Some(runtime) = self.agents.get(agent) else {
                 continue;
             };
-            let capacity = runtime.agent.capacity(channel);
-            let held = runtime.load.get(&channel).map_or(0, |load| load.total());
-            if self.activity_available(&runtime.agent.activity) {
+            let capacity = runtime.capacity[channel];
+            let held = runtime.load[channel].total();
+            if runtime.available {
                 staffed += capacity;
                 free += capacity.saturating_sub(held);
             } else {

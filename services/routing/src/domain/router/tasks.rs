@@ -153,7 +153,7 @@ impl Router {
     fn by_call(&self, call_id: &str) -> ApiResult<TaskId> {
         self.by_external
             .get(call_id)
-            .copied()
+            .map(|(id, _)| *id)
             .filter(|id| self.tasks.contains_key(id))
             .ok_or_else(|| {
                 ApiError::not_found("call_not_found", format!("no active call {call_id}"))
@@ -454,7 +454,8 @@ impl Router {
     pub(super) fn install_task(&mut self, task: Task, now: DateTime<Utc>) {
         let id = task.id;
         if let Some(external) = &task.external_id {
-            self.by_external.insert(external.clone(), id);
+            self.by_external
+                .insert(external.clone(), (id, task.updated_at));
         }
         if let Some(runtime) = self.queues.get_mut(&task.queue_id) {
             runtime.active.insert(id);
@@ -473,7 +474,7 @@ impl Router {
         };
         if let (Some(agent), Some(runtime)) = (holder, holder.and_then(|a| self.agents.get_mut(&a)))
         {
-            let load = runtime.load.entry(task.channel).or_default();
+            let load = &mut runtime.load[task.channel];
             match task.status {
                 TaskStatus::Reserved => load.reserved += 1,
                 TaskStatus::Assigned => load.assigned += 1,
@@ -511,16 +512,24 @@ impl Router {
         Self::roles_problem(actor, FEEDERS)?;
         validate(&new)?;
         if let Some(external) = &new.external_id
-            && let Some(existing) = self.by_external.get(external).copied()
-            && let Some(task) = self
+            && let Some((existing, _)) = self.by_external.get(external).copied()
+        {
+            return match self
                 .tasks
                 .get(&existing)
                 .or_else(|| self.finished.get(&existing))
-        {
-            return Ok(Outcome::Task {
-                task: self.task_view(task, now),
-                created: false,
-            });
+            {
+                Some(task) => Ok(Outcome::Task {
+                    task: self.task_view(task, now),
+                    created: false,
+                }),
+                // Final and written: the caller reads it back from the database.
+                None => Err(ApiError::conflict(
+                    "task_exists",
+                    format!("task {existing} has this external id"),
+                )
+                .with_extension("task_id", existing.to_string())),
+            };
         }
         if let Some(agent) = new.agent_id {
             self.agent(agent)?;
@@ -590,7 +599,7 @@ impl Router {
         }
         let id = task.id;
         if let Some(external) = &task.external_id {
-            self.by_external.insert(external.clone(), id);
+            self.by_external.insert(external.clone(), (id, now));
         }
         self.tasks.insert(id, task);
         self.dirty.tasks.insert(id);
@@ -642,7 +651,15 @@ impl Router {
         let zone = self.settings.time_zone;
         let today = self.today(now);
         let waiting = self.queues.get(&queue).map_or(0, |q| q.queued.len());
-        let signed_in = self.signed_in_members(queue);
+        // Counting who is signed in costs a pass over the members: only for a
+        // queue with a rule for nobody being there.
+        let staffed = self.queues.get(&queue).is_some_and(|q| {
+            !q.queue
+                .spec
+                .overflow
+                .iter()
+                .any(|rule| rule.when == Trigger::NoAgents)
+        }) || self.signed_in_members(queue) > 0;
         let Some(runtime) = self.queues.get_mut(&queue) else {
             return;
         };
@@ -665,7 +682,7 @@ impl Router {
             for (holds, trigger, otherwise) in [
                 (closed, Trigger::Closed, Some("closed")),
                 (full, Trigger::Full, Some("queue_full")),
-                (signed_in == 0, Trigger::NoAgents, None),
+                (!staffed, Trigger::NoAgents, None),
             ] {
                 if !holds {
                     continue;
@@ -1134,7 +1151,7 @@ impl Router {
         let queue = task.queue_id;
         let today = self.today(now);
         if let Some(runtime) = self.agents.get_mut(&agent) {
-            let load = runtime.load.entry(channel).or_default();
+            let load = &mut runtime.load[channel];
             match status {
                 TaskStatus::Assigned => load.assigned = load.assigned.saturating_sub(1),
                 TaskStatus::Wrapping => load.wrapping = load.wrapping.saturating_sub(1),
@@ -1146,12 +1163,12 @@ impl Router {
                 | TaskStatus::Overflowed => {}
             }
             if load.total() == 0 {
-                runtime.idle_since.insert(channel, now);
+                runtime.idle_since[channel] = now;
             }
             runtime.tasks.remove(&id);
             runtime.roll(today);
-            *runtime.today.tasks.entry(channel).or_default() += 1;
-            *runtime.today.talk_ms.entry(channel).or_default() += talk_ms;
+            runtime.today.tasks[channel] += 1;
+            runtime.today.talk_ms[channel] += talk_ms;
         }
         if let (Some(offered_at), Some(runtime)) = (offered_at, self.queues.get_mut(&queue)) {
             runtime.record_handle(
@@ -1611,7 +1628,7 @@ impl Router {
         let available = self
             .agents
             .get(&agent)
-            .is_some_and(|runtime| self.activity_available(&runtime.agent.activity));
+            .is_some_and(|runtime| runtime.available);
         if available && self.activities.contains_key(&no_answer) {
             let _ = self.change_activity(agent, &no_answer, now);
         }

@@ -898,10 +898,14 @@ fn check_invariants(router: &Router, seed: u64, step: usize) {
                     TaskStatus::Assigned | TaskStatus::Wrapping => {
                         task.agent_id == Some(runtime.agent.id)
                     }
-                    _ => false,
+                    TaskStatus::Pending
+                    | TaskStatus::Completed
+                    | TaskStatus::Canceled
+                    | TaskStatus::Abandoned
+                    | TaskStatus::Overflowed => false,
                 })
                 .count() as u32;
-            let load = runtime.load.get(&channel).copied().unwrap_or_default();
+            let load = runtime.load[channel];
             assert_eq!(
                 load.total(),
                 held,
@@ -915,7 +919,11 @@ fn check_invariants(router: &Router, seed: u64, step: usize) {
     }
     // Nobody free could take anything waiting.
     for runtime in router.agents.values() {
-        if !router.activity_available(&runtime.agent.activity) {
+        assert_eq!(
+            runtime.available,
+            router.activity_available(&runtime.agent.activity)
+        );
+        if !runtime.available {
             continue;
         }
         for channel in crate::domain::model::Channel::ALL {
