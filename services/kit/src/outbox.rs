@@ -23,8 +23,8 @@ use crate::{
     metrics, telemetry,
 };
 
-/// Events relayed per transaction.
-const BATCH: u64 = 100;
+/// Events relayed per transaction (sent to the broker before their confirms are awaited).
+const BATCH: u64 = 500;
 
 pub mod entity {
     use super::*;
@@ -200,10 +200,9 @@ async fn relay_batch(db: &DatabaseConnection, bus: &dyn Bus) -> anyhow::Result<R
         .limit(BATCH)
         .all(&txn)
         .await?;
-    let mut published = Vec::with_capacity(rows.len());
-    let mut failure = None;
-    for row in rows {
-        let event = Event {
+    let events: Vec<Event> = rows
+        .into_iter()
+        .map(|row| Event {
             id: row.id,
             kind: row.kind,
             source: row.source,
@@ -213,19 +212,21 @@ async fn relay_batch(db: &DatabaseConnection, bus: &dyn Bus) -> anyhow::Result<R
             traceparent: row.traceparent,
             sequence: u64::try_from(row.seq).ok(),
             redeliveries: 0,
-        };
-        match bus.publish(&event).await {
-            Ok(()) => {
-                metrics::record_event_published(&event.kind);
-                published.push(row.seq);
-            }
-            Err(error) => {
-                // Keep order: stop at the first failure and retry from there.
-                failure = Some(error);
-                break;
-            }
-        }
-    }
+        })
+        .collect();
+    // In order; a failure stops the batch there, to be retried from it.
+    let (confirmed, failure) = bus.publish_batch(&events).await;
+    let published: Vec<i64> = events
+        .iter()
+        .take(confirmed)
+        .map(|event| {
+            metrics::record_event_published(&event.kind);
+            event
+                .sequence
+                .and_then(|seq| i64::try_from(seq).ok())
+                .unwrap_or_default()
+        })
+        .collect();
     if !published.is_empty() {
         entity::Entity::delete_many()
             .filter(entity::Column::Seq.is_in(published.iter().copied()))

@@ -208,6 +208,43 @@ async fn populate(
     Ok(())
 }
 
+/// The router's own account of a run, from its `/metrics`: mean commit time
+/// and commands per commit.
+async fn commits(client: &reqwest::Client, replicas: &[String]) -> String {
+    let (mut commit_sum, mut commits, mut commands) = (0.0, 0.0, 0.0);
+    for replica in replicas {
+        let Ok(response) = client.get(format!("{replica}/metrics")).send().await else {
+            continue;
+        };
+        let Ok(text) = response.text().await else {
+            continue;
+        };
+        for line in text.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(value)) = (
+                parts.next(),
+                parts.next().and_then(|v| v.parse::<f64>().ok()),
+            ) else {
+                continue;
+            };
+            match name {
+                "routing_commit_seconds_sum" => commit_sum += value,
+                "routing_commit_seconds_count" => commits += value,
+                "routing_batch_commands_sum" => commands += value,
+                _ => {}
+            }
+        }
+    }
+    if commits == 0.0 {
+        return String::new();
+    }
+    format!(
+        "  ({:.2} ms per commit, {:.1} commands per commit)",
+        commit_sum / commits * 1000.0,
+        commands / commits
+    )
+}
+
 struct Figures {
     assignments: u64,
     per_second: f64,

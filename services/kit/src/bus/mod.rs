@@ -221,6 +221,20 @@ pub trait Bus: Send + Sync + 'static {
     /// An event no queue is bound for is kept as an `UNROUTABLE` dead letter.
     async fn publish(&self, event: &Event) -> Result<(), BusError>;
 
+    /// Publishes `events` in order and says how many, from the first, the
+    /// broker confirmed, with the error that stopped the rest. A backend may
+    /// send them all before it waits for confirms (one round trip for the
+    /// batch); events after a failed one may then reach the broker too, and
+    /// come again when the batch is retried: consumers drop them by id.
+    async fn publish_batch(&self, events: &[Event]) -> (usize, Option<BusError>) {
+        for (published, event) in events.iter().enumerate() {
+            if let Err(error) = self.publish(event).await {
+                return (published, Some(error));
+            }
+        }
+        (events.len(), None)
+    }
+
     /// Consumes `subscription` until `shutdown` is cancelled. An event is acked
     /// after `handler` returns `Ok`; on `Err` it is retried with backoff, and
     /// after the delivery limit it becomes a dead letter. Returns once the event
