@@ -125,6 +125,47 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, schema: &str) ->
     result
 }
 
+/// One write of a batch, built but not run: [`crate::lease::fenced_script`]
+/// runs a list of them in one transaction.
+#[derive(Clone, Debug)]
+pub enum Write {
+    Insert(sea_orm::sea_query::InsertStatement),
+    Delete(sea_orm::sea_query::DeleteStatement),
+}
+
+impl From<sea_orm::sea_query::InsertStatement> for Write {
+    fn from(statement: sea_orm::sea_query::InsertStatement) -> Self {
+        Self::Insert(statement)
+    }
+}
+
+impl From<sea_orm::sea_query::DeleteStatement> for Write {
+    fn from(statement: sea_orm::sea_query::DeleteStatement) -> Self {
+        Self::Delete(statement)
+    }
+}
+
+impl Write {
+    /// The statement with its values bound (how SQLite gets it: written in,
+    /// its ids and times would be stored as text instead of sqlx's forms).
+    pub async fn run<C: ConnectionTrait>(&self, conn: &C) -> Result<(), DbErr> {
+        match self {
+            Self::Insert(statement) => conn.execute(statement).await?,
+            Self::Delete(statement) => conn.execute(statement).await?,
+        };
+        Ok(())
+    }
+
+    /// The statement as PostgreSQL text, its values written in (escaped by sea-query).
+    pub fn postgres(&self) -> String {
+        use sea_orm::sea_query::PostgresQueryBuilder;
+        match self {
+            Self::Insert(statement) => statement.to_string(PostgresQueryBuilder),
+            Self::Delete(statement) => statement.to_string(PostgresQueryBuilder),
+        }
+    }
+}
+
 /// Whether the database answers (for `/readyz`).
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.ping().await

@@ -102,14 +102,23 @@ impl Outbox {
         conn: &C,
         events: Vec<Event>,
     ) -> Result<(), DbErr> {
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            let chunk: Vec<_> = events.by_ref().take(ENQUEUE_CHUNK).map(row).collect();
-            entity::Entity::insert_many(chunk)
-                .exec_without_returning(conn)
-                .await?;
+        for statement in Self::enqueue_queries(events) {
+            conn.execute(&statement).await?;
         }
         Ok(())
+    }
+
+    /// The statements [`enqueue_many`](Self::enqueue_many) runs, for a caller
+    /// writing its own script.
+    pub fn enqueue_queries(events: Vec<Event>) -> Vec<sea_orm::sea_query::InsertStatement> {
+        use sea_orm::QueryTrait;
+        let mut events = events.into_iter().peekable();
+        let mut statements = Vec::new();
+        while events.peek().is_some() {
+            let chunk: Vec<_> = events.by_ref().take(ENQUEUE_CHUNK).map(row).collect();
+            statements.push(entity::Entity::insert_many(chunk).into_query());
+        }
+        statements
     }
 
     /// Tells the relay that committed events are waiting (call after commit).

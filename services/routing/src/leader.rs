@@ -19,7 +19,7 @@ use hotline_kit::{
     lease::{self, FenceError, Grant, Leadership},
     outbox::Outbox,
 };
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -450,15 +450,15 @@ impl Committer {
         failure.map_or(Ok(()), Err)
     }
 
+    /// One fenced transaction: the batch's rows, timers and outbox events
+    /// (on PostgreSQL one round trip to the database).
     async fn write(
         &self,
         changes: &Changes,
         traceparents: Vec<Option<String>>,
     ) -> Result<(), BatchError> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
-        lease::fence(&txn, &self.grant, self.lease_ttl).await?;
-        store::persist(&txn, changes).await?;
+        let mut script = store::persist(changes)?;
         let outbox_events = changes
             .happenings
             .iter()
@@ -478,8 +478,12 @@ impl Committer {
                 )
             })
             .collect();
-        self.outbox.enqueue_many(&txn, outbox_events).await?;
-        txn.commit().await?;
+        script.extend(
+            Outbox::enqueue_queries(outbox_events)
+                .into_iter()
+                .map(Into::into),
+        );
+        lease::fenced_script(&self.db, &self.grant, self.lease_ttl, &script).await?;
         Ok(())
     }
 

@@ -515,7 +515,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         println!(
-            "{:<28} {:>14.0} {:>9.2} {:>9.2} {:>12.2}{}",
+            "{:<28} {:>14.0} {:>9.2} {:>9.2} {:>12.2}{}{}",
             setup.name,
             figures.per_second,
             figures.p50_ms,
@@ -525,7 +525,8 @@ async fn main() -> anyhow::Result<()> {
                 format!("  ({} not offered at once)", figures.not_offered)
             } else {
                 String::new()
-            }
+            },
+            commits(&client, &setup.replicas).await,
         );
         results.push((setup.name, figures));
         drop(setup);

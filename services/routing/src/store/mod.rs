@@ -10,9 +10,10 @@ pub mod task;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use hotline_kit::db::Write;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::OnConflict,
+    QueryOrder, QuerySelect, QueryTrait, sea_query::OnConflict,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -219,28 +220,36 @@ pub async fn load<C: ConnectionTrait>(
     })
 }
 
-/// Writes what one batch changed (inside the leader's fenced transaction).
-pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<(), DbErr> {
+/// The statements that write what one batch changed, rendered for `backend`
+/// (the leader runs them in one fenced transaction).
+pub fn persist(changes: &Changes) -> Result<Vec<Write>, DbErr> {
+    let mut script: Vec<Write> = Vec::new();
+    let mut add = |statement: Write| script.push(statement);
     if !changes.activities.is_empty() {
         let rows = changes.activities.iter().map(|a| activity::ActiveModel {
             name: Set(a.name.clone()),
             available: Set(a.available),
             description: Set(a.description.clone()),
         });
-        activity::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(activity::Column::Name)
-                    .update_columns([activity::Column::Available, activity::Column::Description])
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        add(Write::from(
+            activity::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(activity::Column::Name)
+                        .update_columns([
+                            activity::Column::Available,
+                            activity::Column::Description,
+                        ])
+                        .to_owned(),
+                )
+                .into_query(),
+        ));
     }
     if !changes.deleted_activities.is_empty() {
-        activity::Entity::delete_many()
-            .filter(activity::Column::Name.is_in(changes.deleted_activities.iter().cloned()))
-            .exec(db)
-            .await?;
+        add(Write::from(
+            activity::Entity::delete_many()
+                .filter(activity::Column::Name.is_in(changes.deleted_activities.iter().cloned()))
+                .into_query(),
+        ));
     }
     if !changes.queues.is_empty() {
         let mut rows = Vec::with_capacity(changes.queues.len());
@@ -254,25 +263,27 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
                 updated_at: Set(q.updated_at),
             });
         }
-        queue::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(queue::Column::Id)
-                    .update_columns([
-                        queue::Column::Name,
-                        queue::Column::Spec,
-                        queue::Column::Version,
-                        queue::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        add(Write::from(
+            queue::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(queue::Column::Id)
+                        .update_columns([
+                            queue::Column::Name,
+                            queue::Column::Spec,
+                            queue::Column::Version,
+                            queue::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .into_query(),
+        ));
     }
     if !changes.deleted_queues.is_empty() {
-        queue::Entity::delete_many()
-            .filter(queue::Column::Id.is_in(changes.deleted_queues.iter().copied()))
-            .exec(db)
-            .await?;
+        add(Write::from(
+            queue::Entity::delete_many()
+                .filter(queue::Column::Id.is_in(changes.deleted_queues.iter().copied()))
+                .into_query(),
+        ));
     }
     for chunk in changes.agents.chunks(CHUNK) {
         let mut rows = Vec::with_capacity(chunk.len());
@@ -289,31 +300,33 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
                 updated_at: Set(a.updated_at),
             });
         }
-        agent::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(agent::Column::Id)
-                    .update_columns([
-                        agent::Column::Name,
-                        agent::Column::Login,
-                        agent::Column::Spec,
-                        agent::Column::Activity,
-                        agent::Column::ActivitySince,
-                        agent::Column::Version,
-                        agent::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        add(Write::from(
+            agent::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(agent::Column::Id)
+                        .update_columns([
+                            agent::Column::Name,
+                            agent::Column::Login,
+                            agent::Column::Spec,
+                            agent::Column::Activity,
+                            agent::Column::ActivitySince,
+                            agent::Column::Version,
+                            agent::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .into_query(),
+        ));
     }
     if !changes.deleted_agents.is_empty() {
-        agent::Entity::delete_many()
-            .filter(agent::Column::Id.is_in(changes.deleted_agents.iter().copied()))
-            .exec(db)
-            .await?;
+        add(Write::from(
+            agent::Entity::delete_many()
+                .filter(agent::Column::Id.is_in(changes.deleted_agents.iter().copied()))
+                .into_query(),
+        ));
     }
     if let Some(rules) = &changes.rules {
-        entry_rule::Entity::delete_many().exec(db).await?;
+        add(Write::from(entry_rule::Entity::delete_many().into_query()));
         if !rules.is_empty() {
             let mut rows = Vec::with_capacity(rules.len());
             for (position, rule) in rules.iter().enumerate() {
@@ -322,21 +335,22 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
                     rule: Set(to_json(rule)?),
                 });
             }
-            entry_rule::Entity::insert_many(rows)
-                .exec_without_returning(db)
-                .await?;
+            add(Write::from(
+                entry_rule::Entity::insert_many(rows).into_query(),
+            ));
         }
     }
     for chunk in changes.tasks.chunks(CHUNK) {
         let rows = chunk.iter().map(task_row).collect::<Result<Vec<_>, _>>()?;
-        task::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(task::Column::Id)
-                    .update_columns(task_update_columns())
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        add(Write::from(
+            task::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(task::Column::Id)
+                        .update_columns(task_update_columns())
+                        .to_owned(),
+                )
+                .into_query(),
+        ));
     }
     for chunk in changes.reservations.chunks(CHUNK) {
         let rows = latest_per_reservation(chunk)
@@ -351,22 +365,27 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
                 responded_at: Set(r.responded_at),
                 reason: Set(r.reason.clone()),
             });
-        reservation::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(reservation::Column::Id)
-                    .update_columns([
-                        reservation::Column::Status,
-                        reservation::Column::RespondedAt,
-                        reservation::Column::Reason,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        add(Write::from(
+            reservation::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(reservation::Column::Id)
+                        .update_columns([
+                            reservation::Column::Status,
+                            reservation::Column::RespondedAt,
+                            reservation::Column::Reason,
+                        ])
+                        .to_owned(),
+                )
+                .into_query(),
+        ));
     }
-    hotline_kit::timers::schedule(db, &changes.timers_set).await?;
-    hotline_kit::timers::cancel(db, &changes.timers_cancel).await?;
-    Ok(())
+    for statement in hotline_kit::timers::schedule_queries(&changes.timers_set) {
+        add(statement.into());
+    }
+    for statement in hotline_kit::timers::cancel_queries(&changes.timers_cancel) {
+        add(statement.into());
+    }
+    Ok(script)
 }
 
 /// One row per reservation, its last state: an upsert may not name a row twice.

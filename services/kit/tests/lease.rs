@@ -1,0 +1,174 @@
+//! Leases and what they fence, and durable timers, on SQLite and PostgreSQL:
+//! one holder at a time, a takeover bumps the epoch, the old holder's writes
+//! are refused once it is overtaken, and a fenced script writes any value as
+//! it was given (or nothing at all).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hotline_kit::{
+    bus::Event,
+    db,
+    lease::{self, FenceError},
+    outbox::{self, Outbox},
+    timers::{self, Timer},
+};
+use hotline_testkit::Infra;
+use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+struct PlatformTables;
+
+impl MigratorTrait for PlatformTables {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        hotline_kit::migration::platform_migrations()
+    }
+}
+
+async fn database(infra: &Infra) -> DatabaseConnection {
+    let platform = infra.platform().await;
+    platform.database::<PlatformTables>("kit").await.unwrap()
+}
+
+async fn one_holder_at_a_time_and_the_overtaken_one_writes_nothing(infra: Infra) {
+    let db = database(&infra).await;
+    let ttl = Duration::from_millis(300);
+    let first = lease::try_acquire(&db, "router", "a", "http://a", ttl)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(
+        lease::try_acquire(&db, "router", "b", "http://b", ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "held"
+    );
+    let holder = lease::holder(&db, "router").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            holder.holder.as_str(),
+            holder.address.as_str(),
+            holder.expired
+        ),
+        ("a", "http://a", false)
+    );
+    assert!(lease::renew(&db, &first, ttl).await.unwrap());
+
+    // `a` stalls past its expiry; `b` takes over with the next epoch.
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let second = lease::try_acquire(&db, "router", "b", "http://b", ttl)
+        .await
+        .unwrap()
+        .expect("expired");
+    assert_eq!(second.epoch, first.epoch + 1);
+    let event = Event::new("kit.test.written", "/test", b"late".to_vec());
+    let write: Vec<db::Write> = Outbox::enqueue_queries(vec![event])
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let late = lease::fenced_script(&db, &first, ttl, &write).await;
+    assert!(matches!(late, Err(FenceError::Lost(_))), "{late:?}");
+    assert_eq!(
+        outbox::pending(&db).await.unwrap(),
+        0,
+        "the overtaken holder wrote nothing"
+    );
+    assert!(!lease::renew(&db, &first, ttl).await.unwrap());
+
+    lease::release(&db, &second).await.unwrap();
+    let third = lease::try_acquire(&db, "router", "a", "http://a", ttl)
+        .await
+        .unwrap()
+        .expect("released");
+    assert_eq!(third.epoch, second.epoch + 1, "released: taken at once");
+}
+
+async fn a_fenced_script_writes_every_value_as_given(infra: Infra) {
+    let db = database(&infra).await;
+    let grant = lease::try_acquire(&db, "writer", "me", "", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let awkward = "it's a \\ back'slash\n\"quoted\" 张伟 $fence$ ; DROP TABLE timer; --";
+    let bytes: Vec<u8> = (0..=255).collect();
+    let mut event = Event::new("kit.test.awkward", "/test", bytes.clone()).with_subject(awkward);
+    event.traceparent = Some(awkward.to_owned());
+    let timer = Timer {
+        key: awkward.to_owned(),
+        kind: "k".into(),
+        due_at: Utc::now(),
+        payload: "{\"json\": \"\\u00e9\"}".into(),
+    };
+    let mut script: Vec<db::Write> = Outbox::enqueue_queries(vec![event.clone()])
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    script.extend(
+        timers::schedule_queries(std::slice::from_ref(&timer))
+            .into_iter()
+            .map(Into::into),
+    );
+    lease::fenced_script(&db, &grant, Duration::from_secs(5), &script)
+        .await
+        .unwrap();
+
+    let stored = outbox::entity::Entity::find().all(&db).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].data, bytes);
+    assert_eq!(stored[0].subject.as_deref(), Some(awkward));
+    assert_eq!(stored[0].traceparent.as_deref(), Some(awkward));
+    let loaded = timers::load_all(&db).await.unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(
+        (loaded[0].key.as_str(), loaded[0].payload.as_str()),
+        (awkward, timer.payload.as_str())
+    );
+
+    // A failing statement takes the whole script back, fence included.
+    let mut missing = sea_orm::sea_query::Query::insert();
+    missing
+        .into_table(sea_orm::sea_query::Alias::new("no_such_table"))
+        .columns([sea_orm::sea_query::Alias::new("x")])
+        .values([1.into()])
+        .unwrap();
+    let broken = vec![script[0].clone(), db::Write::Insert(missing)];
+    assert!(matches!(
+        lease::fenced_script(&db, &grant, Duration::from_secs(5), &broken).await,
+        Err(FenceError::Db(_))
+    ));
+    assert_eq!(
+        outbox::pending(&db).await.unwrap(),
+        1,
+        "nothing of the failed script stayed"
+    );
+    timers::cancel(&db, &[awkward.to_owned()]).await.unwrap();
+    assert!(timers::load_all(&db).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_one_holder_at_a_time_and_the_overtaken_one_writes_nothing() {
+    one_holder_at_a_time_and_the_overtaken_one_writes_nothing(Infra::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_one_holder_at_a_time_and_the_overtaken_one_writes_nothing() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    one_holder_at_a_time_and_the_overtaken_one_writes_nothing(infra).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_fenced_script_writes_every_value_as_given() {
+    a_fenced_script_writes_every_value_as_given(Infra::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_a_fenced_script_writes_every_value_as_given() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    a_fenced_script_writes_every_value_as_given(infra).await;
+}
