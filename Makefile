@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test lint fmt bench seed chart image check-duplicates
+.PHONY: help run test lint fmt bench bench-lookup bench-routing seed chart image check-duplicates
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,22 +26,28 @@ lint: ## formatting, clippy with warnings as errors, one version of each major c
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-# The benchmarks run identity on PostgreSQL + Redis; override any of these.
-seed bench: export HOTLINE_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/test
-seed bench: export HOTLINE_DATABASE__SCHEMA_PREFIX ?= bench_
-seed bench: export HOTLINE_CACHE__KIND ?= redis
-seed bench: export HOTLINE_CACHE__REDIS_URL ?= redis://127.0.0.1:6379
-seed bench: export HOTLINE_CACHE__PREFIX ?= hotline-bench
-seed bench: export HOTLINE_IDENTITY__PII_KEY ?= YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=
-seed bench: export HOTLINE_BOOTSTRAP_CLIENT_ID ?= bench-admin
-seed bench: export HOTLINE_BOOTSTRAP_CLIENT_SECRET ?= bench-admin-secret-0123456789
-seed bench: export HOTLINE_TELEMETRY__LEVEL ?= warn
+# The lookup benchmark runs identity on PostgreSQL + Redis; override any of these.
+seed bench-lookup: export HOTLINE_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/test
+seed bench-lookup: export HOTLINE_DATABASE__SCHEMA_PREFIX ?= bench_
+seed bench-lookup: export HOTLINE_CACHE__KIND ?= redis
+seed bench-lookup: export HOTLINE_CACHE__REDIS_URL ?= redis://127.0.0.1:6379
+seed bench-lookup: export HOTLINE_CACHE__PREFIX ?= hotline-bench
+seed bench-lookup: export HOTLINE_IDENTITY__PII_KEY ?= YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=
+seed bench-lookup: export HOTLINE_BOOTSTRAP_CLIENT_ID ?= bench-admin
+seed bench-lookup: export HOTLINE_BOOTSTRAP_CLIENT_SECRET ?= bench-admin-secret-0123456789
+seed bench-lookup: export HOTLINE_TELEMETRY__LEVEL ?= warn
 
 seed: ## load 1,000,000 customers into PostgreSQL (HOTLINE_BENCH_CUSTOMERS to change)
 	$(CARGO) run --release -p hotline-system-tests --bin seed
 
-bench: ## screen-pop lookups against identity on PostgreSQL + Redis; prints lookups/s, p50, p99
+bench: bench-lookup bench-routing ## both benchmarks below
+
+bench-lookup: ## screen-pop lookups against identity on PostgreSQL + Redis; prints lookups/s, p50, p99
 	$(CARGO) run --release -p hotline-system-tests --bin lookup-bench
+
+bench-routing: ## routing assignments/s, p50, p99: embedded, 1 and 3 replicas on PostgreSQL + Redis + RabbitMQ, beside pgbench
+	$(CARGO) build --release -p hotline --bin hotline
+	$(CARGO) run --release -p hotline-system-tests --bin routing-bench
 
 chart: ## render, lint and validate the Helm chart offline
 	pip install -q -r charts/hotline/ci/requirements.txt && python3 charts/hotline/ci/check.py

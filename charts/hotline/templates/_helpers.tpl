@@ -121,6 +121,11 @@ The --target of `hotline migrate`: what the release runs.
 {{- if or (has "all" $targets) (has "identity" $targets) }}true{{ end }}
 {{- end }}
 
+{{- define "hotline.runsRouting" -}}
+{{- $targets := splitList "," (nospace .) }}
+{{- if or (has "all" $targets) (has "routing" $targets) }}true{{ end }}
+{{- end }}
+
 {{/*
 The units this release runs, as YAML: {units: [{name, resourceName, target, values}]}.
 monolith: one unit named "all" (component label "all", resources named after the
@@ -203,6 +208,11 @@ that is not a configuration key: the binary rejects unknown keys.
 {{- $secretEnv = append $secretEnv (list "HOTLINE_BOOTSTRAP_CLIENT_ID" . $values.bootstrapClient.idKey) }}
 {{- $secretEnv = append $secretEnv (list "HOTLINE_BOOTSTRAP_CLIENT_SECRET" . $values.bootstrapClient.secretKey) }}
 {{- end }}
+{{- end }}
+{{- if eq (include "hotline.runsRouting" .target) "true" }}
+{{- /* The other replicas forward commands to the router's holder at this address. */}}
+{{- $env = append $env (dict "name" "POD_IP" "valueFrom" (dict "fieldRef" (dict "fieldPath" "status.podIP"))) }}
+{{- $env = append $env (dict "name" "HOTLINE_ROUTING__ADVERTISE_GRPC" "value" "http://$(POD_IP):9090") }}
 {{- end }}
 {{- range $secretEnv }}
 {{- $env = append $env (dict "name" (index . 0) "valueFrom" (dict "secretKeyRef" (dict "name" (index . 1) "key" (index . 2)))) }}

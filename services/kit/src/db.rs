@@ -43,10 +43,6 @@ impl Location {
 }
 
 /// Opens the pool for one service, creating its schema or file if needed.
-#[expect(
-    clippy::wildcard_enum_match_arm,
-    reason = "sea-orm backends are non-exhaustive"
-)]
 pub async fn connect(
     location: &Location,
     max_connections: u32,
@@ -75,28 +71,29 @@ pub async fn connect(
         .sqlx_logging(false);
     if location.is_postgres() {
         options.set_schema_search_path(location.schema.clone());
+    } else {
+        // Set on every connection the pool opens (it replaces them over time):
+        // WAL lets readers proceed while one writer commits; the busy timeout
+        // makes a second writer wait instead of failing. NORMAL syncs at
+        // checkpoints, not at every commit: a commit survives the process
+        // dying, and only a power cut or kernel crash can take back the last
+        // ones (docs/adr/0005-embedded-sqlite.md) — for a tenth of the commit time.
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
     }
     let db = Database::connect(options).await?;
-    match db.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            db.execute_unprepared(&format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
-                location.schema
-            ))
-            .await?;
-        }
-        DatabaseBackend::Sqlite => {
-            // WAL lets readers proceed while one writer commits; the busy timeout
-            // makes a second writer wait instead of failing. NORMAL syncs at
-            // checkpoints, not at every commit: a commit survives the process
-            // dying, and only a power cut or kernel crash can take back the last
-            // ones (docs/adr/0005-embedded-sqlite.md) — for a tenth of the commit time.
-            db.execute_unprepared(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-            )
-            .await?;
-        }
-        _ => {}
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        db.execute_unprepared(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+            location.schema
+        ))
+        .await?;
     }
     Ok(db)
 }
@@ -125,7 +122,7 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, schema: &str) ->
     result
 }
 
-/// One write of a batch, built but not run: [`crate::lease::fenced_script`]
+/// One write of a batch, built but not run: [`crate::lease::fenced_writes`]
 /// runs a list of them in one transaction.
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -146,23 +143,13 @@ impl From<sea_orm::sea_query::DeleteStatement> for Write {
 }
 
 impl Write {
-    /// The statement with its values bound (how SQLite gets it: written in,
-    /// its ids and times would be stored as text instead of sqlx's forms).
+    /// Runs the statement with its values bound.
     pub async fn run<C: ConnectionTrait>(&self, conn: &C) -> Result<(), DbErr> {
         match self {
             Self::Insert(statement) => conn.execute(statement).await?,
             Self::Delete(statement) => conn.execute(statement).await?,
         };
         Ok(())
-    }
-
-    /// The statement as PostgreSQL text, its values written in (escaped by sea-query).
-    pub fn postgres(&self) -> String {
-        use sea_orm::sea_query::PostgresQueryBuilder;
-        match self {
-            Self::Insert(statement) => statement.to_string(PostgresQueryBuilder),
-            Self::Delete(statement) => statement.to_string(PostgresQueryBuilder),
-        }
     }
 }
 
@@ -177,4 +164,55 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::*;
+
+    async fn pragma(db: &DatabaseConnection, name: &str) -> String {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Sqlite,
+                format!("PRAGMA {name}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<String>(0)
+            .or_else(|_| row.try_get_by_index::<i64>(0).map(|v| v.to_string()))
+            .unwrap()
+    }
+
+    /// The pool replaces its connections over time: each new one gets the
+    /// pragmas too, not only the first.
+    #[tokio::test]
+    async fn every_sqlite_connection_is_in_wal_with_normal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location {
+            url: format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("t.sqlite").display()
+            ),
+            schema: "t".into(),
+        };
+        let db = connect(&location, 1).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(pragma(&db, "journal_mode").await, "wal");
+            assert_eq!(pragma(&db, "synchronous").await, "1", "NORMAL");
+            assert_eq!(pragma(&db, "foreign_keys").await, "1");
+            assert_eq!(pragma(&db, "busy_timeout").await, "5000");
+            // Take the pool's connection out of it: the next query opens a new one.
+            let old = db
+                .get_sqlite_connection_pool()
+                .acquire()
+                .await
+                .unwrap()
+                .detach();
+            drop(old);
+        }
+    }
 }

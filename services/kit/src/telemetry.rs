@@ -40,8 +40,9 @@ impl Telemetry {
         global::set_tracer_provider(provider.clone());
         let tracer = provider.tracer("hotline");
 
-        let filter =
-            EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.level))?;
+        let filter = quiet_lapin(
+            EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.level))?,
+        );
         let fmt = match config.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
@@ -78,6 +79,18 @@ impl Telemetry {
     }
 }
 
+/// lapin logs every message the broker returns as unroutable, whole, at WARN
+/// (under load most of the process's work), and every channel the broker
+/// closes at ERROR, including the expected closes of the bus's passive
+/// declarations. The bus reports both itself: it parks, counts and warns once
+/// per kind of unroutable event, and each failed operation returns its error.
+fn quiet_lapin(filter: EnvFilter) -> EnvFilter {
+    ["lapin::returned_messages=off", "lapin::channel=off"]
+        .into_iter()
+        .filter_map(|directive| directive.parse().ok())
+        .fold(filter, EnvFilter::add_directive)
+}
+
 /// Installs a subscriber for tests (once per test binary); never fails.
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -86,7 +99,9 @@ pub fn init_for_tests() {
         let provider = SdkTracerProvider::builder().build();
         let tracer = provider.tracer("hotline-test");
         global::set_tracer_provider(provider);
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+        let filter = quiet_lapin(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        );
         let _ = tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()

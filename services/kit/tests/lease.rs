@@ -1,6 +1,6 @@
 //! Leases and what they fence, and durable timers, on SQLite and PostgreSQL:
 //! one holder at a time, a takeover bumps the epoch, the old holder's writes
-//! are refused once it is overtaken, and a fenced script writes any value as
+//! are refused once it is overtaken, and fenced writes keep any value as
 //! it was given (or nothing at all).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -68,7 +68,7 @@ async fn one_holder_at_a_time_and_the_overtaken_one_writes_nothing(infra: Infra)
         .into_iter()
         .map(Into::into)
         .collect();
-    let late = lease::fenced_script(&db, &first, ttl, &write).await;
+    let late = lease::fenced_writes(&db, &first, ttl, &write).await;
     assert!(matches!(late, Err(FenceError::Lost(_))), "{late:?}");
     assert_eq!(
         outbox::pending(&db).await.unwrap(),
@@ -85,7 +85,7 @@ async fn one_holder_at_a_time_and_the_overtaken_one_writes_nothing(infra: Infra)
     assert_eq!(third.epoch, second.epoch + 1, "released: taken at once");
 }
 
-async fn a_fenced_script_writes_every_value_as_given(infra: Infra) {
+async fn fenced_writes_keep_every_value_as_given(infra: Infra) {
     let db = database(&infra).await;
     let grant = lease::try_acquire(&db, "writer", "me", "", Duration::from_secs(5))
         .await
@@ -110,7 +110,7 @@ async fn a_fenced_script_writes_every_value_as_given(infra: Infra) {
             .into_iter()
             .map(Into::into),
     );
-    lease::fenced_script(&db, &grant, Duration::from_secs(5), &script)
+    lease::fenced_writes(&db, &grant, Duration::from_secs(5), &script)
         .await
         .unwrap();
 
@@ -126,7 +126,7 @@ async fn a_fenced_script_writes_every_value_as_given(infra: Infra) {
         (awkward, timer.payload.as_str())
     );
 
-    // A failing statement takes the whole script back, fence included.
+    // A failing statement takes the whole batch back, fence included.
     let mut missing = sea_orm::sea_query::Query::insert();
     missing
         .into_table(sea_orm::sea_query::Alias::new("no_such_table"))
@@ -135,13 +135,13 @@ async fn a_fenced_script_writes_every_value_as_given(infra: Infra) {
         .unwrap();
     let broken = vec![script[0].clone(), db::Write::Insert(missing)];
     assert!(matches!(
-        lease::fenced_script(&db, &grant, Duration::from_secs(5), &broken).await,
+        lease::fenced_writes(&db, &grant, Duration::from_secs(5), &broken).await,
         Err(FenceError::Db(_))
     ));
     assert_eq!(
         outbox::pending(&db).await.unwrap(),
         1,
-        "nothing of the failed script stayed"
+        "nothing of the failed batch stayed"
     );
     timers::cancel(&db, &[awkward.to_owned()]).await.unwrap();
     assert!(timers::load_all(&db).await.unwrap().is_empty());
@@ -161,14 +161,14 @@ async fn real_one_holder_at_a_time_and_the_overtaken_one_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_a_fenced_script_writes_every_value_as_given() {
-    a_fenced_script_writes_every_value_as_given(Infra::embedded()).await;
+async fn embedded_fenced_writes_keep_every_value_as_given() {
+    fenced_writes_keep_every_value_as_given(Infra::embedded()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_a_fenced_script_writes_every_value_as_given() {
+async fn real_fenced_writes_keep_every_value_as_given() {
     let Some(infra) = Infra::real().await else {
         return;
     };
-    a_fenced_script_writes_every_value_as_given(infra).await;
+    fenced_writes_keep_every_value_as_given(infra).await;
 }

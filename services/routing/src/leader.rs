@@ -451,7 +451,7 @@ impl Committer {
     }
 
     /// One fenced transaction: the batch's rows, timers and outbox events
-    /// (on PostgreSQL one round trip to the database).
+    /// (bound statements).
     async fn write(
         &self,
         changes: &Changes,
@@ -483,7 +483,7 @@ impl Committer {
                 .into_iter()
                 .map(Into::into),
         );
-        lease::fenced_script(&self.db, &self.grant, self.lease_ttl, &script).await?;
+        lease::fenced_writes(&self.db, &self.grant, self.lease_ttl, &script).await?;
         Ok(())
     }
 

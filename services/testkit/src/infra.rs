@@ -204,6 +204,35 @@ impl Infra {
         format!("hotline-test-{}", self.run_id)
     }
 
+    /// Stands in for a consumer that does not run here (reporting, say): a
+    /// queue in the run's virtual host bound to `exchange` by `pattern`, keeping
+    /// only its newest `max_length` messages, so the events it takes are routed
+    /// as in production instead of returned as unroutable.
+    pub async fn bind_stand_in_queue(
+        &self,
+        exchange: &str,
+        queue: &str,
+        pattern: &str,
+        max_length: u32,
+    ) -> Result<(), String> {
+        let vhost = self.vhost();
+        rabbitmq_api(
+            reqwest::Method::PUT,
+            &format!("/api/queues/{vhost}/{queue}"),
+            Some(serde_json::json!({
+                "durable": false,
+                "arguments": {"x-max-length": max_length, "x-overflow": "drop-head"},
+            })),
+        )
+        .await?;
+        rabbitmq_api(
+            reqwest::Method::POST,
+            &format!("/api/bindings/{vhost}/e/{exchange}/q/{queue}"),
+            Some(serde_json::json!({"routing_key": pattern})),
+        )
+        .await
+    }
+
     /// Removes the run's schemas, virtual host and cache keys.
     async fn clean_up(run_id: String, vhost: String, database_url: String, redis_url: String) {
         if let Err(error) = rabbitmq_api(

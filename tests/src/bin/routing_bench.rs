@@ -489,6 +489,12 @@ async fn main() -> anyhow::Result<()> {
             peer_env.push(("HOTLINE_PEERS__IDENTITY_HTTP".into(), identity.http.clone()));
             let identity_http = identity.http.clone();
             servers.push(identity);
+            // Reporting will consume routing's events; without it every event
+            // would come back from the broker as unroutable and be parked.
+            infra
+                .bind_stand_in_queue("hotline.events", "bench.reporting", "routing.#", 100_000)
+                .await
+                .map_err(anyhow::Error::msg)?;
             let mut replicas = Vec::new();
             for _ in 0..routing_replicas {
                 let mut routing = Server::start("routing", &dir, &peer_env)?;
