@@ -184,6 +184,18 @@ impl Peers {
             Ok(response) => serde_json::from_slice(&response.into_inner().outcome).map_err(|e| {
                 ApiError::internal(anyhow::anyhow!("router answered something unreadable: {e}"))
             }),
+            // The connection broke before the router answered (its holder died
+            // mid-request): the caller retries wherever the router is now. A
+            // command that did commit answers as repeated (idempotent creation,
+            // 404/409 for the rest).
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unknown | tonic::Code::Unavailable
+                ) && ApiError::from(status.clone()).kind == "upstream_error" =>
+            {
+                Err(not_leader())
+            }
             Err(status) => Err(ApiError::from(status)),
         }
     }
