@@ -151,7 +151,7 @@ async fn agent(clients: Arc<Clients>, id: String, start: usize, stop: Cancellati
             if !handling.lock().unwrap().insert(task_id.clone()) {
                 continue;
             }
-            let (clients, handling) = (clients.clone(), handling.clone());
+            let (clients, handling, id) = (clients.clone(), handling.clone(), id.clone());
             tokio::spawn(async move {
                 if !in_hand {
                     let reservation = task["reservation"]["id"].as_str().unwrap();
@@ -161,7 +161,19 @@ async fn agent(clients: Arc<Clients>, id: String, start: usize, stop: Cancellati
                             &json!({}),
                         )
                         .await;
-                    if status != 200 {
+                    // Not 200 may still be ours: the accept committed and its
+                    // answer was lost with a replica (the retry then finds it taken).
+                    let ours = status == 200 || {
+                        let (_, now) = clients
+                            .send(
+                                reqwest::Method::GET,
+                                &format!("/api/v1/tasks/{task_id}"),
+                                None,
+                            )
+                            .await;
+                        now["status"] == "assigned" && now["agent_id"] == id.as_str()
+                    };
+                    if !ours {
                         handling.lock().unwrap().remove(&task_id);
                         return;
                     }
