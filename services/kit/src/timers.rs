@@ -12,9 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait,
-    sea_query::{DeleteStatement, InsertStatement, OnConflict},
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::OnConflict,
 };
 
 pub mod entity {
@@ -67,55 +66,38 @@ const CHUNK: usize = 1000;
 
 /// Sets these timers (replacing any with the same key), inside the change's transaction.
 pub async fn schedule<C: ConnectionTrait>(conn: &C, timers: &[Timer]) -> Result<(), DbErr> {
-    for statement in schedule_queries(timers) {
-        conn.execute(&statement).await?;
+    for chunk in timers.chunks(CHUNK) {
+        let rows = chunk.iter().map(|timer| entity::ActiveModel {
+            key: Set(timer.key.clone()),
+            kind: Set(timer.kind.clone()),
+            due_at_ms: Set(timer.due_ms()),
+            payload: Set(timer.payload.clone()),
+        });
+        entity::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(entity::Column::Key)
+                    .update_columns([
+                        entity::Column::Kind,
+                        entity::Column::DueAtMs,
+                        entity::Column::Payload,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
-}
-
-/// The statements [`schedule`] runs, for a caller writing its own script.
-pub fn schedule_queries(timers: &[Timer]) -> Vec<InsertStatement> {
-    timers
-        .chunks(CHUNK)
-        .map(|chunk| {
-            let rows = chunk.iter().map(|timer| entity::ActiveModel {
-                key: Set(timer.key.clone()),
-                kind: Set(timer.kind.clone()),
-                due_at_ms: Set(timer.due_ms()),
-                payload: Set(timer.payload.clone()),
-            });
-            entity::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::column(entity::Column::Key)
-                        .update_columns([
-                            entity::Column::Kind,
-                            entity::Column::DueAtMs,
-                            entity::Column::Payload,
-                        ])
-                        .to_owned(),
-                )
-                .into_query()
-        })
-        .collect()
 }
 
 /// Removes the timers with these keys (fired, or no longer wanted).
 pub async fn cancel<C: ConnectionTrait>(conn: &C, keys: &[String]) -> Result<(), DbErr> {
-    for statement in cancel_queries(keys) {
-        conn.execute(&statement).await?;
+    for chunk in keys.chunks(CHUNK) {
+        entity::Entity::delete_many()
+            .filter(entity::Column::Key.is_in(chunk.iter().cloned()))
+            .exec(conn)
+            .await?;
     }
     Ok(())
-}
-
-/// The statements [`cancel`] runs.
-pub fn cancel_queries(keys: &[String]) -> Vec<DeleteStatement> {
-    keys.chunks(CHUNK)
-        .map(|chunk| {
-            entity::Entity::delete_many()
-                .filter(entity::Column::Key.is_in(chunk.iter().cloned()))
-                .into_query()
-        })
-        .collect()
 }
 
 /// Every timer, for a replica taking the lease over.

@@ -5,7 +5,11 @@
 use std::net::SocketAddr;
 
 use tokio::{
-    net::{TcpListener, TcpStream},
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
     sync::watch,
     task::JoinHandle,
 };
@@ -75,8 +79,9 @@ impl Drop for TcpProxy {
 }
 
 /// One client connection, for as long as the link stays as it was when it came.
-async fn serve(mut client: TcpStream, upstream: String, mut link: watch::Receiver<Link>) {
+async fn serve(client: TcpStream, upstream: String, mut link: watch::Receiver<Link>) {
     let state = *link.borrow_and_update();
+    let (to_server, to_client) = (link.clone(), link.clone());
     let changed = async move {
         let _ = link.wait_for(|now| *now != state).await;
     };
@@ -84,13 +89,37 @@ async fn serve(mut client: TcpStream, upstream: String, mut link: watch::Receive
         Link::Down => {}
         Link::Hanging => changed.await,
         Link::Up => {
-            let Ok(mut server) = TcpStream::connect(&upstream).await else {
+            let Ok(server) = TcpStream::connect(&upstream).await else {
                 return;
             };
+            let ((client_in, client_out), (server_in, server_out)) =
+                (client.into_split(), server.into_split());
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                () = pump(client_in, server_out, to_server, state) => {}
+                () = pump(server_in, client_out, to_client, state) => {}
                 () = changed => {}
             }
+        }
+    }
+}
+
+/// Copies one direction, checking the link before each chunk: once `set`
+/// has returned, nothing more crosses a link that changed, however late this
+/// task notices the change.
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    link: watch::Receiver<Link>,
+    state: Link,
+) {
+    let mut buffer = vec![0_u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if *link.borrow() != state || to.write_all(&buffer[..read]).await.is_err() {
+            return;
         }
     }
 }

@@ -10,10 +10,9 @@ pub mod task;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use hotline_kit::db::Write;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, sea_query::OnConflict,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -220,36 +219,28 @@ pub async fn load<C: ConnectionTrait>(
     })
 }
 
-/// The statements that write what one batch changed, rendered for `backend`
-/// (the leader runs them in one fenced transaction).
-pub fn persist(changes: &Changes) -> Result<Vec<Write>, DbErr> {
-    let mut script: Vec<Write> = Vec::new();
-    let mut add = |statement: Write| script.push(statement);
+/// Writes what one batch changed (inside the leader's fenced transaction).
+pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<(), DbErr> {
     if !changes.activities.is_empty() {
         let rows = changes.activities.iter().map(|a| activity::ActiveModel {
             name: Set(a.name.clone()),
             available: Set(a.available),
             description: Set(a.description.clone()),
         });
-        add(Write::from(
-            activity::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::column(activity::Column::Name)
-                        .update_columns([
-                            activity::Column::Available,
-                            activity::Column::Description,
-                        ])
-                        .to_owned(),
-                )
-                .into_query(),
-        ));
+        activity::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(activity::Column::Name)
+                    .update_columns([activity::Column::Available, activity::Column::Description])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
     }
     if !changes.deleted_activities.is_empty() {
-        add(Write::from(
-            activity::Entity::delete_many()
-                .filter(activity::Column::Name.is_in(changes.deleted_activities.iter().cloned()))
-                .into_query(),
-        ));
+        activity::Entity::delete_many()
+            .filter(activity::Column::Name.is_in(changes.deleted_activities.iter().cloned()))
+            .exec(db)
+            .await?;
     }
     if !changes.queues.is_empty() {
         let mut rows = Vec::with_capacity(changes.queues.len());
@@ -263,27 +254,25 @@ pub fn persist(changes: &Changes) -> Result<Vec<Write>, DbErr> {
                 updated_at: Set(q.updated_at),
             });
         }
-        add(Write::from(
-            queue::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::column(queue::Column::Id)
-                        .update_columns([
-                            queue::Column::Name,
-                            queue::Column::Spec,
-                            queue::Column::Version,
-                            queue::Column::UpdatedAt,
-                        ])
-                        .to_owned(),
-                )
-                .into_query(),
-        ));
+        queue::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(queue::Column::Id)
+                    .update_columns([
+                        queue::Column::Name,
+                        queue::Column::Spec,
+                        queue::Column::Version,
+                        queue::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
     }
     if !changes.deleted_queues.is_empty() {
-        add(Write::from(
-            queue::Entity::delete_many()
-                .filter(queue::Column::Id.is_in(changes.deleted_queues.iter().copied()))
-                .into_query(),
-        ));
+        queue::Entity::delete_many()
+            .filter(queue::Column::Id.is_in(changes.deleted_queues.iter().copied()))
+            .exec(db)
+            .await?;
     }
     for chunk in changes.agents.chunks(CHUNK) {
         let mut rows = Vec::with_capacity(chunk.len());
@@ -300,33 +289,31 @@ pub fn persist(changes: &Changes) -> Result<Vec<Write>, DbErr> {
                 updated_at: Set(a.updated_at),
             });
         }
-        add(Write::from(
-            agent::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::column(agent::Column::Id)
-                        .update_columns([
-                            agent::Column::Name,
-                            agent::Column::Login,
-                            agent::Column::Spec,
-                            agent::Column::Activity,
-                            agent::Column::ActivitySince,
-                            agent::Column::Version,
-                            agent::Column::UpdatedAt,
-                        ])
-                        .to_owned(),
-                )
-                .into_query(),
-        ));
+        agent::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(agent::Column::Id)
+                    .update_columns([
+                        agent::Column::Name,
+                        agent::Column::Login,
+                        agent::Column::Spec,
+                        agent::Column::Activity,
+                        agent::Column::ActivitySince,
+                        agent::Column::Version,
+                        agent::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
     }
     if !changes.deleted_agents.is_empty() {
-        add(Write::from(
-            agent::Entity::delete_many()
-                .filter(agent::Column::Id.is_in(changes.deleted_agents.iter().copied()))
-                .into_query(),
-        ));
+        agent::Entity::delete_many()
+            .filter(agent::Column::Id.is_in(changes.deleted_agents.iter().copied()))
+            .exec(db)
+            .await?;
     }
     if let Some(rules) = &changes.rules {
-        add(Write::from(entry_rule::Entity::delete_many().into_query()));
+        entry_rule::Entity::delete_many().exec(db).await?;
         if !rules.is_empty() {
             let mut rows = Vec::with_capacity(rules.len());
             for (position, rule) in rules.iter().enumerate() {
@@ -335,22 +322,21 @@ pub fn persist(changes: &Changes) -> Result<Vec<Write>, DbErr> {
                     rule: Set(to_json(rule)?),
                 });
             }
-            add(Write::from(
-                entry_rule::Entity::insert_many(rows).into_query(),
-            ));
+            entry_rule::Entity::insert_many(rows)
+                .exec_without_returning(db)
+                .await?;
         }
     }
     for chunk in changes.tasks.chunks(CHUNK) {
         let rows = chunk.iter().map(task_row).collect::<Result<Vec<_>, _>>()?;
-        add(Write::from(
-            task::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::column(task::Column::Id)
-                        .update_columns(task_update_columns())
-                        .to_owned(),
-                )
-                .into_query(),
-        ));
+        task::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(task::Column::Id)
+                    .update_columns(task_update_columns())
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
     }
     for chunk in changes.reservations.chunks(CHUNK) {
         let rows = latest_per_reservation(chunk)
@@ -365,27 +351,22 @@ pub fn persist(changes: &Changes) -> Result<Vec<Write>, DbErr> {
                 responded_at: Set(r.responded_at),
                 reason: Set(r.reason.clone()),
             });
-        add(Write::from(
-            reservation::Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::column(reservation::Column::Id)
-                        .update_columns([
-                            reservation::Column::Status,
-                            reservation::Column::RespondedAt,
-                            reservation::Column::Reason,
-                        ])
-                        .to_owned(),
-                )
-                .into_query(),
-        ));
+        reservation::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(reservation::Column::Id)
+                    .update_columns([
+                        reservation::Column::Status,
+                        reservation::Column::RespondedAt,
+                        reservation::Column::Reason,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
     }
-    for statement in hotline_kit::timers::schedule_queries(&changes.timers_set) {
-        add(statement.into());
-    }
-    for statement in hotline_kit::timers::cancel_queries(&changes.timers_cancel) {
-        add(statement.into());
-    }
-    Ok(script)
+    hotline_kit::timers::schedule(db, &changes.timers_set).await?;
+    hotline_kit::timers::cancel(db, &changes.timers_cancel).await?;
+    Ok(())
 }
 
 /// One row per reservation, its last state: an upsert may not name a row twice.
