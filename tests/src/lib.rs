@@ -1,4 +1,4 @@
-//! Shared by the benchmarks (`make seed`, `make bench`).
+//! Shared by the benchmarks (`make seed`, `make bench`): settings, tokens, the seeded population.
 
 use hotline::Config;
 
@@ -16,4 +16,34 @@ pub fn bench_config() -> anyhow::Result<Config> {
         "set HOTLINE_DATABASE__URL to a PostgreSQL database (make seed/bench do)"
     );
     Ok(config)
+}
+
+/// A benchmark setting from the environment; `default` when unset or unreadable.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// An access token by OAuth2 client credentials.
+pub async fn token(
+    client: &reqwest::Client,
+    http: &str,
+    id: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
+    let body: serde_json::Value = client
+        .post(format!("{http}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no access_token in {body}"))
 }

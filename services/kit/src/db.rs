@@ -122,37 +122,6 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, schema: &str) ->
     result
 }
 
-/// One write of a batch, built but not run: [`crate::lease::fenced_writes`]
-/// runs a list of them in one transaction.
-#[derive(Clone, Debug)]
-pub enum Write {
-    Insert(sea_orm::sea_query::InsertStatement),
-    Delete(sea_orm::sea_query::DeleteStatement),
-}
-
-impl From<sea_orm::sea_query::InsertStatement> for Write {
-    fn from(statement: sea_orm::sea_query::InsertStatement) -> Self {
-        Self::Insert(statement)
-    }
-}
-
-impl From<sea_orm::sea_query::DeleteStatement> for Write {
-    fn from(statement: sea_orm::sea_query::DeleteStatement) -> Self {
-        Self::Delete(statement)
-    }
-}
-
-impl Write {
-    /// Runs the statement with its values bound.
-    pub async fn run<C: ConnectionTrait>(&self, conn: &C) -> Result<(), DbErr> {
-        match self {
-            Self::Insert(statement) => conn.execute(statement).await?,
-            Self::Delete(statement) => conn.execute(statement).await?,
-        };
-        Ok(())
-    }
-}
-
 /// Whether the database answers (for `/readyz`).
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.ping().await

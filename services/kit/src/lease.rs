@@ -153,26 +153,6 @@ pub async fn fence<C: ConnectionTrait>(
     }
 }
 
-/// Runs `statements` in one transaction whose first step is [`fence`], their
-/// values bound. (A single simple-query script — the fence a `DO` block — saves
-/// the round trips but measured a third of the throughput on PostgreSQL: every
-/// statement parsed and planned afresh, the block compiled each time.)
-pub async fn fenced_writes(
-    db: &DatabaseConnection,
-    grant: &Grant,
-    ttl: Duration,
-    statements: &[crate::db::Write],
-) -> Result<(), FenceError> {
-    use sea_orm::TransactionTrait;
-    let txn = db.begin().await?;
-    fence(&txn, grant, ttl).await?;
-    for statement in statements {
-        statement.run(&txn).await?;
-    }
-    txn.commit().await?;
-    Ok(())
-}
-
 /// Gives the lease up at once, so another replica need not wait for it to expire.
 pub async fn release<C: ConnectionTrait>(conn: &C, grant: &Grant) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();

@@ -102,23 +102,14 @@ impl Outbox {
         conn: &C,
         events: Vec<Event>,
     ) -> Result<(), DbErr> {
-        for statement in Self::enqueue_queries(events) {
-            conn.execute(&statement).await?;
-        }
-        Ok(())
-    }
-
-    /// The statements [`enqueue_many`](Self::enqueue_many) runs, for a caller
-    /// writing its own script.
-    pub fn enqueue_queries(events: Vec<Event>) -> Vec<sea_orm::sea_query::InsertStatement> {
-        use sea_orm::QueryTrait;
         let mut events = events.into_iter().peekable();
-        let mut statements = Vec::new();
         while events.peek().is_some() {
             let chunk: Vec<_> = events.by_ref().take(ENQUEUE_CHUNK).map(row).collect();
-            statements.push(entity::Entity::insert_many(chunk).into_query());
+            entity::Entity::insert_many(chunk)
+                .exec_without_returning(conn)
+                .await?;
         }
-        statements
+        Ok(())
     }
 
     /// Tells the relay that committed events are waiting (call after commit).

@@ -316,3 +316,27 @@ async fn known_keys_verify_while_a_slow_fetch_runs() {
     );
     assert!(slow.await.unwrap());
 }
+
+/// A verified token is remembered, but only until it expires: the cache never
+/// lets a token outlive its `exp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let keys = TestKeys::generate("k1");
+    let mut config = auth_config();
+    config.leeway = Duration::ZERO;
+    let authenticator = Authenticator::new(keys.key_source(), &config);
+    let mut claims = TestKeys::claims("c", &[Role::Admin]);
+    claims.exp = chrono::Utc::now().timestamp() + 1;
+    let token = keys.sign(&claims);
+
+    assert_eq!(authenticator.verify(&token).await.unwrap().subject, "c");
+    assert_eq!(
+        authenticator.verify(&token).await.unwrap().subject,
+        "c",
+        "remembered"
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let refused = authenticator.verify(&token).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unauthenticated);
+    assert_eq!(refused.message, "token expired");
+}

@@ -9,13 +9,12 @@ use std::time::Duration;
 use chrono::Utc;
 use hotline_kit::{
     bus::Event,
-    db,
-    lease::{self, FenceError},
+    lease::{self, FenceError, Grant},
     outbox::{self, Outbox},
     timers::{self, Timer},
 };
 use hotline_testkit::Infra;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 struct PlatformTables;
@@ -24,6 +23,27 @@ impl MigratorTrait for PlatformTables {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         hotline_kit::migration::platform_migrations()
     }
+}
+
+/// A holder's write as routing makes it: fenced, then events and timers, then
+/// `broken` when asked (a statement that fails), in one transaction.
+async fn fenced_write(
+    db: &DatabaseConnection,
+    grant: &Grant,
+    events: Vec<Event>,
+    timers: &[Timer],
+    broken: bool,
+) -> Result<(), FenceError> {
+    let txn = db.begin().await?;
+    lease::fence(&txn, grant, Duration::from_secs(5)).await?;
+    Outbox::new("test").enqueue_many(&txn, events).await?;
+    timers::schedule(&txn, timers).await?;
+    if broken {
+        txn.execute_unprepared("INSERT INTO no_such_table (x) VALUES (1)")
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 async fn database(infra: &Infra) -> DatabaseConnection {
@@ -64,11 +84,7 @@ async fn one_holder_at_a_time_and_the_overtaken_one_writes_nothing(infra: Infra)
         .expect("expired");
     assert_eq!(second.epoch, first.epoch + 1);
     let event = Event::new("kit.test.written", "/test", b"late".to_vec());
-    let write: Vec<db::Write> = Outbox::enqueue_queries(vec![event])
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    let late = lease::fenced_writes(&db, &first, ttl, &write).await;
+    let late = fenced_write(&db, &first, vec![event], &[], false).await;
     assert!(matches!(late, Err(FenceError::Lost(_))), "{late:?}");
     assert_eq!(
         outbox::pending(&db).await.unwrap(),
@@ -101,18 +117,15 @@ async fn fenced_writes_keep_every_value_as_given(infra: Infra) {
         due_at: Utc::now(),
         payload: "{\"json\": \"\\u00e9\"}".into(),
     };
-    let mut script: Vec<db::Write> = Outbox::enqueue_queries(vec![event.clone()])
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    script.extend(
-        timers::schedule_queries(std::slice::from_ref(&timer))
-            .into_iter()
-            .map(Into::into),
-    );
-    lease::fenced_writes(&db, &grant, Duration::from_secs(5), &script)
-        .await
-        .unwrap();
+    fenced_write(
+        &db,
+        &grant,
+        vec![event.clone()],
+        std::slice::from_ref(&timer),
+        false,
+    )
+    .await
+    .unwrap();
 
     let stored = outbox::entity::Entity::find().all(&db).await.unwrap();
     assert_eq!(stored.len(), 1);
@@ -127,15 +140,10 @@ async fn fenced_writes_keep_every_value_as_given(infra: Infra) {
     );
 
     // A failing statement takes the whole batch back, fence included.
-    let mut missing = sea_orm::sea_query::Query::insert();
-    missing
-        .into_table(sea_orm::sea_query::Alias::new("no_such_table"))
-        .columns([sea_orm::sea_query::Alias::new("x")])
-        .values([1.into()])
-        .unwrap();
-    let broken = vec![script[0].clone(), db::Write::Insert(missing)];
+    let mut again = event.clone();
+    again.id = uuid::Uuid::now_v7();
     assert!(matches!(
-        lease::fenced_writes(&db, &grant, Duration::from_secs(5), &broken).await,
+        fenced_write(&db, &grant, vec![again], &[], true).await,
         Err(FenceError::Db(_))
     ));
     assert_eq!(
@@ -147,28 +155,8 @@ async fn fenced_writes_keep_every_value_as_given(infra: Infra) {
     assert!(timers::load_all(&db).await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_one_holder_at_a_time_and_the_overtaken_one_writes_nothing() {
-    one_holder_at_a_time_and_the_overtaken_one_writes_nothing(Infra::embedded()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_one_holder_at_a_time_and_the_overtaken_one_writes_nothing() {
-    let Some(infra) = Infra::real().await else {
-        return;
-    };
-    one_holder_at_a_time_and_the_overtaken_one_writes_nothing(infra).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_fenced_writes_keep_every_value_as_given() {
-    fenced_writes_keep_every_value_as_given(Infra::embedded()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_fenced_writes_keep_every_value_as_given() {
-    let Some(infra) = Infra::real().await else {
-        return;
-    };
-    fenced_writes_keep_every_value_as_given(infra).await;
-}
+hotline_testkit::on_both_backends!(
+    std::future::ready =>
+    one_holder_at_a_time_and_the_overtaken_one_writes_nothing,
+    fenced_writes_keep_every_value_as_given,
+);

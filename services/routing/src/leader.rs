@@ -19,7 +19,7 @@ use hotline_kit::{
     lease::{self, FenceError, Grant, Leadership},
     outbox::Outbox,
 };
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -158,7 +158,7 @@ pub struct Leader {
 enum Stop {
     Shutdown,
     Lost,
-    /// A batch failed to commit.
+    /// A batch failed to commit (the committer has the error).
     Failed,
 }
 
@@ -212,12 +212,10 @@ impl Leader {
                 .await
             {
                 Ok(Stop::Shutdown) => return Ok(()),
+                // Not reached: a failed commit comes back as the committer's error.
                 Ok(Stop::Failed) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(
-                        failures,
-                        "a batch failed to commit; restoring the router from the database"
-                    );
+                    tracing::warn!(failures, "the committer stopped; restoring the router");
                 }
                 Ok(Stop::Lost) => {
                     tracing::warn!(
@@ -450,15 +448,16 @@ impl Committer {
         failure.map_or(Ok(()), Err)
     }
 
-    /// One fenced transaction: the batch's rows, timers and outbox events
-    /// (bound statements).
+    /// One fenced transaction: the batch's rows, timers and outbox events.
     async fn write(
         &self,
         changes: &Changes,
         traceparents: Vec<Option<String>>,
     ) -> Result<(), BatchError> {
         let now = Utc::now();
-        let mut script = store::persist(changes)?;
+        let txn = self.db.begin().await?;
+        lease::fence(&txn, &self.grant, self.lease_ttl).await?;
+        store::persist(&txn, changes).await?;
         let outbox_events = changes
             .happenings
             .iter()
@@ -478,12 +477,8 @@ impl Committer {
                 )
             })
             .collect();
-        script.extend(
-            Outbox::enqueue_queries(outbox_events)
-                .into_iter()
-                .map(Into::into),
-        );
-        lease::fenced_writes(&self.db, &self.grant, self.lease_ttl, &script).await?;
+        self.outbox.enqueue_many(&txn, outbox_events).await?;
+        txn.commit().await?;
         Ok(())
     }
 

@@ -26,6 +26,34 @@ pub use keys::TestKeys;
 pub use proxy::{Link, TcpProxy};
 pub use whoami::WhoAmI;
 
+/// Runs each named scenario on the embedded backends (`mod embedded`) and on
+/// the real ones (`mod real`: skipped when they are unreachable, failing when
+/// `HOTLINE_REQUIRE_INFRA=1`). `setup` is an async fn turning the run's
+/// [`Infra`] into what the scenarios take (`std::future::ready` for the `Infra`
+/// itself).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($setup:path => $($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($setup($crate::Infra::embedded()).await).await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(infra) = $crate::Infra::real().await else { return };
+                    super::$name($setup(infra).await).await;
+                }
+            )*
+        }
+    };
+}
+
 pub fn auth_config() -> AuthConfig {
     AuthConfig {
         issuer: "hotline".into(),

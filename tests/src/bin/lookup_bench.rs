@@ -11,7 +11,7 @@ use hotline::Target;
 use hotline_proto::identity::v1::{
     LookupByPhoneRequest, identity_service_client::IdentityServiceClient,
 };
-use hotline_system_tests::{bench_config, seeded_phone};
+use hotline_system_tests::{bench_config, env_number, seeded_phone, token};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
@@ -26,35 +26,6 @@ struct Phase {
     wire: Wire,
     /// Numbers are drawn from the first `population` seeded customers.
     population: u64,
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// An access token by OAuth2 client credentials.
-async fn token(
-    client: &reqwest::Client,
-    http: &str,
-    id: &str,
-    secret: &str,
-) -> anyhow::Result<String> {
-    let body: serde_json::Value = client
-        .post(format!("{http}/oauth/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("no access_token in {body}"))
 }
 
 #[tokio::main]

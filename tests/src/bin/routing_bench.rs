@@ -17,18 +17,12 @@ use std::{
 };
 
 use anyhow::Context;
+use hotline_system_tests::{env_number, token};
 use hotline_testkit::Infra;
 use rand::Rng;
 use serde_json::{Value, json};
 
 const ADMIN: (&str, &str) = ("bench-admin", "bench-admin-secret-0123456789");
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// `hotline` built beside this benchmark (`cargo build --release -p hotline`).
 fn binary() -> anyhow::Result<std::path::PathBuf> {
@@ -124,22 +118,6 @@ impl Drop for Server {
             .status();
         let _ = self.child.wait();
     }
-}
-
-async fn token(client: &reqwest::Client, http: &str) -> anyhow::Result<String> {
-    let body: Value = client
-        .post(format!("{http}/oauth/token"))
-        .basic_auth(ADMIN.0, Some(ADMIN.1))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access token")
 }
 
 struct Setup {
@@ -403,7 +381,7 @@ async fn main() -> anyhow::Result<()> {
             replicas: vec![url],
             _servers: Vec::new(),
         };
-        let token = token(&client, &setup.identity).await?;
+        let token = token(&client, &setup.identity, ADMIN.0, ADMIN.1).await?;
         if env_number("HOTLINE_BENCH_POPULATE", 1) == 1 {
             populate(&client, &setup.identity, &token, queues, agents).await?;
         }
@@ -509,7 +487,7 @@ async fn main() -> anyhow::Result<()> {
                 _servers: servers,
             }
         };
-        let token = token(&client, &setup.identity).await?;
+        let token = token(&client, &setup.identity, ADMIN.0, ADMIN.1).await?;
         populate(&client, &setup.replicas[0], &token, queues, agents).await?;
         let figures = load(
             &setup,

@@ -309,25 +309,7 @@ macro_rules! on_both_backends_with {
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let identity = $crate::helpers::Identity::spawn(hotline_testkit::Infra::embedded()).await;
-                    super::$name(identity).await;
-                }
-            )*
-        }
-        mod real {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(infra) = hotline_testkit::Infra::real().await else { return };
-                    let identity = $crate::helpers::Identity::spawn(infra).await;
-                    super::$name(identity).await;
-                }
-            )*
-        }
+        hotline_testkit::on_both_backends!($crate::helpers::Identity::spawn => $($name),*);
     };
 }
 

@@ -353,24 +353,6 @@ impl Sse {
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let center = $crate::helpers::Center::spawn(hotline_testkit::Infra::embedded()).await;
-                    super::$name(center).await;
-                }
-            )*
-        }
-        mod real {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(infra) = hotline_testkit::Infra::real().await else { return };
-                    let center = $crate::helpers::Center::spawn(infra).await;
-                    super::$name(center).await;
-                }
-            )*
-        }
+        hotline_testkit::on_both_backends!($crate::helpers::Center::spawn => $($name),*);
     };
 }
