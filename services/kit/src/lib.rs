@@ -13,6 +13,7 @@ pub mod housekeeping;
 pub mod idempotency;
 pub mod inbox;
 pub mod lease;
+pub mod mask;
 pub mod metrics;
 pub mod migration;
 pub mod outbox;

@@ -36,7 +36,7 @@ pub struct RoutingComponent {
     service: Arc<RoutingService>,
     platform: Platform,
     db: DatabaseConnection,
-    /// The router's and the outbox relay's own pool (see `Platform::background_database`).
+    /// The outbox relay's and the lease's own pool (see `Platform::background_database`).
     background_db: DatabaseConnection,
     leadership: Arc<Leadership>,
     leader: Mutex<Option<(Leader, mpsc::Receiver<Request>)>>,
@@ -68,6 +68,7 @@ impl RoutingComponent {
             db.clone(),
             config.forward_timeout,
             hub.clone(),
+            crate::store::peer_key(&db).await?,
         ));
         let streams_end = CancellationToken::new();
         let service = Arc::new(RoutingService::new(
@@ -78,8 +79,11 @@ impl RoutingComponent {
             config.stream_keep_alive,
             streams_end.clone(),
         ));
+        // The router's commits get connections of their own: the relay holds
+        // one of the background pool's while it waits for the broker, and the
+        // lease's renewal must never queue behind a batch.
         let leader = Leader {
-            db: background_db.clone(),
+            db: platform.background_database(NAME, &db).await?,
             outbox: Outbox::new(NAME),
             leadership: leadership.clone(),
             settings,

@@ -617,6 +617,7 @@ impl pb::router_peer_service_server::RouterPeerService for PeerGrpc {
         &self,
         request: Request<pb::PeerCommand>,
     ) -> Result<Response<pb::PeerOutcome>, Status> {
+        self.0.peers().check_peer(&request)?;
         let principal = principal_of(&request)?;
         let command: Command = serde_json::from_slice(&request.get_ref().command).map_err(|e| {
             ApiError::bad_request("unreadable_command", format!("not a routing command: {e}"))
@@ -635,6 +636,7 @@ impl pb::router_peer_service_server::RouterPeerService for PeerGrpc {
         &self,
         request: Request<pb::PeerSubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.0.peers().check_peer(&request)?;
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let topic = match optional_id("/agent_id", &body.agent_id)? {

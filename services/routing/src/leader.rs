@@ -21,7 +21,7 @@ use hotline_kit::{
 };
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -251,23 +251,33 @@ impl Leader {
         let snapshot = store::load(&self.db, self.settings.time_zone, now).await?;
         let mut router = Router::restore(self.settings.clone(), snapshot, now)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        // Batches are written in order by a committer while the next one is
-        // applied: the router may run up to PIPELINE batches ahead of the
-        // database, never its answers, streams or events.
-        let (commits, pending) = mpsc::channel(PIPELINE);
+        // One batch is written at a time, by a committer; meanwhile the router
+        // goes on applying commands, and everything applied while a write is
+        // under way is the next batch (group commit: batches grow with the
+        // load). Answers, streams and events wait for their batch's commit.
+        let (commits, pending) = mpsc::channel(2);
+        let free = Arc::new(Semaphore::new(1));
         let (failed, mut failure) = watch::channel(false);
         let committer = tokio::spawn(self.committer(grant.clone()).run(pending, failed));
+        let mut held = Held::default();
         let stop = self
             .route(
                 &mut router,
+                &mut held,
                 grant,
                 requests,
                 leadership,
                 shutdown,
-                &commits,
+                (&commits, &free),
                 &mut failure,
             )
             .await;
+        // What was applied but not handed over yet is written (or refused) too.
+        if held.waiting(&router)
+            && let Ok(permit) = free.clone().acquire_owned().await
+        {
+            let _ = commits.send(held.cut(&mut router, permit)).await;
+        }
         drop(commits);
         let written = committer
             .await
@@ -280,27 +290,23 @@ impl Leader {
         }
     }
 
-    /// Applies batches and due timers until shutdown, the lease moves or a
-    /// commit fails (the committer says so through `failure`).
+    /// Applies commands and due timers until shutdown, the lease moves or a
+    /// commit fails (the committer says so through `failure`), handing what
+    /// it applied to the committer whenever the committer is free.
     #[allow(clippy::too_many_arguments)]
     async fn route(
         &self,
         router: &mut Router,
+        held: &mut Held,
         grant: &Grant,
         requests: &mut mpsc::Receiver<Request>,
         leadership: &mut watch::Receiver<Option<Grant>>,
         shutdown: &CancellationToken,
-        commits: &mpsc::Sender<Pending>,
+        (commits, free): (&mpsc::Sender<Pending>, &Arc<Semaphore>),
         failure: &mut watch::Receiver<bool>,
     ) -> Stop {
         // What restoring changed (timers due while nobody held the lease) goes first.
-        if commits
-            .send(Pending::of(router, Vec::new(), Vec::new()))
-            .await
-            .is_err()
-        {
-            return Stop::Failed;
-        }
+        held.applied = true;
         tracing::info!(epoch = grant.epoch, "router restored; routing");
         loop {
             let due = router.next_due().map(|at| {
@@ -313,6 +319,7 @@ impl Leader {
                     None => std::future::pending().await,
                 }
             };
+            let room = self.batch_max.saturating_sub(held.replies.len());
             let batch = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
@@ -328,10 +335,18 @@ impl Leader {
                     }
                     continue;
                 }
-                request = requests.recv() => {
+                // The committer is free: it takes everything applied so far.
+                permit = free.clone().acquire_owned(), if held.waiting(router) => {
+                    let Ok(permit) = permit else { return Stop::Failed };
+                    if commits.send(held.cut(router, permit)).await.is_err() {
+                        return Stop::Failed;
+                    }
+                    continue;
+                }
+                request = requests.recv(), if room > 0 => {
                     let Some(request) = request else { return Stop::Shutdown };
                     let mut batch = vec![request];
-                    while batch.len() < self.batch_max {
+                    while batch.len() < room {
                         match requests.try_recv() {
                             Ok(request) => batch.push(request),
                             Err(_) => break,
@@ -342,23 +357,16 @@ impl Leader {
                 () = sleep => Vec::new(),
             };
             let now = Utc::now();
-            let mut replies = Vec::with_capacity(batch.len());
-            let mut traceparents = Vec::new();
             for request in batch {
                 let outcome = router.execute(&request.actor, request.command, now);
-                traceparents.resize(router.pending_happenings(), request.traceparent.clone());
-                replies.push((request.reply, outcome));
+                held.traceparents
+                    .resize(router.pending_happenings(), request.traceparent.clone());
+                held.replies.push((request.reply, outcome));
             }
             router.fire_due(now);
             // Even a batch that changed nothing waits its turn: its answers may
             // have read what the batches before it have yet to write.
-            if commits
-                .send(Pending::of(router, replies, traceparents))
-                .await
-                .is_err()
-            {
-                return Stop::Failed;
-            }
+            held.applied = true;
         }
     }
 
@@ -378,26 +386,41 @@ impl Leader {
     }
 }
 
-/// Batches the router may run ahead of the database.
-const PIPELINE: usize = 2;
-
 type Reply = (oneshot::Sender<ApiResult<Outcome>>, ApiResult<Outcome>);
+
+/// What the router applied since it last handed a batch to the committer.
+#[derive(Default)]
+struct Held {
+    replies: Vec<Reply>,
+    traceparents: Vec<Option<String>>,
+    /// Whether anything (a command, a timer) was applied since.
+    applied: bool,
+}
+
+impl Held {
+    fn waiting(&self, router: &Router) -> bool {
+        self.applied || router.pending_happenings() > 0
+    }
+
+    /// The batch: the router's changes and the answers waiting for them.
+    fn cut(&mut self, router: &mut Router, committing: OwnedSemaphorePermit) -> Pending {
+        self.applied = false;
+        Pending {
+            changes: router.take_changes(),
+            replies: std::mem::take(&mut self.replies),
+            traceparents: std::mem::take(&mut self.traceparents),
+            committing,
+        }
+    }
+}
 
 /// One applied batch on its way to the database.
 struct Pending {
     changes: Changes,
     replies: Vec<Reply>,
     traceparents: Vec<Option<String>>,
-}
-
-impl Pending {
-    fn of(router: &mut Router, replies: Vec<Reply>, traceparents: Vec<Option<String>>) -> Self {
-        Self {
-            changes: router.take_changes(),
-            replies,
-            traceparents,
-        }
-    }
+    /// Released once the batch is written (or refused): the next batch is cut then.
+    committing: OwnedSemaphorePermit,
 }
 
 /// Writes batches in the order they were applied, each in one transaction
@@ -420,26 +443,33 @@ impl Committer {
     ) -> Result<(), BatchError> {
         let mut failure: Option<BatchError> = None;
         while let Some(batch) = pending.recv().await {
+            // The permit goes when this batch is done with: the next is cut then.
+            let Pending {
+                changes,
+                replies,
+                traceparents,
+                committing: _committing,
+            } = batch;
             if let Some(error) = &failure {
-                refuse(batch.replies, error);
+                refuse(replies, error);
                 continue;
             }
-            if batch.changes.is_empty() {
-                answer(batch.replies);
+            if changes.is_empty() {
+                answer(replies);
                 continue;
             }
             let started = std::time::Instant::now();
-            let written = self.write(&batch.changes, batch.traceparents).await;
+            let written = self.write(&changes, traceparents).await;
             metrics::histogram!("routing_commit_seconds").record(started.elapsed().as_secs_f64());
-            metrics::histogram!("routing_batch_commands").record(batch.replies.len() as f64);
+            metrics::histogram!("routing_batch_commands").record(replies.len() as f64);
             match written {
                 Ok(()) => {
                     self.outbox.wake();
-                    answer(batch.replies);
-                    self.notify(batch.changes);
+                    answer(replies);
+                    self.notify(changes);
                 }
                 Err(error) => {
-                    refuse(batch.replies, &error);
+                    refuse(replies, &error);
                     failure = Some(error);
                     let _ = failed.send(true);
                 }

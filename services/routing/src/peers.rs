@@ -1,7 +1,8 @@
 //! How any replica reaches the router: in process on the replica holding the
 //! router lease, over gRPC (`RouterPeerService`, carrying the caller's own
-//! token) on the others. During a takeover, calls and streams wait for the
-//! new holder (up to `routing.forward_timeout`) instead of failing.
+//! token, and routing's peer key proving the sender is a replica) on the
+//! others. During a takeover, calls and streams wait for the new holder (up
+//! to `routing.forward_timeout`) instead of failing.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,6 +31,9 @@ use crate::{
 /// The router lease's name in routing's `lease` table.
 pub const LEASE: &str = "routing.router";
 
+/// The metadata carrying the peer key (`store::peer_key`).
+pub const PEER_KEY: &str = "x-hotline-peer-key";
+
 /// What a stream follows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Topic {
@@ -53,6 +57,7 @@ pub struct Peers {
     remote: tokio::sync::Mutex<Option<Remote>>,
     forward_timeout: Duration,
     hub: Arc<Hub>,
+    key: String,
 }
 
 /// How a stream attempt ended.
@@ -67,11 +72,13 @@ fn is_unavailable(error: &ApiError) -> bool {
     error.code == hotline_kit::ErrorCode::Unavailable
 }
 
-fn outgoing<T>(principal: &Principal, message: T) -> ApiResult<tonic::Request<T>> {
+fn outgoing<T>(principal: &Principal, key: &str, message: T) -> ApiResult<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     let bearer = MetadataValue::try_from(format!("Bearer {}", principal.token))
         .map_err(|_| ApiError::unauthenticated("token is not valid metadata"))?;
     request.metadata_mut().insert("authorization", bearer);
+    let key = MetadataValue::try_from(key).map_err(ApiError::internal)?;
+    request.metadata_mut().insert(PEER_KEY, key);
     if let Some(traceparent) = telemetry::current_traceparent()
         && let Ok(value) = MetadataValue::try_from(traceparent)
     {
@@ -87,6 +94,7 @@ impl Peers {
         db: DatabaseConnection,
         forward_timeout: Duration,
         hub: Arc<Hub>,
+        key: String,
     ) -> Self {
         Self {
             leading: leadership.watch(),
@@ -97,7 +105,21 @@ impl Peers {
             remote: tokio::sync::Mutex::new(None),
             forward_timeout,
             hub,
+            key,
         }
+    }
+
+    /// Whether a request to the peer service comes from a replica: it
+    /// carries this database's peer key (compared in constant time).
+    pub fn check_peer<T>(&self, request: &tonic::Request<T>) -> ApiResult<()> {
+        let presented = request
+            .metadata()
+            .get(PEER_KEY)
+            .map(|value| value.as_bytes())
+            .unwrap_or_default();
+        aws_lc_rs::constant_time::verify_slices_are_equal(presented, self.key.as_bytes()).map_err(
+            |_| ApiError::forbidden("the router's peer service answers only routing replicas"),
+        )
     }
 
     pub fn is_leader(&self) -> bool {
@@ -179,7 +201,7 @@ impl Peers {
     async fn forward(&self, principal: &Principal, command: &Command) -> ApiResult<Outcome> {
         let mut client = self.leader_client().await?;
         let bytes = serde_json::to_vec(command).map_err(ApiError::internal)?;
-        let request = outgoing(principal, PeerCommand { command: bytes })?;
+        let request = outgoing(principal, &self.key, PeerCommand { command: bytes })?;
         match client.execute(request).await {
             Ok(response) => serde_json::from_slice(&response.into_inner().outcome).map_err(|e| {
                 ApiError::internal(anyhow::anyhow!("router answered something unreadable: {e}"))
@@ -317,7 +339,7 @@ impl Peers {
             },
         };
         let mut stream = client
-            .subscribe(outgoing(principal, message)?)
+            .subscribe(outgoing(principal, &self.key, message)?)
             .await
             .map_err(ApiError::from)?
             .into_inner();

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use hotline_kit::{
     ApiError, ApiResult,
     auth::{Principal, Role},
+    mask,
     rest::{Page, decode_cursor, encode_cursor},
 };
 use hotline_proto::{clients::IdentityApi, identity::v1::LookupByPhoneResponse};
@@ -301,7 +302,9 @@ fn screen_pop(found: &LookupByPhoneResponse) -> (Value, Option<String>) {
                 "name": customer.map(|c| c.name.clone()),
                 "vip_level": customer.map(|c| c.vip_level),
                 "tags": customer.map(|c| c.tags.clone()),
-                "id_number": customer.map(|c| c.id_number.clone()),
+                // Identity reveals the number to an admin's lookup; the pop
+                // travels to agents, so it is masked whatever the caller.
+                "id_number": customer.map(|c| mask::keep_ends(&c.id_number, 4, 4)),
                 "addresses": customer.map(|c| c.addresses.iter().map(|a| json!({
                     "province": a.province, "city": a.city, "district": a.district,
                     "street": a.street, "building": a.building, "detail": a.detail,

@@ -186,10 +186,12 @@ async fn populate(
     Ok(())
 }
 
-/// The router's own account of a run, from its `/metrics`: mean commit time
-/// and commands per commit.
+/// The router's own account of a run, from its `/metrics`: mean commit time,
+/// the histogram bucket the 99th percentile commit falls in, and commands per
+/// commit.
 async fn commits(client: &reqwest::Client, replicas: &[String]) -> String {
     let (mut commit_sum, mut commits, mut commands) = (0.0, 0.0, 0.0);
+    let mut buckets: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
     for replica in replicas {
         let Ok(response) = client.get(format!("{replica}/metrics")).send().await else {
             continue;
@@ -209,15 +211,32 @@ async fn commits(client: &reqwest::Client, replicas: &[String]) -> String {
                 "routing_commit_seconds_sum" => commit_sum += value,
                 "routing_commit_seconds_count" => commits += value,
                 "routing_batch_commands_sum" => commands += value,
-                _ => {}
+                _ => {
+                    if let Some(le) = name
+                        .strip_prefix("routing_commit_seconds_bucket{le=\"")
+                        .and_then(|rest| rest.strip_suffix("\"}"))
+                        && let Ok(bound) = le.parse::<f64>()
+                    {
+                        buckets.entry(le.to_owned()).or_insert((bound, 0.0)).1 += value;
+                    }
+                }
             }
         }
     }
     if commits == 0.0 {
         return String::new();
     }
+    let mut cumulative: Vec<(f64, f64)> = buckets.into_values().collect();
+    cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let p99 = cumulative
+        .iter()
+        .find(|(_, count)| *count >= commits * 0.99)
+        .map_or_else(
+            || "over the last bucket".to_owned(),
+            |(bound, _)| format!("≤ {} ms", bound * 1000.0),
+        );
     format!(
-        "  ({:.2} ms per commit, {:.1} commands per commit)",
+        "  ({:.2} ms per commit, p99 {p99}, {:.1} commands per commit)",
         commit_sum / commits * 1000.0,
         commands / commits
     )

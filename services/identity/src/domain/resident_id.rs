@@ -116,9 +116,7 @@ impl ResidentId {
     /// For logs and screens: the first four and last four characters,
     /// e.g. `1101**********002X`.
     pub fn masked(&self) -> String {
-        let (head, rest) = self.value.split_at(4);
-        let tail = &rest[rest.len() - 4..];
-        format!("{head}{}{tail}", "*".repeat(LEN - 8))
+        hotline_kit::mask::keep_ends(&self.value, 4, 4)
     }
 
     /// The birth date encoded in positions 7–14.

@@ -2,6 +2,7 @@
 //! leases, timers) come first.
 
 mod m20261201_000001_create_routing;
+mod m20261202_000001_create_peer_key;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -11,6 +12,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut migrations = hotline_kit::migration::platform_migrations();
         migrations.push(Box::new(m20261201_000001_create_routing::Migration));
+        migrations.push(Box::new(m20261202_000001_create_peer_key::Migration));
         migrations
     }
 }

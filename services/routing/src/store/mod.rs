@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod agent;
 pub mod entry_rule;
+pub mod peer_key;
 pub mod queue;
 pub mod reservation;
 pub mod task;
@@ -494,4 +495,13 @@ pub async fn list_tasks<C: ConnectionTrait>(
         .into_iter()
         .map(task_of)
         .collect()
+}
+
+/// The secret replicas present to each other's `RouterPeerService`.
+pub async fn peer_key<C: ConnectionTrait>(db: &C) -> Result<String, DbErr> {
+    peer_key::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .map(|row| row.secret)
+        .ok_or_else(|| DbErr::RecordNotFound("routing's peer key".to_owned()))
 }

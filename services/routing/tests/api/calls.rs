@@ -17,6 +17,7 @@ crate::on_both_backends!(
     live_statistics_say_what_happened,
     an_outbound_dial_is_offered_and_the_switch_told_to_dial,
     offers_survive_a_restart_and_their_timeouts_fire_after_it,
+    a_screen_pop_never_carries_a_clear_id_number,
 );
 
 async fn a_call_pops_the_customer_rings_the_agent_and_lands_on_the_timeline(center: Center) {
@@ -439,4 +440,43 @@ async fn offers_survive_a_restart_and_their_timeouts_fire_after_it(center: Cente
         )
         .await;
     assert_eq!(agent["activity"], "not_ready");
+}
+
+/// Identity shows an admin the customer's resident id in full; a call an
+/// admin's client feeds in still pops it masked, since agents see the pop.
+async fn a_screen_pop_never_carries_a_clear_id_number(center: Center) {
+    center
+        .ok_json(
+            center
+                .post(
+                    "/api/v1/customers",
+                    &center.admin,
+                    &json!({"name": "李娜", "phones": [{"number": "13900139000"}], "id_number": "11010519491231002X"}),
+                )
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    center.queue(json!({"name": "q", "target": "true"})).await;
+    let task = center
+        .ok_json(
+            center
+                .post(
+                    "/api/v1/tasks",
+                    &center.admin,
+                    &json!({"queue": "q", "calling_number": "13900139000"}),
+                )
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(
+        task["customer"]["candidates"][0]["id_number"],
+        "1101**********002X"
+    );
+    let stored = center.task(task["id"].as_str().unwrap()).await;
+    assert_eq!(
+        stored["customer"]["candidates"][0]["id_number"],
+        "1101**********002X"
+    );
 }

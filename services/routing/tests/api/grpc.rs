@@ -1,13 +1,19 @@
 //! The CTI adapter and an agent desktop over gRPC: a call offered, the offer
 //! streamed to the agent, accepted, and the queue's figures.
 
-use hotline_proto::routing::v1::{self as pb, routing_service_client::RoutingServiceClient};
+use hotline_proto::routing::v1::{
+    self as pb, router_peer_service_client::RouterPeerServiceClient,
+    routing_service_client::RoutingServiceClient,
+};
 use serde_json::json;
 use tonic::{Code, Request, metadata::MetadataValue, transport::Channel};
 
 use crate::helpers::Center;
 
-crate::on_both_backends!(a_call_is_offered_streamed_and_accepted_over_grpc);
+crate::on_both_backends!(
+    a_call_is_offered_streamed_and_accepted_over_grpc,
+    only_replicas_reach_the_router_peer_service
+);
 
 fn request<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
@@ -113,4 +119,45 @@ async fn a_call_is_offered_streamed_and_accepted_over_grpc(center: Center) {
         .unwrap()
         .into_inner();
     assert_eq!(done.task.unwrap().id, task.id);
+}
+
+/// The peer service runs commands as they come, past the checks routing's
+/// public API makes (a screen pop is routing's to fill in): a client with a
+/// valid token but without the replicas' peer key is refused, nothing done.
+async fn only_replicas_reach_the_router_peer_service(center: Center) {
+    center.queue(json!({"name": "q", "target": "true"})).await;
+    let channel = Channel::from_shared(center.app.grpc_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut peer = RouterPeerServiceClient::new(channel);
+    let forged = serde_json::to_vec(&json!({
+        "command": "create_task",
+        "task": {"queue": "q", "customer": {"name": "not from identity"}, "customer_id": "c-1"},
+    }))
+    .unwrap();
+    for key in [None, Some("0000"), Some("")] {
+        let mut attempt = request(
+            &center.switch,
+            pb::PeerCommand {
+                command: forged.clone(),
+            },
+        );
+        if let Some(key) = key {
+            attempt
+                .metadata_mut()
+                .insert("x-hotline-peer-key", MetadataValue::try_from(key).unwrap());
+        }
+        let refused = peer.execute(attempt).await.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "key {key:?}");
+    }
+    let refused = peer
+        .subscribe(request(&center.admin, pb::PeerSubscribeRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let stats = center.queue_stats("q").await;
+    assert_eq!(stats["offered"], 0, "{stats}");
+    assert_eq!(stats["waiting"], 0, "{stats}");
 }
