@@ -313,6 +313,23 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
         joined.unwrap();
     }
     let fed = started.elapsed();
+    // A switch repeating a call it already offered, through every replica
+    // (followers forward it): the first task, not a conflict.
+    for _ in 0..replicas.len() {
+        let (status, task) = clients
+            .post(
+                "/api/v1/cti/calls",
+                &json!({"call_id": "replicated-1", "queue": "replicated"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{task}");
+        assert!(
+            created
+                .lock()
+                .unwrap()
+                .contains(task["id"].as_str().unwrap())
+        );
+    }
     let killed_at = killed_at.unwrap();
 
     // Every task completes.

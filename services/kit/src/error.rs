@@ -1,10 +1,11 @@
 //! One small set of error codes shared by REST and gRPC, so a failure means the same
 //! thing on every wire: `ErrorCode` maps exhaustively to an HTTP status and a gRPC code.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, collections::HashMap};
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// The metadata key that carries an error's stable `kind` across a gRPC hop.
 pub const KIND_METADATA_KEY: &str = "hotline-error-kind";
@@ -221,9 +222,29 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The `ErrorInfo` domain of Hotline's errors.
+pub const ERROR_DOMAIN: &str = "hotline.dev";
+
 impl From<ApiError> for tonic::Status {
+    /// The richer error model (`google.rpc.Status` details): `ErrorInfo` with
+    /// the problem's `code` (as `reason`, upper-cased as Google's guide asks,
+    /// and verbatim in `metadata.code`) and its extensions as JSON in
+    /// `metadata.extensions`; `BadRequest` with the invalid fields (JSON
+    /// pointers). The kind is also sent as `hotline-error-kind` metadata.
     fn from(error: ApiError) -> Self {
-        let mut status = tonic::Status::new(error.code.grpc_code(), error.message);
+        let mut details = ErrorDetails::new();
+        let mut metadata = HashMap::from([("code".to_owned(), error.kind.to_string())]);
+        if !error.extensions.is_empty()
+            && let Ok(extensions) = serde_json::to_string(&error.extensions)
+        {
+            metadata.insert("extensions".to_owned(), extensions);
+        }
+        details.set_error_info(error.kind.to_ascii_uppercase(), ERROR_DOMAIN, metadata);
+        for field in &error.fields {
+            details.add_bad_request_violation(field.pointer.clone(), field.message.clone());
+        }
+        let mut status =
+            tonic::Status::with_error_details(error.code.grpc_code(), error.message, details);
         if let Ok(kind) = error.kind.parse() {
             status.metadata_mut().insert(KIND_METADATA_KEY, kind);
         }
@@ -232,21 +253,46 @@ impl From<ApiError> for tonic::Status {
 }
 
 impl From<tonic::Status> for ApiError {
-    /// Rebuilds the typed error on the calling side of a gRPC hop.
+    /// Rebuilds the typed error on the calling side of a gRPC hop: kind,
+    /// invalid fields and extensions as the other side made them.
     fn from(status: tonic::Status) -> Self {
-        let kind = status
-            .metadata()
-            .get(KIND_METADATA_KEY)
-            .and_then(|value| value.to_str().ok())
-            .map_or(Cow::Borrowed("upstream_error"), |kind| {
-                Cow::Owned(kind.to_owned())
+        let details = status.get_error_details();
+        let info = details
+            .error_info()
+            .filter(|info| info.domain == ERROR_DOMAIN);
+        let kind = info
+            .and_then(|info| info.metadata.get("code").cloned())
+            .or_else(|| {
+                status
+                    .metadata()
+                    .get(KIND_METADATA_KEY)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned)
             });
         let mut error = Self::new(
             ErrorCode::from_grpc(status.code()),
             "upstream_error",
             status.message(),
         );
-        error.kind = kind;
+        if let Some(kind) = kind {
+            error.kind = Cow::Owned(kind);
+        }
+        if let Some(extensions) = info
+            .and_then(|info| info.metadata.get("extensions"))
+            .and_then(|json| serde_json::from_str(json).ok())
+        {
+            error.extensions = extensions;
+        }
+        if let Some(bad_request) = details.bad_request() {
+            error.fields = bad_request
+                .field_violations
+                .iter()
+                .map(|violation| FieldError {
+                    pointer: violation.field.clone(),
+                    message: violation.description.clone(),
+                })
+                .collect();
+        }
         error
     }
 }
@@ -285,6 +331,41 @@ mod tests {
         assert_eq!(back.code, ErrorCode::NotFound);
         assert_eq!(back.kind, "customer_not_found");
         assert_eq!(back.message, "customer 1 not found");
+    }
+
+    #[test]
+    fn fields_and_extensions_survive_a_grpc_hop_as_rich_error_details() {
+        let original = ApiError::invalid(vec![
+            FieldError {
+                pointer: "/phones/0".into(),
+                message: "not a phone number".into(),
+            },
+            FieldError {
+                pointer: "/name".into(),
+                message: "required".into(),
+            },
+        ])
+        .with_extension("task_id", "01a2-x");
+        let status = tonic::Status::from(original);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("INVALID_REQUEST", ERROR_DOMAIN)
+        );
+        assert_eq!(
+            details
+                .bad_request()
+                .expect("BadRequest")
+                .field_violations
+                .len(),
+            2
+        );
+        let back = ApiError::from(status);
+        assert_eq!(back.kind, "invalid_request");
+        assert_eq!(back.fields[1].pointer, "/name");
+        assert_eq!(back.fields[0].message, "not a phone number");
+        assert_eq!(back.extensions["task_id"], "01a2-x");
     }
 
     #[test]
