@@ -48,6 +48,38 @@ fn json_error(error: JsonPayloadError) -> ApiError {
     }
 }
 
+/// An optional JSON body: `None` when the request has none (no or a zero
+/// `Content-Length`, not chunked), otherwise decoded like `web::Json` and
+/// refused the same way when it is malformed. (actix's `Option<Json<T>>`
+/// turns a malformed body into `None`, acting on a request the client did not
+/// send.)
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T> OptionalJson<T> {
+    pub fn into_inner(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> actix_web::FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let headers = request.headers();
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        if !chunked && length.unwrap_or(0) == 0 {
+            return Box::pin(async { Ok(Self(None)) });
+        }
+        let body = web::Json::<T>::from_request(request, payload);
+        Box::pin(async move { Ok(Self(Some(body.await?.into_inner()))) })
+    }
+}
+
 /// serde_json reports only line and column; name the field when the message does.
 fn error_path(error: &serde_json::Error) -> String {
     let text = error.to_string();

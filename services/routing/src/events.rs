@@ -7,7 +7,10 @@ use hotline_proto::events::v1::{AgentChanged, CustomerActivity, RoutedTask};
 use prost::Message;
 
 use crate::{
-    domain::router::{Happening, TimelineNote},
+    domain::{
+        model::Reservation,
+        router::{Happening, TimelineNote},
+    },
     views::{AgentView, TaskView},
 };
 
@@ -43,12 +46,16 @@ fn optional(at: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
     at.map(timestamp)
 }
 
+/// `ended`: the offer a rejection, timeout or withdrawal ended, reported in
+/// place of the task's own (it holds none any more).
 pub fn routed_task(
     task: &TaskView,
     concerns: Option<uuid::Uuid>,
+    ended: Option<&Reservation>,
     service_level_seconds: u32,
     now: DateTime<Utc>,
 ) -> RoutedTask {
+    let reservation = task.reservation.as_ref().or(ended);
     RoutedTask {
         task_id: task.id.to_string(),
         external_id: task.external_id.clone().unwrap_or_default(),
@@ -62,11 +69,7 @@ pub fn routed_task(
             .or(task.agent_id)
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        reservation_id: task
-            .reservation
-            .as_ref()
-            .map(|r| r.id.to_string())
-            .unwrap_or_default(),
+        reservation_id: reservation.map(|r| r.id.to_string()).unwrap_or_default(),
         customer_id: task.customer_id.clone().unwrap_or_default(),
         calling_number: task
             .customer
@@ -80,7 +83,7 @@ pub fn routed_task(
         created_at: Some(timestamp(task.created_at)),
         queued_at: Some(timestamp(task.queued_at)),
         first_offered_at: optional(task.first_offered_at),
-        offered_at: optional(task.reservation.as_ref().map(|r| r.offered_at)),
+        offered_at: optional(reservation.map(|r| r.offered_at)),
         answered_at: optional(task.answered_at),
         ended_at: optional(task.ended_at),
         wrap_up_until: optional(task.wrap_up_until),
@@ -136,7 +139,14 @@ pub fn event(
     let (subject, data) = if let Some(task) = &happening.task {
         (
             task.id.to_string(),
-            routed_task(task, happening.concerns, service_level_seconds, now).encode_to_vec(),
+            routed_task(
+                task,
+                happening.concerns,
+                happening.ended.as_ref(),
+                service_level_seconds,
+                now,
+            )
+            .encode_to_vec(),
         )
     } else if let Some(agent) = &happening.agent {
         (

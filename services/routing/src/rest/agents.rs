@@ -2,7 +2,11 @@
 //! capacity, sign-in, sign-out and activities.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
-use hotline_kit::{ApiResult, auth::Principal, rest::decode_cursor};
+use hotline_kit::{
+    ApiResult,
+    auth::Principal,
+    rest::{OptionalJson, decode_cursor},
+};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -210,9 +214,9 @@ async fn sign_in(
     principal: Principal,
     service: Service,
     id: web::Path<Uuid>,
-    body: Option<web::Json<SignIn>>,
+    body: OptionalJson<SignIn>,
 ) -> ApiResult<HttpResponse> {
-    let activity = body.and_then(|body| body.into_inner().activity);
+    let activity = body.into_inner().and_then(|body| body.activity);
     agent(
         &service,
         &principal,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, post, web};
-use hotline_kit::{ApiResult, auth::Principal};
+use hotline_kit::{ApiResult, auth::Principal, rest::OptionalJson};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -109,10 +109,10 @@ async fn answered(
     principal: Principal,
     service: Service,
     call_id: web::Path<String>,
-    body: Option<web::Json<Answered>>,
+    body: OptionalJson<Answered>,
 ) -> ApiResult<HttpResponse> {
     let call_id = call_id.into_inner();
-    let agent = body.and_then(|body| body.into_inner().agent_id);
+    let agent = body.into_inner().and_then(|body| body.agent_id);
     let command = Command::CallAnswered {
         call_id: call_id.clone(),
         agent,

@@ -3,7 +3,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use hotline_kit::{ApiError, ApiResult, auth::Principal, idempotency, rest::require_plain_text};
+use hotline_kit::{
+    ApiError, ApiResult,
+    auth::Principal,
+    idempotency,
+    rest::{OptionalJson, require_plain_text},
+};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -175,9 +180,9 @@ async fn cancel(
     principal: Principal,
     service: Service,
     id: web::Path<Uuid>,
-    body: Option<web::Json<Reason>>,
+    body: OptionalJson<Reason>,
 ) -> ApiResult<HttpResponse> {
-    let reason = body.and_then(|body| body.into_inner().reason);
+    let reason = body.into_inner().and_then(|body| body.reason);
     answer(
         &service,
         &principal,
@@ -291,9 +296,9 @@ async fn callback(
     principal: Principal,
     service: Service,
     id: web::Path<Uuid>,
-    body: Option<web::Json<CallbackBody>>,
+    body: OptionalJson<CallbackBody>,
 ) -> ApiResult<HttpResponse> {
-    let number = body.and_then(|body| body.into_inner().number);
+    let number = body.into_inner().and_then(|body| body.number);
     answer(
         &service,
         &principal,
@@ -379,9 +384,9 @@ async fn reject(
     principal: Principal,
     service: Service,
     id: web::Path<Uuid>,
-    body: Option<web::Json<Reason>>,
+    body: OptionalJson<Reason>,
 ) -> ApiResult<HttpResponse> {
-    let reason = body.and_then(|body| body.into_inner().reason);
+    let reason = body.into_inner().and_then(|body| body.reason);
     answer(
         &service,
         &principal,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Center, Sse};
+use crate::helpers::{Center, Sse, problem};
 
 crate::on_both_backends!(
     a_call_pops_the_customer_rings_the_agent_and_lands_on_the_timeline,
@@ -18,6 +18,7 @@ crate::on_both_backends!(
     an_outbound_dial_is_offered_and_the_switch_told_to_dial,
     offers_survive_a_restart_and_their_timeouts_fire_after_it,
     a_screen_pop_never_carries_a_clear_id_number,
+    an_unreadable_optional_body_is_refused_not_ignored,
 );
 
 async fn a_call_pops_the_customer_rings_the_agent_and_lands_on_the_timeline(center: Center) {
@@ -230,6 +231,22 @@ async fn a_callback_is_offered_when_its_turn_comes_and_retried(center: Center) {
         (asked["kind"].as_str(), asked["position"].as_u64()),
         (Some("callback"), Some(1))
     );
+    // The caller hangs up, as asked: the switch reports the call over.
+    for event in ["ended", "abandoned"] {
+        let over = center
+            .post(
+                &format!("/api/v1/cti/calls/1/{event}"),
+                &center.switch,
+                &json!({}),
+            )
+            .await;
+        let over = center.ok_json(over, StatusCode::OK).await;
+        assert_eq!(
+            (over["status"].as_str(), over["kind"].as_str()),
+            (Some("pending"), Some("callback")),
+            "the callback outlives the call ({event})"
+        );
+    }
     center
         .put(
             &format!("/api/v1/agents/{}/activity", agent.id),
@@ -478,5 +495,48 @@ async fn a_screen_pop_never_carries_a_clear_id_number(center: Center) {
     assert_eq!(
         stored["customer"]["candidates"][0]["id_number"],
         "1101**********002X"
+    );
+}
+
+/// `answered` may come without a body; one that is there but unreadable
+/// (a switch sending the agent in a broken document) is refused, not taken
+/// for "no agent named".
+async fn an_unreadable_optional_body_is_refused_not_ignored(center: Center) {
+    center.queue(json!({"name": "q", "target": "true"})).await;
+    let agent = center.agent(json!({"name": "a"})).await;
+    let call = center.call(json!({"call_id": "b1", "queue": "q"})).await;
+    assert_eq!(call["status"], "reserved");
+    for (content_type, body) in [
+        ("application/json", r#"{"agent_id": "#),
+        ("text/plain", r#"{"agent_id": null}"#),
+    ] {
+        let refused = center
+            .app
+            .client
+            .post(center.app.url("/api/v1/cti/calls/b1/answered"))
+            .bearer_auth(&center.switch)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        problem(refused, StatusCode::BAD_REQUEST).await;
+    }
+    assert_eq!(
+        center.task(call["id"].as_str().unwrap()).await["status"],
+        "reserved"
+    );
+    let answered = center
+        .app
+        .client
+        .post(center.app.url("/api/v1/cti/calls/b1/answered"))
+        .bearer_auth(&center.switch)
+        .send()
+        .await
+        .unwrap();
+    let answered = center.ok_json(answered, StatusCode::OK).await;
+    assert_eq!(
+        (answered["status"].as_str(), answered["agent_id"].as_str()),
+        (Some("assigned"), Some(agent.id.as_str()))
     );
 }

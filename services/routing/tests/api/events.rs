@@ -11,7 +11,10 @@ use serde_json::json;
 
 use crate::helpers::Center;
 
-crate::on_both_backends!(every_change_of_a_call_is_published_in_order_with_its_timestamps);
+crate::on_both_backends!(
+    every_change_of_a_call_is_published_in_order_with_its_timestamps,
+    a_rejected_offer_is_published_with_the_reservation_it_ended
+);
 
 async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center: Center) {
     let subscription = Subscription {
@@ -101,4 +104,53 @@ async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center
         .map(|e| AgentChanged::decode(e.data.as_slice()).unwrap().state)
         .collect();
     assert_eq!(states, ["ready", "reserved", "busy", "wrap_up", "ready"]);
+}
+
+/// Reports count offers per agent: an offer's end names the offer, although
+/// the task, back in line, holds none.
+async fn a_rejected_offer_is_published_with_the_reservation_it_ended(center: Center) {
+    let subscription = Subscription {
+        name: "reporting.test".into(),
+        bindings: vec!["routing.task.#".into()],
+        fanout: Fanout::Shared,
+    };
+    center
+        .app
+        .platform
+        .bus
+        .declare(std::slice::from_ref(&subscription));
+    let recording = Recording::start(center.app.platform.bus.clone(), subscription);
+    center.queue(json!({"name": "q", "target": "true"})).await;
+    let agent = center.agent(json!({"name": "a"})).await;
+    let call = center.call(json!({"call_id": "r1", "queue": "q"})).await;
+    let reservation = call["reservation"]["id"].as_str().unwrap();
+    center
+        .post(
+            &format!("/api/v1/reservations/{reservation}/reject"),
+            &agent.token,
+            &json!({"reason": "wrong skill"}),
+        )
+        .await;
+    let recorder = recording.recorder.clone();
+    let rejected = hotline_testkit::eventually(Duration::from_secs(10), || {
+        let recorder = recorder.clone();
+        async move {
+            recorder
+                .kinds()
+                .iter()
+                .any(|kind| kind == "routing.task.rejected")
+        }
+    })
+    .await;
+    assert!(rejected, "{:?}", recording.recorder.kinds());
+    let events = recording.finish().await;
+    let event = events
+        .iter()
+        .find(|e| e.kind == "routing.task.rejected")
+        .unwrap();
+    let task = RoutedTask::decode(event.data.as_slice()).unwrap();
+    assert_eq!(task.status, "pending");
+    assert_eq!(task.reservation_id, reservation);
+    assert_eq!(task.agent_id, agent.id);
+    assert!(task.offered_at.is_some());
 }

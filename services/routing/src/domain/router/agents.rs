@@ -155,6 +155,7 @@ impl Router {
             agent: Some(view.clone()),
             concerns: Some(id),
             timeline: None,
+            ended: None,
         });
         Ok(Outcome::Agent { agent: view })
     }
@@ -194,6 +195,7 @@ impl Router {
             agent: Some(view.clone()),
             concerns: Some(id),
             timeline: None,
+            ended: None,
         });
         Ok(Outcome::Agent { agent: view })
     }
@@ -502,6 +504,7 @@ impl Router {
                 agent: Some(view),
                 concerns: Some(id),
                 timeline: None,
+                ended: None,
             });
         }
     }

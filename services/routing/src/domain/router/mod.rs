@@ -109,6 +109,8 @@ pub struct Happening {
     /// The agent a task event concerns (offered to, withdrawn from, assigned).
     pub concerns: Option<AgentId>,
     pub timeline: Option<TimelineNote>,
+    /// The offer a rejection, timeout or withdrawal ended (the task no longer holds it).
+    pub ended: Option<crate::domain::model::Reservation>,
 }
 
 /// What one batch of commands and timers changed.

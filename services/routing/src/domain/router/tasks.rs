@@ -235,6 +235,18 @@ impl Router {
         concerns: Option<AgentId>,
         now: DateTime<Utc>,
     ) {
+        self.announce_ending(kind, id, concerns, None, now);
+    }
+
+    /// `announce`, for the end of the offer `ended`.
+    fn announce_ending(
+        &mut self,
+        kind: &'static str,
+        id: TaskId,
+        concerns: Option<AgentId>,
+        ended: Option<Reservation>,
+        now: DateTime<Utc>,
+    ) {
         let Some(task) = self.tasks.get(&id).or_else(|| self.finished.get(&id)) else {
             return;
         };
@@ -245,6 +257,7 @@ impl Router {
             agent: None,
             concerns,
             timeline: None,
+            ended,
         });
     }
 
@@ -277,6 +290,7 @@ impl Router {
             agent: None,
             concerns: None,
             timeline: Some(note),
+            ended: None,
         });
     }
 
@@ -833,7 +847,14 @@ impl Router {
         }
         self.set_status(id, status);
         if let Some(reservation) = ringing {
-            self.announce(events::TASK_WITHDRAWN, id, Some(reservation.agent_id), now);
+            let agent = reservation.agent_id;
+            self.announce_ending(
+                events::TASK_WITHDRAWN,
+                id,
+                Some(agent),
+                Some(reservation),
+                now,
+            );
         }
         if let Some(task) = self.tasks.get_mut(&id) {
             task.outcome = outcome.or(task.outcome.take());
@@ -1009,7 +1030,8 @@ impl Router {
             "timed_out" => events::TASK_TIMED_OUT,
             _ => events::TASK_WITHDRAWN,
         };
-        self.announce(kind, id, Some(reservation.agent_id), now);
+        let agent = reservation.agent_id;
+        self.announce_ending(kind, id, Some(agent), Some(reservation.clone()), now);
     }
 
     /// The reservation `reservation`, if the caller may answer it.
@@ -1517,10 +1539,16 @@ impl Router {
     ) -> ApiResult<Outcome> {
         Self::roles_problem(actor, FEEDERS)?;
         let id = self.by_call(call_id)?;
-        match self.task(id)?.status {
+        let task = self.task(id)?;
+        match task.status {
             TaskStatus::Assigned => self.end_work(id, now),
-            TaskStatus::Pending | TaskStatus::Reserved => self.abandon(id, now),
-            TaskStatus::Wrapping
+            // A caller waiting for a callback has hung up on purpose.
+            TaskStatus::Pending | TaskStatus::Reserved if task.kind == TaskKind::Inbound => {
+                self.abandon(id, now)
+            }
+            TaskStatus::Pending
+            | TaskStatus::Reserved
+            | TaskStatus::Wrapping
             | TaskStatus::Completed
             | TaskStatus::Canceled
             | TaskStatus::Abandoned
