@@ -97,7 +97,7 @@ async fn a_caller_is_recognised_over_rest_and_grpc(infra: Infra) {
         .into_inner();
     assert_eq!(status.status(), ServingStatus::Serving);
 
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -120,6 +120,46 @@ async fn a_caller_is_recognised_over_rest_and_grpc(infra: Infra) {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+
+    // The older protocol Postman and grpcio-reflection speak, and what it
+    // resolves a service to.
+    use tonic_reflection::pb::v1alpha as alpha;
+    let mut reflection = alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let asks = [
+        alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "hotline.routing.v1.RoutingService".into(),
+        ),
+    ]
+    .map(|message_request| alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(message_request),
+    });
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream::iter(asks))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = stream.message().await.unwrap().unwrap();
+    let Some(alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        listed.message_response
+    else {
+        panic!("unexpected v1alpha answer: {listed:?}");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "hotline.identity.v1.IdentityService"),
+        "{:?}",
+        list.service
+    );
+    let file = stream.message().await.unwrap().unwrap();
+    let Some(alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
+        file.message_response
+    else {
+        panic!("unexpected v1alpha answer: {file:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 
     started.running.shutdown();
     started.running.wait().await.expect("clean shutdown");

@@ -112,11 +112,17 @@ impl Process {
                 .set_service_status(*name, tonic_health::ServingStatus::Serving)
                 .await;
         }
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(self.file_descriptor_set)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        routes.add_service(health_service).add_service(reflection);
+        // Both reflection versions: grpcurl and grpcui ask v1, Postman, older
+        // grpcurl and Python's grpcio-reflection still ask v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(self.file_descriptor_set)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        routes
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?);
         let grpc_stop = CancellationToken::new();
         let grpc = tonic::transport::Server::builder()
             .layer(AuthLayer::new(
