@@ -741,14 +741,33 @@ impl IdentityService {
         })
     }
 
-    pub async fn audit_trail(&self, actor: &Principal, id: Uuid) -> ApiResult<Vec<AuditEntryView>> {
+    /// The customer's audit trail, oldest first, a page at a time.
+    pub async fn audit_trail(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        limit: Option<u64>,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page<AuditEntryView>> {
         actor.require_any(LEADS)?;
-        let entries = self.audit_entries(id).await?;
-        if entries.is_empty() {
+        let limit = limit.unwrap_or(20).clamp(1, MAX_PAGE);
+        let after: Option<Uuid> = cursor
+            .filter(|c| !c.is_empty())
+            .map(decode_cursor)
+            .transpose()?;
+        let mut query = audit_entry::Entity::find()
+            .filter(audit_entry::Column::CustomerId.eq(id))
+            .order_by_asc(audit_entry::Column::Id)
+            .limit(limit + 1);
+        if let Some(after) = after {
+            query = query.filter(audit_entry::Column::Id.gt(after));
+        }
+        let rows = query.all(&self.db).await?;
+        if rows.is_empty() && after.is_none() {
             // Distinguish "no such customer" from "no entries" (every customer has one).
             return Err(customer_not_found(id));
         }
-        Ok(entries)
+        Ok(Page::cut(rows, limit, |row| row.id, audit_view))
     }
 
     async fn audit_entries(&self, id: Uuid) -> ApiResult<Vec<AuditEntryView>> {

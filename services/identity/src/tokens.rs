@@ -17,14 +17,20 @@ use hotline_kit::{
     ApiError, ApiResult,
     auth::{Claims, KeySource, Principal, Role},
     db::is_unique_violation,
+    rest::{Page, decode_cursor},
 };
 use jsonwebtoken::{
     Algorithm, EncodingKey, Header,
     jwk::{Jwk, JwkSet, PublicKeyUse},
 };
-use sea_orm::{ActiveValue::Set, DatabaseConnection, QueryOrder, entity::prelude::*};
+use sea_orm::{
+    ActiveValue::Set, Condition, DatabaseConnection, QueryOrder, QuerySelect, entity::prelude::*,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// The most clients one page lists.
+const MAX_CLIENT_PAGE: u64 = 100;
 
 use crate::{
     client_secret::{SecretHasher, Verdict},
@@ -389,14 +395,40 @@ impl Tokens {
         active.update(&self.db).await.map(drop)
     }
 
-    pub async fn list_clients(&self) -> ApiResult<Vec<ClientView>> {
-        api_client::Entity::find()
+    /// API clients, oldest first, a page at a time.
+    pub async fn list_clients(
+        &self,
+        limit: Option<u64>,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page<ClientView>> {
+        let limit = limit.unwrap_or(20).clamp(1, MAX_CLIENT_PAGE);
+        let mut query = api_client::Entity::find()
             .order_by_asc(api_client::Column::CreatedAt)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(view)
-            .collect()
+            .order_by_asc(api_client::Column::ClientId)
+            .limit(limit + 1);
+        if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+            let (at, after): (chrono::DateTime<Utc>, String) = decode_cursor(cursor)?;
+            query = query.filter(
+                Condition::any()
+                    .add(api_client::Column::CreatedAt.gt(at))
+                    .add(
+                        Condition::all()
+                            .add(api_client::Column::CreatedAt.eq(at))
+                            .add(api_client::Column::ClientId.gt(after)),
+                    ),
+            );
+        }
+        let rows = query.all(&self.db).await?;
+        let page = Page::cut(
+            rows,
+            limit,
+            |row| (row.created_at, row.client_id.clone()),
+            view,
+        );
+        Ok(Page {
+            items: page.items.into_iter().collect::<ApiResult<_>>()?,
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// Revokes a client: no new tokens; tokens already issued expire within the token ttl.

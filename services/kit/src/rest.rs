@@ -212,6 +212,29 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// A page from `rows` fetched with `limit + 1`: the extra row only says
+    /// there is more, and the cursor is the last kept row's `position`.
+    pub fn cut<R, P: Serialize>(
+        mut rows: Vec<R>,
+        limit: u64,
+        position: impl Fn(&R) -> P,
+        item: impl FnMut(R) -> T,
+    ) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = (rows.len() > limit)
+            .then(|| {
+                rows.truncate(limit);
+                rows.last().map(|last| encode_cursor(&position(last)))
+            })
+            .flatten();
+        Self {
+            items: rows.into_iter().map(item).collect(),
+            next_cursor,
+        }
+    }
+}
+
 /// Answers unmatched routes with a problem document.
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;

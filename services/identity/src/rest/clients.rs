@@ -7,11 +7,12 @@ use hotline_kit::{
     ApiResult,
     auth::{Principal, Role},
     error::ApiError,
-    rest::require_plain_text,
+    rest::{Page, require_plain_text},
 };
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::PageParams;
 use crate::{
     store::api_client::require_plain_id,
     tokens::{ClientView, CreatedClient, NewClient, Tokens},
@@ -59,11 +60,24 @@ async fn create(
 }
 
 /// Lists API clients (without secrets), revoked ones included.
-#[utoipa::path(tag = "clients", responses((status = 200, body = Vec<ClientView>), (status = 403)), security(("bearer" = [])))]
+#[utoipa::path(
+    tag = "clients",
+    params(PageParams),
+    responses((status = 200, body = inline(Page<ClientView>)), (status = 400), (status = 403)),
+    security(("bearer" = []))
+)]
 #[get("")]
-async fn list(principal: Principal, tokens: TokenService) -> ApiResult<web::Json<Vec<ClientView>>> {
+async fn list(
+    principal: Principal,
+    tokens: TokenService,
+    params: web::Query<PageParams>,
+) -> ApiResult<web::Json<Page<ClientView>>> {
     principal.require_any(&[Role::Admin])?;
-    Ok(web::Json(tokens.list_clients().await?))
+    Ok(web::Json(
+        tokens
+            .list_clients(params.limit, params.cursor.as_deref())
+            .await?,
+    ))
 }
 
 /// Revokes a client: it gets no new tokens; tokens already issued expire within the token lifetime.

@@ -20,6 +20,7 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use super::PageParams;
 use crate::{
     domain::customer::{CustomerPatch, NewCustomer},
     service::{IdentityService, SearchQuery, view_etag},
@@ -288,13 +289,6 @@ async fn merge(
     Ok(with_etag(HttpResponse::Ok(), &view))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-struct PageParams {
-    limit: Option<u64>,
-    cursor: Option<String>,
-}
-
 /// The customer's history of calls, orders and surveys, newest first.
 #[utoipa::path(
     tag = "customers",
@@ -323,8 +317,8 @@ async fn timeline(
 /// Who changed the customer, when and what (personal data masked). Supervisors and admins.
 #[utoipa::path(
     tag = "customers",
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = Vec<AuditEntryView>), (status = 403), (status = 404)),
+    params(("id" = Uuid, Path), PageParams),
+    responses((status = 200, body = inline(Page<AuditEntryView>)), (status = 400), (status = 403), (status = 404)),
     security(("bearer" = []))
 )]
 #[get("/{id}/audit")]
@@ -332,10 +326,17 @@ async fn audit(
     principal: Principal,
     service: Service,
     id: web::Path<Uuid>,
-) -> ApiResult<web::Json<Vec<AuditEntryView>>> {
-    Ok(web::Json(
-        service.audit_trail(&principal, id.into_inner()).await?,
-    ))
+    params: web::Query<PageParams>,
+) -> ApiResult<HttpResponse> {
+    let page = service
+        .audit_trail(
+            &principal,
+            id.into_inner(),
+            params.limit,
+            params.cursor.as_deref(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Everything held about the customer, as JSON (PIPL/GDPR access request). Admins only.

@@ -26,3 +26,13 @@ pub fn configure(
         .service(oauth::token)
         .service(oauth::jwks);
 }
+
+/// `limit` and `cursor` of a paged list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageParams {
+    /// At most this many (1–100, default 20).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}

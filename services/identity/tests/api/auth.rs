@@ -192,7 +192,7 @@ async fn partner_clients_carry_their_partner_id_and_reach_no_customers(app: Iden
         .json()
         .await
         .unwrap();
-    let entry = listed
+    let entry = listed["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -202,6 +202,28 @@ async fn partner_clients_carry_their_partner_id_and_reach_no_customers(app: Iden
         entry.get("client_secret").is_none(),
         "secrets are shown once"
     );
+    // Paged like every list: one at a time, every client once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = app
+            .get(
+                &format!("/api/v1/clients?limit=1&cursor={cursor}"),
+                &app.admin,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+        seen.push(page["items"][0]["client_id"].clone());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), listed["items"].as_array().unwrap().len());
+    assert!(seen.contains(&created["client_id"]));
 
     let token = app
         .token(

@@ -378,8 +378,9 @@ async fn every_change_is_audited_with_personal_data_masked(app: Identity) {
         .json()
         .await
         .unwrap();
-    let entries = audit.as_array().unwrap();
+    let entries = audit["items"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
+    assert!(audit.get("next_cursor").is_none(), "{audit}");
     assert_eq!(entries[0]["action"], "created");
     assert_eq!(entries[0]["actor"], crate::helpers::ADMIN_ID);
     assert_eq!(entries[1]["action"], "updated");
@@ -389,6 +390,29 @@ async fn every_change_is_audited_with_personal_data_masked(app: Identity) {
     for secret in ["11010519491231002X", "13800138000", "zhang.wei@", "建国路"] {
         assert!(!text.contains(secret), "audit leaks {secret}: {text}");
     }
+    // A page at a time, oldest first.
+    let first: Value = app
+        .get(&format!("{path}/audit?limit=1"), &app.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"][0]["action"], "created");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .get(&format!("{path}/audit?limit=1&cursor={cursor}"), &app.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["items"][0]["action"], "updated");
+    assert!(second.get("next_cursor").is_none(), "{second}");
+    problem(
+        app.get(&format!("{path}/audit?cursor=garbage"), &app.admin)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let agent = app.token_for(&["agent"], None).await;
     problem(
         app.get(&format!("{path}/audit"), &agent).await,
