@@ -11,7 +11,7 @@ use hotline_kit::{
     idempotency::{IdempotencyKey, StoredResponse},
     outbox::Outbox,
     rest::{
-        Page, decode_cursor, encode_cursor, if_match_satisfied, require_plain_text, stale_version,
+        Page, decode_cursor, if_match_satisfied, page_limit, require_plain_text, stale_version,
     },
 };
 use hotline_proto::events::v1::{CustomerActivity, CustomerChanged, CustomerMerged};
@@ -50,7 +50,6 @@ const ADMINS: &[Role] = &[Role::Admin];
 const ERASED: &str = "[erased]";
 /// The name left on a record merged into another.
 const MERGED: &str = "[merged]";
-const MAX_PAGE: u64 = 100;
 
 /// Search criteria; at least one is needed.
 #[derive(Clone, Debug, Default)]
@@ -502,7 +501,7 @@ impl IdentityService {
         query: SearchQuery,
     ) -> ApiResult<Page<CustomerView>> {
         actor.require_any(STAFF)?;
-        let limit = query.limit.unwrap_or(20).clamp(1, MAX_PAGE);
+        let limit = page_limit(query.limit);
         let mut condition = Condition::all()
             .add(customer::Column::MergedInto.is_null())
             .add(customer::Column::ErasedAt.is_null());
@@ -558,31 +557,22 @@ impl IdentityService {
             let after: Uuid = decode_cursor(cursor)?;
             condition = condition.add(customer::Column::Id.gt(after));
         }
-        let mut models = customer::Entity::find()
+        let models = customer::Entity::find()
             .filter(condition)
             .order_by_asc(customer::Column::Id)
             .limit(limit + 1)
             .all(&self.db)
             .await?;
-        let next_cursor = if models.len() as u64 > limit {
-            models.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            models.last().map(|last| encode_cursor(&last.id))
-        } else {
-            None
-        };
-        let ids: Vec<Uuid> = models.iter().map(|m| m.id).collect();
+        let page = Page::cut(models, limit, |model| model.id);
+        let ids: Vec<Uuid> = page.items.iter().map(|m| m.id).collect();
         let phones = queries::phones_of(&self.db, &ids).await?;
-        let items = models
-            .iter()
-            .map(|model| {
-                self.view(
-                    actor,
-                    model,
-                    phones.get(&model.id).map_or(&[][..], Vec::as_slice),
-                )
-            })
-            .collect();
-        Ok(Page { items, next_cursor })
+        Ok(page.map(|model| {
+            self.view(
+                actor,
+                &model,
+                phones.get(&model.id).map_or(&[][..], Vec::as_slice),
+            )
+        }))
     }
 
     // ---- screen pop
@@ -709,7 +699,7 @@ impl IdentityService {
     ) -> ApiResult<Page<TimelineEntryView>> {
         actor.require_any(STAFF)?;
         let model = self.load(&self.db, id).await?;
-        let limit = limit.unwrap_or(20).clamp(1, MAX_PAGE);
+        let limit = page_limit(limit);
         let mut query = timeline_entry::Entity::find()
             .filter(timeline_entry::Column::CustomerId.eq(model.id))
             .order_by_desc(timeline_entry::Column::OccurredAt)
@@ -727,18 +717,8 @@ impl IdentityService {
                     ),
             );
         }
-        let mut rows = query.all(&self.db).await?;
-        let next_cursor = if rows.len() as u64 > limit {
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            rows.last()
-                .map(|last| encode_cursor(&(last.occurred_at, last.id)))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: rows.into_iter().map(timeline_view).collect(),
-            next_cursor,
-        })
+        let rows = query.all(&self.db).await?;
+        Ok(Page::cut(rows, limit, |row| (row.occurred_at, row.id)).map(timeline_view))
     }
 
     /// The customer's audit trail, oldest first, a page at a time.
@@ -750,7 +730,7 @@ impl IdentityService {
         cursor: Option<&str>,
     ) -> ApiResult<Page<AuditEntryView>> {
         actor.require_any(LEADS)?;
-        let limit = limit.unwrap_or(20).clamp(1, MAX_PAGE);
+        let limit = page_limit(limit);
         let after: Option<Uuid> = cursor
             .filter(|c| !c.is_empty())
             .map(decode_cursor)
@@ -767,7 +747,7 @@ impl IdentityService {
             // Distinguish "no such customer" from "no entries" (every customer has one).
             return Err(customer_not_found(id));
         }
-        Ok(Page::cut(rows, limit, |row| row.id, audit_view))
+        Ok(Page::cut(rows, limit, |row| row.id).map(audit_view))
     }
 
     async fn audit_entries(&self, id: Uuid) -> ApiResult<Vec<AuditEntryView>> {

@@ -17,7 +17,7 @@ use hotline_kit::{
     ApiError, ApiResult,
     auth::{Claims, KeySource, Principal, Role},
     db::is_unique_violation,
-    rest::{Page, decode_cursor},
+    rest::{Page, decode_cursor, page_limit},
 };
 use jsonwebtoken::{
     Algorithm, EncodingKey, Header,
@@ -28,9 +28,6 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-/// The most clients one page lists.
-const MAX_CLIENT_PAGE: u64 = 100;
 
 use crate::{
     client_secret::{SecretHasher, Verdict},
@@ -401,7 +398,7 @@ impl Tokens {
         limit: Option<u64>,
         cursor: Option<&str>,
     ) -> ApiResult<Page<ClientView>> {
-        let limit = limit.unwrap_or(20).clamp(1, MAX_CLIENT_PAGE);
+        let limit = page_limit(limit);
         let mut query = api_client::Entity::find()
             .order_by_asc(api_client::Column::CreatedAt)
             .order_by_asc(api_client::Column::ClientId)
@@ -419,16 +416,7 @@ impl Tokens {
             );
         }
         let rows = query.all(&self.db).await?;
-        let page = Page::cut(
-            rows,
-            limit,
-            |row| (row.created_at, row.client_id.clone()),
-            view,
-        );
-        Ok(Page {
-            items: page.items.into_iter().collect::<ApiResult<_>>()?,
-            next_cursor: page.next_cursor,
-        })
+        Page::cut(rows, limit, |row| (row.created_at, row.client_id.clone())).try_map(view)
     }
 
     /// Revokes a client: no new tokens; tokens already issued expire within the token ttl.

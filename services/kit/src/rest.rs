@@ -212,15 +212,19 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Rows per page when the client names no `limit`, and the most it may ask.
+pub const DEFAULT_PAGE: u64 = 20;
+pub const MAX_PAGE: u64 = 100;
+
+/// The page size for a requested `limit`: clamped to 1..=`MAX_PAGE`.
+pub fn page_limit(requested: Option<u64>) -> u64 {
+    requested.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}
+
 impl<T> Page<T> {
     /// A page from `rows` fetched with `limit + 1`: the extra row only says
     /// there is more, and the cursor is the last kept row's `position`.
-    pub fn cut<R, P: Serialize>(
-        mut rows: Vec<R>,
-        limit: u64,
-        position: impl Fn(&R) -> P,
-        item: impl FnMut(R) -> T,
-    ) -> Self {
+    pub fn cut<P: Serialize>(mut rows: Vec<T>, limit: u64, position: impl Fn(&T) -> P) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let next_cursor = (rows.len() > limit)
             .then(|| {
@@ -229,9 +233,23 @@ impl<T> Page<T> {
             })
             .flatten();
         Self {
-            items: rows.into_iter().map(item).collect(),
+            items: rows,
             next_cursor,
         }
+    }
+
+    pub fn map<U>(self, item: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(item).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+
+    pub fn try_map<U, E>(self, item: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: self.items.into_iter().map(item).collect::<Result<_, E>>()?,
+            next_cursor: self.next_cursor,
+        })
     }
 }
 

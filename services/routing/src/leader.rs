@@ -155,11 +155,18 @@ pub struct Leader {
     pub hub: Arc<Hub>,
 }
 
+/// Why routing stopped applying commands.
 enum Stop {
     Shutdown,
     Lost,
     /// A batch failed to commit (the committer has the error).
     Failed,
+}
+
+/// How a term as the router's holder ended (a failed commit is an error).
+enum Led {
+    Shutdown,
+    Lost,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,13 +218,8 @@ impl Leader {
                 .lead(&grant, &mut requests, &mut leadership, &shutdown)
                 .await
             {
-                Ok(Stop::Shutdown) => return Ok(()),
-                // Not reached: a failed commit comes back as the committer's error.
-                Ok(Stop::Failed) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(failures, "the committer stopped; restoring the router");
-                }
-                Ok(Stop::Lost) => {
+                Ok(Led::Shutdown) => return Ok(()),
+                Ok(Led::Lost) => {
                     tracing::warn!(
                         epoch = grant.epoch,
                         "router lease lost; this replica forwards to the new holder"
@@ -246,7 +248,7 @@ impl Leader {
         requests: &mut mpsc::Receiver<Request>,
         leadership: &mut watch::Receiver<Option<Grant>>,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<Stop> {
+    ) -> anyhow::Result<Led> {
         let now = Utc::now();
         let snapshot = store::load(&self.db, self.settings.time_zone, now).await?;
         let mut router = Router::restore(self.settings.clone(), snapshot, now)
@@ -255,7 +257,7 @@ impl Leader {
         // goes on applying commands, and everything applied while a write is
         // under way is the next batch (group commit: batches grow with the
         // load). Answers, streams and events wait for their batch's commit.
-        let (commits, pending) = mpsc::channel(2);
+        let (commits, pending) = mpsc::channel(1);
         let free = Arc::new(Semaphore::new(1));
         let (failed, mut failure) = watch::channel(false);
         let committer = tokio::spawn(self.committer(grant.clone()).run(pending, failed));
@@ -273,7 +275,7 @@ impl Leader {
             )
             .await;
         // What was applied but not handed over yet is written (or refused) too.
-        if held.waiting(&router)
+        if held.applied
             && let Ok(permit) = free.clone().acquire_owned().await
         {
             let _ = commits.send(held.cut(&mut router, permit)).await;
@@ -286,7 +288,9 @@ impl Leader {
             (Err(BatchError::Lost), _) => self.lost(grant),
             (Err(BatchError::Failed(error)), _) => Err(error),
             (Ok(()), Stop::Lost) => self.lost(grant),
-            (Ok(()), stop) => Ok(stop),
+            (Ok(()), Stop::Shutdown) => Ok(Led::Shutdown),
+            // The committer says why when it fails; stopping without a word is a bug.
+            (Ok(()), Stop::Failed) => Err(anyhow::anyhow!("the committer stopped unasked")),
         }
     }
 
@@ -336,7 +340,7 @@ impl Leader {
                     continue;
                 }
                 // The committer is free: it takes everything applied so far.
-                permit = free.clone().acquire_owned(), if held.waiting(router) => {
+                permit = free.clone().acquire_owned(), if held.applied => {
                     let Ok(permit) = permit else { return Stop::Failed };
                     if commits.send(held.cut(router, permit)).await.is_err() {
                         return Stop::Failed;
@@ -370,9 +374,9 @@ impl Leader {
         }
     }
 
-    fn lost(&self, grant: &Grant) -> anyhow::Result<Stop> {
+    fn lost(&self, grant: &Grant) -> anyhow::Result<Led> {
         self.leadership.lost(grant);
-        Ok(Stop::Lost)
+        Ok(Led::Lost)
     }
 
     fn committer(&self, grant: Grant) -> Committer {
@@ -393,15 +397,12 @@ type Reply = (oneshot::Sender<ApiResult<Outcome>>, ApiResult<Outcome>);
 struct Held {
     replies: Vec<Reply>,
     traceparents: Vec<Option<String>>,
-    /// Whether anything (a command, a timer) was applied since.
+    /// Whether anything (a command, a timer, the restore) was applied since:
+    /// then a batch waits for the committer, even one that changed nothing.
     applied: bool,
 }
 
 impl Held {
-    fn waiting(&self, router: &Router) -> bool {
-        self.applied || router.pending_happenings() > 0
-    }
-
     /// The batch: the router's changes and the answers waiting for them.
     fn cut(&mut self, router: &mut Router, committing: OwnedSemaphorePermit) -> Pending {
         self.applied = false;

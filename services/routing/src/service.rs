@@ -9,7 +9,7 @@ use hotline_kit::{
     ApiError, ApiResult,
     auth::{Principal, Role},
     mask,
-    rest::{Page, decode_cursor, encode_cursor},
+    rest::{Page, decode_cursor, page_limit},
 };
 use hotline_proto::{clients::IdentityApi, identity::v1::LookupByPhoneResponse};
 use sea_orm::{DatabaseConnection, EntityTrait};
@@ -33,7 +33,6 @@ use crate::{
 const STAFF: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Service];
 /// Who feeds tasks in.
 const FEEDERS: &[Role] = &[Role::Service, Role::Supervisor, Role::Admin];
-const MAX_PAGE: u64 = 100;
 
 pub struct RoutingService {
     peers: Arc<Peers>,
@@ -215,36 +214,22 @@ impl RoutingService {
         limit: Option<u64>,
     ) -> ApiResult<Page<TaskView>> {
         principal.require_any(STAFF)?;
-        let limit = limit.unwrap_or(20).clamp(1, MAX_PAGE);
+        let limit = page_limit(limit);
         let after = cursor
             .map(decode_cursor::<(DateTime<Utc>, Uuid)>)
             .transpose()?;
         let tasks = store::list_tasks(&self.db, &filter, after, limit + 1).await?;
         let names = self.queue_names().await?;
-        let more = tasks.len() as u64 > limit;
-        let tasks: Vec<Task> = tasks
-            .into_iter()
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect();
-        let next_cursor = more
-            .then(|| {
-                tasks
-                    .last()
-                    .map(|task| encode_cursor(&(task.created_at, task.id)))
-            })
-            .flatten();
-        let items = tasks
-            .iter()
-            .map(|task| {
+        Ok(
+            Page::cut(tasks, limit, |task| (task.created_at, task.id)).map(|task| {
                 TaskView::of(
-                    task,
+                    &task,
                     names.get(&task.queue_id).cloned().unwrap_or_default(),
                     None,
                     None,
                 )
-            })
-            .collect();
-        Ok(Page { items, next_cursor })
+            }),
+        )
     }
 
     async fn queue_names(&self) -> ApiResult<HashMap<Uuid, String>> {

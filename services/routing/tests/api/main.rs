@@ -9,3 +9,4 @@ mod agents;
 mod calls;
 mod events;
 mod grpc;
+mod outages;
