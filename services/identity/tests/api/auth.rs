@@ -224,6 +224,11 @@ async fn partner_clients_carry_their_partner_id_and_reach_no_customers(app: Iden
     }
     assert_eq!(seen.len(), listed["items"].as_array().unwrap().len());
     assert!(seen.contains(&created["client_id"]));
+    problem(
+        app.get("/api/v1/clients?cursor=garbage", &app.admin).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 
     let token = app
         .token(

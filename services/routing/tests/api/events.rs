@@ -16,18 +16,31 @@ crate::on_both_backends!(
     a_rejected_offer_is_published_with_the_reservation_it_ended
 );
 
-async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center: Center) {
+/// Records what routing publishes under `binding`, as reporting would.
+fn record(center: &Center, binding: &str) -> Recording {
     let subscription = Subscription {
         name: "reporting.test".into(),
-        bindings: vec!["routing.#".into()],
+        bindings: vec![binding.into()],
         fanout: Fanout::Shared,
     };
-    center
-        .app
-        .platform
-        .bus
-        .declare(std::slice::from_ref(&subscription));
-    let recording = Recording::start(center.app.platform.bus.clone(), subscription);
+    let bus = center.app.platform.bus.clone();
+    bus.declare(std::slice::from_ref(&subscription));
+    Recording::start(bus, subscription)
+}
+
+/// Waits until an event of `kind` has been recorded.
+async fn published(recording: &Recording, kind: &str) {
+    let recorder = recording.recorder.clone();
+    let seen = hotline_testkit::eventually(Duration::from_secs(10), || {
+        let recorder = recorder.clone();
+        async move { recorder.kinds().iter().any(|k| k == kind) }
+    })
+    .await;
+    assert!(seen, "no {kind} in {:?}", recording.recorder.kinds());
+}
+
+async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center: Center) {
+    let recording = record(&center, "routing.#");
     center
         .queue(json!({"name": "q", "target": "true", "wrap_up_seconds": 1}))
         .await;
@@ -48,18 +61,7 @@ async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center
     center
         .task_until(id, |task| task["status"] == "completed")
         .await;
-    let recorder = recording.recorder.clone();
-    let complete = hotline_testkit::eventually(Duration::from_secs(10), || {
-        let recorder = recorder.clone();
-        async move {
-            recorder
-                .kinds()
-                .iter()
-                .any(|kind| kind == "routing.task.completed")
-        }
-    })
-    .await;
-    assert!(complete, "{:?}", recording.recorder.kinds());
+    published(&recording, "routing.task.completed").await;
     let events = recording.finish().await;
     let task_kinds: Vec<&str> = events
         .iter()
@@ -109,17 +111,7 @@ async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center
 /// Reports count offers per agent: an offer's end names the offer, although
 /// the task, back in line, holds none.
 async fn a_rejected_offer_is_published_with_the_reservation_it_ended(center: Center) {
-    let subscription = Subscription {
-        name: "reporting.test".into(),
-        bindings: vec!["routing.task.#".into()],
-        fanout: Fanout::Shared,
-    };
-    center
-        .app
-        .platform
-        .bus
-        .declare(std::slice::from_ref(&subscription));
-    let recording = Recording::start(center.app.platform.bus.clone(), subscription);
+    let recording = record(&center, "routing.task.#");
     center.queue(json!({"name": "q", "target": "true"})).await;
     let agent = center.agent(json!({"name": "a"})).await;
     let call = center.call(json!({"call_id": "r1", "queue": "q"})).await;
@@ -131,18 +123,7 @@ async fn a_rejected_offer_is_published_with_the_reservation_it_ended(center: Cen
             &json!({"reason": "wrong skill"}),
         )
         .await;
-    let recorder = recording.recorder.clone();
-    let rejected = hotline_testkit::eventually(Duration::from_secs(10), || {
-        let recorder = recorder.clone();
-        async move {
-            recorder
-                .kinds()
-                .iter()
-                .any(|kind| kind == "routing.task.rejected")
-        }
-    })
-    .await;
-    assert!(rejected, "{:?}", recording.recorder.kinds());
+    published(&recording, "routing.task.rejected").await;
     let events = recording.finish().await;
     let event = events
         .iter()
