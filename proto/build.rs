@@ -11,6 +11,8 @@ const PROTOS: &[&str] = &[
     "hotline/events/v1/activity.proto",
     "hotline/routing/v1/routing.proto",
     "hotline/events/v1/routing.proto",
+    "hotline/ticketing/v1/ticketing.proto",
+    "hotline/events/v1/ticketing.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

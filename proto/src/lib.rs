@@ -16,6 +16,12 @@ pub mod routing {
     }
 }
 
+pub mod ticketing {
+    pub mod v1 {
+        tonic::include_proto!("hotline.ticketing.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("hotline.events.v1");

@@ -1,6 +1,7 @@
 //! The whole suite as `hotline serve` assembles it, on the embedded backends and
 //! on PostgreSQL + RabbitMQ + Redis: a caller recognised over REST and gRPC,
-//! with health checks and reflection for the tools operators use.
+//! with health checks and reflection for the tools operators use; a work order
+//! opened from the screen pop and resolved by a partner shop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hotline::{Config, Started, Target};
@@ -112,10 +113,13 @@ async fn a_caller_is_recognised_over_rest_and_grpc(infra: Infra) {
         panic!("unexpected reflection answer");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"hotline.identity.v1.IdentityService".to_owned()),
-        "{names:?}"
-    );
+    for service in [
+        "hotline.identity.v1.IdentityService",
+        "hotline.routing.v1.RoutingService",
+        "hotline.ticketing.v1.TicketingService",
+    ] {
+        assert!(names.contains(&service.to_owned()), "{names:?}");
+    }
     assert!(
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
@@ -176,4 +180,193 @@ async fn real_a_caller_is_recognised_over_rest_and_grpc() {
         return;
     };
     a_caller_is_recognised_over_rest_and_grpc(infra).await;
+}
+
+/// The README's ticketing tour through the assembled suite: the customer found
+/// by screen pop, a work order opened for them and dispatched to a shop, the
+/// shop accepting and resolving it with its own partner token, the history and
+/// the customer's timeline showing every step.
+async fn a_work_order_is_opened_from_a_screen_pop_and_resolved_by_a_shop(infra: Infra) {
+    let started = start(&infra).await;
+    let http = format!("http://{}", started.running.http_addr);
+    let client = reqwest::Client::new();
+    let token = hotline_testkit::client_token(&client, &http, ADMIN.0, ADMIN.1).await;
+    let send =
+        |method: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>| {
+            let mut request = client
+                .request(method, format!("{http}{path}"))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert!(status.is_success(), "{status}: {body}");
+                body
+            }
+        };
+    use reqwest::Method;
+    let phone = format!("139{:08}", rand::random::<u32>() % 100_000_000);
+    send(
+        Method::POST,
+        "/api/v1/customers",
+        &token,
+        Some(serde_json::json!({
+            "name": "工单测试", "phones": [{"number": phone}],
+            "addresses": [{"city": "北京市", "district": "朝阳区", "street": "建国路 88 号"}],
+        })),
+    )
+    .await;
+    let found = send(
+        Method::GET,
+        &format!("/api/v1/customers/lookup?phone={phone}"),
+        &token,
+        None,
+    )
+    .await;
+    let customer = found["candidates"][0]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let category = send(
+        Method::POST,
+        "/api/v1/categories",
+        &token,
+        Some(serde_json::json!({"code": "broadband", "name": "Broadband"})),
+    )
+    .await;
+    let region = send(
+        Method::POST,
+        "/api/v1/regions",
+        &token,
+        Some(serde_json::json!({"code": "bj_cy", "name": "朝阳区"})),
+    )
+    .await;
+    let shop = send(
+        Method::POST,
+        "/api/v1/assignees",
+        &token,
+        Some(
+            serde_json::json!({"kind": "shop", "name": "Chaoyang repair", "partner_id": "shop-cy"}),
+        ),
+    )
+    .await;
+    let order = send(
+        Method::POST,
+        "/api/v1/work-orders",
+        &token,
+        Some(serde_json::json!({
+            "type": "fault_repair", "category_id": category["id"], "region_id": region["id"],
+            "customer_id": customer, "description": "No connection since this morning",
+        })),
+    )
+    .await;
+    assert_eq!(order["customer"]["name"], "工单测试");
+    let id = order["id"].as_str().unwrap().to_owned();
+    send(
+        Method::POST,
+        &format!("/api/v1/work-orders/{id}/dispatch"),
+        &token,
+        Some(serde_json::json!({"assignee_id": shop["id"]})),
+    )
+    .await;
+
+    let shop_client = send(
+        Method::POST,
+        "/api/v1/clients",
+        &token,
+        Some(serde_json::json!({
+            "name": "Chaoyang repair", "roles": ["partner"], "partner_id": "shop-cy",
+        })),
+    )
+    .await;
+    let shop_token = hotline_testkit::client_token(
+        &client,
+        &http,
+        shop_client["client_id"].as_str().unwrap(),
+        shop_client["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    send(
+        Method::POST,
+        &format!("/api/v1/work-orders/{id}/accept"),
+        &shop_token,
+        None,
+    )
+    .await;
+    send(
+        Method::POST,
+        &format!("/api/v1/work-orders/{id}/resolve"),
+        &shop_token,
+        Some(serde_json::json!({"resolution_code": "fixed"})),
+    )
+    .await;
+    let closed = send(
+        Method::POST,
+        &format!("/api/v1/work-orders/{id}/close"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(closed["status"], "closed");
+
+    let history = send(
+        Method::GET,
+        &format!("/api/v1/work-orders/{id}/history"),
+        &token,
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["created", "dispatch", "accept", "resolve", "close"]
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let timeline = send(
+            Method::GET,
+            &format!("/api/v1/customers/{customer}/timeline"),
+            &token,
+            None,
+        )
+        .await;
+        let tickets = timeline["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "ticket")
+            .count();
+        if tickets == 5 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the timeline has {tickets} of 5 milestones"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    started.running.shutdown();
+    started.running.wait().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_work_order_is_opened_from_a_screen_pop_and_resolved_by_a_shop() {
+    a_work_order_is_opened_from_a_screen_pop_and_resolved_by_a_shop(Infra::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_a_work_order_is_opened_from_a_screen_pop_and_resolved_by_a_shop() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    a_work_order_is_opened_from_a_screen_pop_and_resolved_by_a_shop(infra).await;
 }

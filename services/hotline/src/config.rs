@@ -8,6 +8,7 @@ use hotline_kit::config::{
     PeersConfig, Secret, ServerConfig, TelemetryConfig, Validate,
 };
 use hotline_routing::RoutingConfig;
+use hotline_ticketing::TicketingConfig;
 use serde::{Deserialize, Serialize};
 
 /// The defaults, every key commented: the file `hotline config` starts from.
@@ -28,6 +29,7 @@ pub struct Config {
     pub peers: PeersConfig,
     pub identity: IdentityConfig,
     pub routing: RoutingConfig,
+    pub ticketing: TicketingConfig,
 }
 
 impl Config {
@@ -67,6 +69,7 @@ impl Validate for Config {
         problems.extend(self.cache.validate());
         problems.extend(self.identity.validate());
         problems.extend(self.routing.validate());
+        problems.extend(self.ticketing.validate());
         if self.bootstrap_client_id.is_empty() != self.bootstrap_client_secret.is_empty() {
             problems.push(
                 "set both HOTLINE_BOOTSTRAP_CLIENT_ID and HOTLINE_BOOTSTRAP_CLIENT_SECRET, or neither".to_owned(),

@@ -15,6 +15,7 @@ use hotline_kit::{
 };
 use hotline_proto::clients::{IdentityApi, IdentityGrpcClient};
 use hotline_routing::RoutingComponent;
+use hotline_ticketing::TicketingComponent;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -28,6 +29,8 @@ pub enum Target {
     Identity,
     /// Agents, queues, tasks and reservations: who handles what.
     Routing,
+    /// Work orders, their dispatch to technicians and repair shops, history and notes.
+    Ticketing,
 }
 
 impl Target {
@@ -36,8 +39,10 @@ impl Target {
         let mut services = Vec::new();
         for target in targets {
             let members: &[Target] = match target {
-                Target::All => &[Target::Identity, Target::Routing],
-                other @ (Target::Identity | Target::Routing) => std::slice::from_ref(other),
+                Target::All => &[Target::Identity, Target::Routing, Target::Ticketing],
+                other @ (Target::Identity | Target::Routing | Target::Ticketing) => {
+                    std::slice::from_ref(other)
+                }
             };
             for member in members {
                 if !services.contains(member) {
@@ -85,6 +90,20 @@ pub async fn build_identity(
     .await
 }
 
+/// Identity for a service that calls it: the component in this process when
+/// it runs here, its gRPC endpoint otherwise.
+fn identity_for(
+    config: &Config,
+    local: &Option<Arc<dyn IdentityApi>>,
+) -> anyhow::Result<Arc<dyn IdentityApi>> {
+    Ok(match local {
+        Some(local) => local.clone(),
+        None => Arc::new(IdentityGrpcClient::connect_lazy(
+            &config.peers.identity_grpc,
+        )?),
+    })
+}
+
 /// Builds the selected services and starts serving them.
 pub async fn start(
     config: &Config,
@@ -108,14 +127,15 @@ pub async fn start(
                 components.push(Arc::new(identity));
             }
             Target::Routing => {
-                let identity = match &identity_api {
-                    Some(local) => local.clone(),
-                    None => Arc::new(IdentityGrpcClient::connect_lazy(
-                        &config.peers.identity_grpc,
-                    )?),
-                };
+                let identity = identity_for(config, &identity_api)?;
                 let routing = RoutingComponent::build(&config.routing, &platform, identity).await?;
                 components.push(Arc::new(routing));
+            }
+            Target::Ticketing => {
+                let identity = identity_for(config, &identity_api)?;
+                let ticketing =
+                    TicketingComponent::build(&config.ticketing, &platform, identity).await?;
+                components.push(Arc::new(ticketing));
             }
             Target::All => {}
         }
@@ -173,6 +193,7 @@ pub async fn migrate(config: &Config, targets: &[Target]) -> anyhow::Result<()> 
         match service {
             Target::Identity => hotline_identity::component::migrate(&platform).await?,
             Target::Routing => hotline_routing::component::migrate(&platform).await?,
+            Target::Ticketing => hotline_ticketing::component::migrate(&platform).await?,
             Target::All => {}
         }
         tracing::info!(service = ?service, "migrated");

@@ -80,9 +80,16 @@ impl<T: DeserializeOwned + 'static> actix_web::FromRequest for OptionalJson<T> {
     }
 }
 
-/// serde_json reports only line and column; name the field when the message does.
+/// serde_json reports only line and column; name the field when the message
+/// does (a missing or unknown field), else point at the whole body.
 fn error_path(error: &serde_json::Error) -> String {
     let text = error.to_string();
+    let names_a_field = ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|start| text.starts_with(start));
+    if !names_a_field {
+        return String::new();
+    }
     text.split('`')
         .nth(1)
         .map(str::to_owned)
@@ -90,10 +97,29 @@ fn error_path(error: &serde_json::Error) -> String {
 }
 
 /// Decodes a JSON value already read with the `Json` extractor (when the raw
-/// value is needed too, e.g. to fingerprint it for `Idempotency-Key`).
+/// value is needed too, e.g. to fingerprint it for `Idempotency-Key`), with
+/// the JSON pointer of the value at fault (`/phones/0/label`).
 pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|error| {
-        ApiError::invalid_field(format!("/{}", error_path(&error)), error.to_string())
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let mut pointer = String::new();
+        for segment in error.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Seq { index } => {
+                    pointer.push_str(&format!("/{index}"));
+                }
+                serde_path_to_error::Segment::Map { key } => {
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                }
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        let inner = error.into_inner();
+        if pointer.is_empty() {
+            pointer = format!("/{}", error_path(&inner));
+        }
+        ApiError::invalid_field(pointer, inner.to_string())
     })
 }
 
@@ -163,6 +189,28 @@ pub fn check_if_match(request: &HttpRequest, current: &str) -> Result<(), ApiErr
     } else {
         Err(stale_version())
     }
+}
+
+/// The version an `If-Match` names (`"<id>.<version>"`, as [`etag`] makes
+/// it), or none for `*` or no header; anything else is stale (412).
+pub fn if_match_version(request: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid_if_match", "If-Match is not valid text"))?
+        .trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    value
+        .trim_matches('"')
+        .rsplit('.')
+        .next()
+        .and_then(|version| version.parse().ok())
+        .map(Some)
+        .ok_or_else(stale_version)
 }
 
 /// Whether an `If-Match` value (`*` or a list of tags) admits the current tag.
@@ -275,6 +323,42 @@ mod tests {
             Some(("name".into(), 42))
         );
         assert!(decode_cursor::<(String, i32)>("%%%").is_err());
+    }
+
+    #[test]
+    fn decoding_errors_point_at_the_value_at_fault() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only decoded")]
+        struct Body {
+            phones: Vec<Phone>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only decoded")]
+        struct Phone {
+            label: Label,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Label {
+            Mobile,
+        }
+        let pointer = |value: serde_json::Value| {
+            from_json_value::<Body>(value)
+                .err()
+                .map(|error| error.fields[0].pointer.clone())
+        };
+        assert_eq!(
+            pointer(serde_json::json!({"phones": [{"label": "mobile"}, {"label": "fax"}]}))
+                .as_deref(),
+            Some("/phones/1/label")
+        );
+        assert_eq!(pointer(serde_json::json!({})).as_deref(), Some("/phones"));
+        assert_eq!(
+            pointer(serde_json::json!({"phones": [], "extra": 1})).as_deref(),
+            Some("/extra")
+        );
     }
 
     #[test]

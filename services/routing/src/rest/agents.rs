@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use super::{Service, if_match_version, tagged};
+use super::{Service, tagged};
 use crate::{
     domain::{
         command::Command,
@@ -20,6 +20,7 @@ use crate::{
     },
     views::{AgentView, TaskView},
 };
+use hotline_kit::rest::if_match_version;
 
 pub fn configure(config: &mut ServiceConfig) {
     config

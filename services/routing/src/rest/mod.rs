@@ -10,8 +10,8 @@ mod tasks;
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use hotline_kit::{ApiError, ApiResult, rest};
+use actix_web::{HttpResponse, http::header, web};
+use hotline_kit::rest;
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -26,27 +26,6 @@ pub fn configure(config: &mut ServiceConfig, service: Arc<RoutingService>) {
         .configure(queues::configure)
         .configure(tasks::configure)
         .configure(cti::configure);
-}
-
-/// The version an `If-Match` names (`"<id>.<version>"`), or none for `*`/absent.
-fn if_match_version(request: &HttpRequest) -> ApiResult<Option<i64>> {
-    let Some(value) = request.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::bad_request("invalid_if_match", "If-Match is not valid text"))?
-        .trim();
-    if value == "*" {
-        return Ok(None);
-    }
-    value
-        .trim_matches('"')
-        .rsplit('.')
-        .next()
-        .and_then(|version| version.parse().ok())
-        .map(Some)
-        .ok_or_else(rest::stale_version)
 }
 
 fn tagged<T: Serialize>(

@@ -8,11 +8,12 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use super::{Service, if_match_version, tagged};
+use super::{Service, tagged};
 use crate::{
     domain::{command::Command, model::QueueSpec},
     views::{AgentStats, QueueStats, QueueView, Rules},
 };
+use hotline_kit::rest::if_match_version;
 
 pub fn configure(config: &mut ServiceConfig) {
     config

@@ -1,0 +1,120 @@
+//! Ticketing as a component of a Hotline process.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hotline_kit::{
+    component::{Component, Tasks},
+    outbox::Outbox,
+    platform::Platform,
+};
+use hotline_proto::clients::IdentityApi;
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::TicketingConfig,
+    events::{self, IdentityConsumer},
+    grpc::TicketingGrpc,
+    migration::Migrator,
+    rest,
+    service::TicketingService,
+};
+
+pub const NAME: &str = "ticketing";
+
+pub struct TicketingComponent {
+    service: Arc<TicketingService>,
+    platform: Platform,
+    db: DatabaseConnection,
+    /// The outbox relay's own pool (see `Platform::background_database`).
+    relay_db: DatabaseConnection,
+}
+
+impl TicketingComponent {
+    pub async fn build(
+        config: &TicketingConfig,
+        platform: &Platform,
+        identity: Arc<dyn IdentityApi>,
+    ) -> anyhow::Result<Self> {
+        let settings = config.settings().map_err(anyhow::Error::msg)?;
+        let db = platform.database::<Migrator>(NAME).await?;
+        let relay_db = platform.background_database(NAME, &db).await?;
+        let service = Arc::new(TicketingService::new(
+            db.clone(),
+            Outbox::new(NAME),
+            identity,
+            platform.cache(NAME),
+            settings,
+        ));
+        // Ticketing's queue exists before identity publishes the next change.
+        platform.bus.declare(&[events::identity_subscription()]);
+        Ok(Self {
+            service,
+            platform: platform.clone(),
+            db,
+            relay_db,
+        })
+    }
+
+    pub fn service(&self) -> Arc<TicketingService> {
+        self.service.clone()
+    }
+}
+
+/// Applies ticketing's migrations (`hotline migrate`).
+pub async fn migrate(platform: &Platform) -> anyhow::Result<()> {
+    let location = platform.location(NAME);
+    let db = hotline_kit::db::connect(&location, 1).await?;
+    hotline_kit::db::migrate::<Migrator>(&db, &location.schema).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Component for TicketingComponent {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn configure_rest(&self, config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+        rest::configure(config, self.service.clone());
+    }
+
+    fn add_grpc(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+        routes.add_service(TicketingGrpc::server(self.service.clone()));
+        vec!["hotline.ticketing.v1.TicketingService"]
+    }
+
+    fn spawn_background(&self, tasks: &mut Tasks, shutdown: CancellationToken) {
+        let bus = self.platform.bus.clone();
+        let poll = self.platform.bus_config.outbox_poll_interval;
+        let (outbox, db, stop, relay_bus) = (
+            self.service.outbox().clone(),
+            self.relay_db.clone(),
+            shutdown.clone(),
+            bus.clone(),
+        );
+        tasks.spawn(async move { outbox.relay(db, relay_bus, poll, stop).await });
+
+        let (service, stop) = (self.service.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            bus.consume(
+                events::identity_subscription(),
+                Arc::new(IdentityConsumer(service)),
+                stop,
+            )
+            .await
+            .map_err(Into::into)
+        });
+
+        tasks.spawn(hotline_kit::housekeeping::run(self.db.clone(), shutdown));
+    }
+
+    /// Only ticketing's database: the broker and identity degrade it (events
+    /// wait in the outbox; orders for a known customer wait on identity).
+    async fn check_ready(&self) -> Result<(), String> {
+        hotline_kit::db::ping(&self.db)
+            .await
+            .map_err(|e| format!("database: {e}"))
+    }
+}

@@ -1,0 +1,73 @@
+//! Ticketing's section of the configuration (`[ticketing]`).
+
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use hotline_kit::config::Validate;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketingConfig {
+    /// IANA time zone of the center: the day in work-order numbers.
+    pub time_zone: String,
+    /// Region (ISO 3166) of phone numbers written without a country code.
+    pub default_region: String,
+    /// Numbers a replica reserves at once on PostgreSQL (gaps when unused).
+    pub number_block: i64,
+    /// A closed order may be reopened this long after it was closed.
+    #[serde(with = "humantime_serde")]
+    pub reopen_window: Duration,
+    /// How long identity's answer for a customer is reused.
+    #[serde(with = "humantime_serde")]
+    pub customer_cache_ttl: Duration,
+}
+
+/// The settings in the types the service works with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub time_zone: Tz,
+    pub region: phonenumber::country::Id,
+    pub number_block: i64,
+    pub reopen_window: chrono::Duration,
+    pub customer_cache_ttl: Duration,
+}
+
+impl TicketingConfig {
+    pub fn settings(&self) -> Result<Settings, String> {
+        Ok(Settings {
+            time_zone: self.time_zone.parse().map_err(|_| {
+                format!(
+                    "ticketing.time_zone {:?} is not an IANA time zone",
+                    self.time_zone
+                )
+            })?,
+            region: self.default_region.parse().map_err(|_| {
+                format!(
+                    "ticketing.default_region {:?} is not an ISO 3166 region code like CN",
+                    self.default_region
+                )
+            })?,
+            number_block: self.number_block,
+            reopen_window: chrono::Duration::from_std(self.reopen_window)
+                .map_err(|_| "ticketing.reopen_window is too long".to_owned())?,
+            customer_cache_ttl: self.customer_cache_ttl,
+        })
+    }
+}
+
+impl Validate for TicketingConfig {
+    fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(problem) = self.settings() {
+            problems.push(problem);
+        }
+        if !(1..=10_000).contains(&self.number_block) {
+            problems.push("ticketing.number_block must be between 1 and 10000".into());
+        }
+        if self.customer_cache_ttl > Duration::from_secs(3600) {
+            problems.push("ticketing.customer_cache_ttl must be at most 1h".into());
+        }
+        problems
+    }
+}

@@ -1,0 +1,194 @@
+//! Ticketing's events: every work-order change and the customer-timeline
+//! milestones, published through the outbox; and identity's customer changes,
+//! consumed.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hotline_kit::{
+    bus::{Event, EventHandler, Fanout, HandlerError, Subscription},
+    outbox::Outbox,
+};
+use hotline_proto::{
+    events::v1::{CustomerActivity, CustomerChanged, CustomerMerged, WorkOrderChanged},
+    ticketing::v1 as wire,
+};
+use prost::Message;
+
+use crate::{
+    domain::{order::Status, setup::Priority},
+    service::TicketingService,
+    store::work_order,
+};
+
+pub const TICKET_CREATED: &str = "ticketing.ticket.created";
+pub const TICKET_UPDATED: &str = "ticketing.ticket.updated";
+pub const TICKET_DISPATCHED: &str = "ticketing.ticket.dispatched";
+pub const TICKET_WITHDRAWN: &str = "ticketing.ticket.withdrawn";
+pub const TICKET_ACCEPTED: &str = "ticketing.ticket.accepted";
+pub const TICKET_DECLINED: &str = "ticketing.ticket.declined";
+pub const TICKET_STATUS_CHANGED: &str = "ticketing.ticket.status_changed";
+pub const TICKET_RESOLVED: &str = "ticketing.ticket.resolved";
+pub const TICKET_CLOSED: &str = "ticketing.ticket.closed";
+pub const TICKET_REOPENED: &str = "ticketing.ticket.reopened";
+pub const TICKET_CANCELLED: &str = "ticketing.ticket.cancelled";
+/// Identity's timeline contract (`hotline.events.v1.CustomerActivity`).
+pub const ACTIVITY_RECORDED: &str = "ticketing.activity.recorded";
+
+const CUSTOMER_ERASED: &str = "identity.customer.erased";
+const CUSTOMER_MERGED: &str = "identity.customer.merged";
+
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn wire_status(status: Status) -> wire::WorkOrderStatus {
+    use wire::WorkOrderStatus as W;
+    match status {
+        Status::New => W::New,
+        Status::Dispatched => W::Dispatched,
+        Status::Accepted => W::Accepted,
+        Status::InProgress => W::InProgress,
+        Status::WaitingCustomer => W::WaitingCustomer,
+        Status::WaitingParts => W::WaitingParts,
+        Status::Resolved => W::Resolved,
+        Status::Closed => W::Closed,
+        Status::Cancelled => W::Cancelled,
+    }
+}
+
+pub fn wire_priority(priority: &str) -> wire::Priority {
+    match Priority::parse(priority) {
+        Some(Priority::Low) => wire::Priority::Low,
+        Some(Priority::Normal) => wire::Priority::Normal,
+        Some(Priority::Major) => wire::Priority::Major,
+        Some(Priority::Critical) => wire::Priority::Critical,
+        None => wire::Priority::Unspecified,
+    }
+}
+
+/// What happened to an order, for its event.
+pub struct Change<'a> {
+    pub kind: &'static str,
+    pub order: &'a work_order::Model,
+    pub previous: Option<Status>,
+    pub assignee_kind: Option<&'a str>,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+pub fn changed(outbox: &Outbox, change: &Change<'_>) -> Event {
+    let order = change.order;
+    let status = Status::parse(&order.status).unwrap_or(Status::New);
+    let data = WorkOrderChanged {
+        work_order_id: order.id.to_string(),
+        number: order.number.clone(),
+        r#type: order.type_key.clone(),
+        category_path: order.category_path.clone(),
+        priority: wire_priority(&order.priority).into(),
+        status: wire_status(status).into(),
+        previous_status: change
+            .previous
+            .map_or(wire::WorkOrderStatus::Unspecified, wire_status)
+            .into(),
+        region_path: order.region_path.clone(),
+        customer_id: order.customer_id.clone().unwrap_or_default(),
+        assignee_id: order
+            .assignee_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        assignee_kind: change.assignee_kind.unwrap_or_default().to_owned(),
+        partner_id: order.partner_id.clone().unwrap_or_default(),
+        resolution_code: order.resolution_code.clone().unwrap_or_default(),
+        actor: change.actor.to_owned(),
+        version: order.version,
+        reason: change.reason.unwrap_or_default().to_owned(),
+        source_task_id: order.source_task_id.clone().unwrap_or_default(),
+        created_at: Some(timestamp(order.created_at)),
+        occurred_at: Some(timestamp(change.at)),
+    };
+    outbox.event(change.kind, order.id.to_string(), data.encode_to_vec())
+}
+
+/// The customer-timeline entry of a milestone, for orders of a known customer.
+pub fn timeline(outbox: &Outbox, change: &Change<'_>) -> Option<Event> {
+    let order = change.order;
+    let customer_id = order.customer_id.clone()?;
+    let verb = match change.kind {
+        TICKET_CREATED => "opened",
+        TICKET_DISPATCHED => "dispatched",
+        TICKET_ACCEPTED => "accepted by the assignee",
+        TICKET_RESOLVED => "resolved",
+        TICKET_CLOSED => "closed",
+        TICKET_REOPENED => "reopened",
+        TICKET_CANCELLED => "cancelled",
+        _ => return None,
+    };
+    let mut summary = format!("Work order {} ({}) {verb}", order.number, order.type_key);
+    if let (TICKET_RESOLVED, Some(code)) = (change.kind, &order.resolution_code) {
+        summary.push_str(&format!(": {code}"));
+    }
+    let activity = CustomerActivity {
+        customer_id,
+        phone: String::new(),
+        kind: "ticket".to_owned(),
+        reference: order.number.clone(),
+        summary,
+        occurred_at: Some(timestamp(change.at)),
+        actor: change.actor.to_owned(),
+    };
+    Some(outbox.event(
+        ACTIVITY_RECORDED,
+        order.number.clone(),
+        activity.encode_to_vec(),
+    ))
+}
+
+/// Identity's customer changes, on one shared queue: erasures scrub the
+/// orders' snapshots, merges move orders to the survivor, every change drops
+/// the cached customer.
+pub fn identity_subscription() -> Subscription {
+    Subscription {
+        name: "ticketing.identity".into(),
+        bindings: vec!["identity.customer.*".into()],
+        fanout: Fanout::Shared,
+    }
+}
+
+pub struct IdentityConsumer(pub Arc<TicketingService>);
+
+#[async_trait]
+impl EventHandler for IdentityConsumer {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        let undecodable = |e: prost::DecodeError| {
+            HandlerError(anyhow::anyhow!("undecodable {}: {e}", event.kind))
+        };
+        match event.kind.as_str() {
+            CUSTOMER_MERGED => {
+                let merged = CustomerMerged::decode(event.data.as_slice()).map_err(undecodable)?;
+                self.0
+                    .customer_merged(event.id, &merged.merged_id, &merged.survivor_id)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+            }
+            CUSTOMER_ERASED => {
+                let erased = CustomerChanged::decode(event.data.as_slice()).map_err(undecodable)?;
+                self.0
+                    .customer_erased(event.id, &erased.customer_id)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+            }
+            _ => {
+                let changed =
+                    CustomerChanged::decode(event.data.as_slice()).map_err(undecodable)?;
+                self.0.forget_customer(&changed.customer_id).await;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! What callers send: the bodies of REST requests, also built from gRPC ones.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::{
+    order::{Action, HoldReason},
+    setup::{AssigneeKind, Priority},
+};
+
+/// Longest description, note or comment.
+pub const MAX_TEXT: usize = 4000;
+/// Longest reason (decline, hold, reopen, cancel) and address.
+pub const MAX_REASON: usize = 500;
+pub const MAX_ADDRESS: usize = 300;
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkOrder {
+    /// A work-order type's key: fault_repair, installation, complaint, inquiry, …
+    #[serde(rename = "type")]
+    pub type_key: String,
+    pub category_id: Uuid,
+    /// The type's default priority when absent.
+    pub priority: Option<Priority>,
+    /// Identity's customer id: their name, phone and address are copied onto the order.
+    pub customer_id: Option<String>,
+    /// Who to contact, when not the customer's own name...
+    #[schema(max_length = 100)]
+    pub contact_name: Option<String>,
+    /// ...or phone (any format a person types; stored as E.164). Needed when
+    /// there is no `customer_id`.
+    #[schema(max_length = 32)]
+    pub contact_phone: Option<String>,
+    /// Where the work is done; the customer's first address when absent.
+    #[schema(max_length = 300)]
+    pub service_address: Option<String>,
+    pub region_id: Uuid,
+    /// The routing task (call) the order was opened from.
+    #[schema(max_length = 100)]
+    pub source_task_id: Option<String>,
+    #[schema(max_length = 100)]
+    pub call_id: Option<String>,
+    #[schema(min_length = 1, max_length = 4000)]
+    pub description: String,
+}
+
+/// Fields an agent may correct while the order is open; absent ones stay.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkOrderPatch {
+    pub priority: Option<Priority>,
+    pub category_id: Option<Uuid>,
+    pub region_id: Option<Uuid>,
+    #[schema(max_length = 300)]
+    pub service_address: Option<String>,
+    #[schema(min_length = 1, max_length = 4000)]
+    pub description: Option<String>,
+}
+
+/// One step of the status machine, with what that step needs.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub action: Action,
+    /// dispatch: to whom.
+    pub assignee_id: Option<Uuid>,
+    /// dispatch: past the assignee's capacity (supervisors only).
+    pub force: bool,
+    /// decline, reopen, cancel: why (required).
+    pub reason: Option<String>,
+    /// hold: what the order waits for.
+    pub hold: Option<HoldReason>,
+    /// resolve: a code valid for the order's type (required), and a note.
+    pub resolution_code: Option<String>,
+    pub note: Option<String>,
+}
+
+impl Step {
+    pub fn new(action: Action) -> Self {
+        Self {
+            action,
+            assignee_id: None,
+            force: false,
+            reason: None,
+            hold: None,
+            resolution_code: None,
+            note: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    #[schema(min_length = 1, max_length = 4000)]
+    pub body: String,
+    /// An internal comment, never shown to the assignee (staff only).
+    #[serde(default)]
+    pub internal: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkOrderType {
+    /// 1 to 40 of a-z, 0-9 and _.
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
+    pub key: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    pub default_priority: Priority,
+}
+
+/// A category or region under `parent_id` (none: a root).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNode {
+    pub parent_id: Option<Uuid>,
+    /// 1 to 40 of a-z, 0-9 and _; unique among siblings (regions: everywhere).
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
+    pub code: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewResolutionCode {
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
+    pub code: String,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// Work-order types it applies to; empty or absent: every type.
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAssignee {
+    pub kind: AssigneeKind,
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// A technician's mobile number (required for technicians).
+    #[schema(max_length = 32)]
+    pub phone: Option<String>,
+    /// A shop's partner id, as given to its API clients (required for shops).
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub partner_id: Option<String>,
+    /// Skills (codes) it has.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Open orders it may hold at once (10 when absent).
+    #[schema(minimum = 1, maximum = 10000)]
+    pub capacity: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssigneePatch {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    #[schema(max_length = 32)]
+    pub phone: Option<String>,
+    pub skills: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub capacity: Option<i32>,
+    pub active: Option<bool>,
+}

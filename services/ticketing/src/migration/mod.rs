@@ -1,0 +1,16 @@
+//! Ticketing's schema. The platform tables (outbox, inbox, idempotency keys,
+//! leases, timers) come first.
+
+mod m20261202_000002_create_ticketing;
+
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut migrations = hotline_kit::migration::platform_migrations();
+        migrations.push(Box::new(m20261202_000002_create_ticketing::Migration));
+        migrations
+    }
+}

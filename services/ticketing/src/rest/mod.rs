@@ -1,0 +1,35 @@
+//! Ticketing's REST resources: work orders and their steps, notes and
+//! history for agents, supervisors and partner shops; types, categories,
+//! regions, resolution codes and assignees for supervisors.
+
+mod setup;
+mod work_orders;
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use hotline_kit::rest;
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::service::TicketingService;
+
+type Service = web::Data<Arc<TicketingService>>;
+
+pub fn configure(config: &mut ServiceConfig, service: Arc<TicketingService>) {
+    config
+        .app_data(web::Data::new(service))
+        .configure(work_orders::configure)
+        .configure(setup::configure);
+}
+
+/// 200 with the resource's `ETag`.
+fn tagged<T: Serialize>(
+    response: actix_web::HttpResponseBuilder,
+    id: &Uuid,
+    version: i64,
+    body: &T,
+) -> HttpResponse {
+    rest::with_etag(response, &rest::etag(&id.to_string(), version), body)
+}

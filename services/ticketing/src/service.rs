@@ -1,0 +1,1500 @@
+//! Ticketing's use cases. REST and gRPC call only these; each change is one
+//! transaction that writes the order, its history row and its events.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hotline_kit::{
+    ApiError, ApiResult, ErrorCode,
+    auth::{Principal, Role},
+    cache::Cache,
+    idempotency::{IdempotencyKey, StoredResponse},
+    inbox, mask,
+    outbox::Outbox,
+    rest::{self, Page},
+};
+use hotline_proto::{clients::IdentityApi, identity::v1::Customer};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
+    DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    TransactionTrait, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::{
+    config::Settings,
+    domain::{
+        number,
+        order::{Action, Status},
+        setup::{AssigneeKind, MAX_NAME, Priority, Problems, e164},
+    },
+    events::{self, Change},
+    input::{
+        AssigneePatch, MAX_ADDRESS, MAX_REASON, MAX_TEXT, NewAssignee, NewNode, NewNote,
+        NewResolutionCode, NewWorkOrder, NewWorkOrderType, Step, WorkOrderPatch,
+    },
+    store::{
+        self, OrderFilter, Scope, assignee, category, history, note, region, resolution_code,
+        scope::{STAFF, not_found},
+        work_order, work_order_type,
+    },
+    views::{
+        AssigneeView, HistoryView, NodeView, NoteView, ResolutionCodeView, WorkOrderTypeView,
+        WorkOrderView, status_of,
+    },
+};
+
+/// Who configures ticketing.
+const CONFIGURERS: &[Role] = &[Role::Supervisor, Role::Admin];
+/// Who may dispatch past an assignee's capacity.
+const FORCERS: &[Role] = &[Role::Supervisor, Role::Admin];
+/// Regions go city → district → area, with a province above where needed.
+const MAX_REGION_LEVELS: i32 = 4;
+const MAX_CATEGORY_LEVELS: i32 = 5;
+const DEFAULT_CAPACITY: i32 = 10;
+
+/// What an order's snapshot keeps of identity's customer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Snapshot {
+    id: String,
+    name: String,
+    phone: Option<String>,
+    address: Option<String>,
+}
+
+fn snapshot(customer: &Customer) -> Snapshot {
+    let phone = customer
+        .phones
+        .iter()
+        .find(|phone| phone.label == "mobile")
+        .or(customer.phones.first())
+        .map(|phone| phone.number.clone());
+    let address = customer.addresses.first().map(|a| {
+        [
+            &a.province,
+            &a.city,
+            &a.district,
+            &a.street,
+            &a.building,
+            &a.detail,
+        ]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+    });
+    Snapshot {
+        id: customer.id.clone(),
+        name: customer.name.clone(),
+        phone,
+        address: address.filter(|a| !a.is_empty()),
+    }
+}
+
+/// Numbers reserved by this replica and not yet used (PostgreSQL).
+#[derive(Default)]
+struct NumberBlock {
+    day: String,
+    next: i64,
+    last: i64,
+}
+
+pub struct TicketingService {
+    db: DatabaseConnection,
+    outbox: Outbox,
+    identity: Arc<dyn IdentityApi>,
+    cache: Cache,
+    settings: Settings,
+    numbers: Mutex<NumberBlock>,
+}
+
+fn actor_kind(scope: &Scope) -> &'static str {
+    if scope.is_staff() { "staff" } else { "partner" }
+}
+
+fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+fn illegal(action: Action, status: Status, allowed: &[Action]) -> ApiError {
+    ApiError::conflict(
+        "illegal_transition",
+        format!(
+            "a work order that is {} can't be {}ed; allowed: {}",
+            status.as_str(),
+            action.as_str().trim_end_matches('e'),
+            if allowed.is_empty() {
+                "nothing, it is final".to_owned()
+            } else {
+                allowed
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+    )
+    .with_extension("current_status", status.as_str())
+    .with_extension(
+        "allowed_actions",
+        allowed.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+    )
+}
+
+fn masked_change(from: Option<&str>, to: Option<&str>) -> serde_json::Value {
+    let hide = |value: Option<&str>| value.map(|v| mask::keep_ends(v, 3, 0));
+    json!({"from": hide(from), "to": hide(to)})
+}
+
+impl TicketingService {
+    pub fn new(
+        db: DatabaseConnection,
+        outbox: Outbox,
+        identity: Arc<dyn IdentityApi>,
+        cache: Cache,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            db,
+            outbox,
+            identity,
+            cache,
+            settings,
+            numbers: Mutex::new(NumberBlock::default()),
+        }
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    // ---- configuration -------------------------------------------------
+
+    pub async fn list_types(&self, principal: &Principal) -> ApiResult<Vec<WorkOrderTypeView>> {
+        principal.require_any(STAFF)?;
+        let rows = work_order_type::Entity::find()
+            .order_by_asc(work_order_type::Column::Key)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn create_type(
+        &self,
+        principal: &Principal,
+        input: NewWorkOrderType,
+    ) -> ApiResult<WorkOrderTypeView> {
+        principal.require_any(CONFIGURERS)?;
+        let mut problems = Problems::default();
+        problems.code("/key", &input.key);
+        problems.text("/name", &input.name, MAX_NAME);
+        problems.finish().map_err(ApiError::invalid)?;
+        let row = work_order_type::ActiveModel {
+            key: Set(input.key.clone()),
+            name: Set(input.name.trim().to_owned()),
+            default_priority: Set(input.default_priority.as_str().to_owned()),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set(Utc::now()),
+        };
+        match work_order_type::Entity::insert(row)
+            .exec_with_returning(&self.db)
+            .await
+        {
+            Ok(row) => Ok(row.into()),
+            Err(error) if is_unique_violation(&error) => Err(ApiError::conflict(
+                "type_exists",
+                format!("a work-order type {} exists already", input.key),
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn list_categories(&self, principal: &Principal) -> ApiResult<Vec<NodeView>> {
+        principal.require_any(STAFF)?;
+        let rows = category::Entity::find()
+            .order_by_asc(category::Column::Path)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn list_regions(&self, principal: &Principal) -> ApiResult<Vec<NodeView>> {
+        principal.require_any(STAFF)?;
+        let rows = region::Entity::find()
+            .order_by_asc(region::Column::Path)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    fn check_node(input: &NewNode) -> ApiResult<()> {
+        let mut problems = Problems::default();
+        problems.code("/code", &input.code);
+        problems.text("/name", &input.name, MAX_NAME);
+        problems.finish().map_err(ApiError::invalid)
+    }
+
+    /// The path and level of a new node under `parent` (`None`: a root).
+    fn placed(
+        parent: Option<(String, i32, bool)>,
+        code: &str,
+        max_level: i32,
+    ) -> ApiResult<(String, i32)> {
+        let (path, level) = match parent {
+            None => (format!("/{code}/"), 1),
+            Some((_, _, false)) => {
+                return Err(ApiError::invalid_field(
+                    "/parent_id",
+                    "the parent is inactive",
+                ));
+            }
+            Some((path, level, true)) => (format!("{path}{code}/"), level + 1),
+        };
+        if level > max_level {
+            return Err(ApiError::invalid_field(
+                "/parent_id",
+                format!("the tree is at most {max_level} levels deep"),
+            ));
+        }
+        Ok((path, level))
+    }
+
+    pub async fn create_category(
+        &self,
+        principal: &Principal,
+        input: NewNode,
+    ) -> ApiResult<NodeView> {
+        principal.require_any(CONFIGURERS)?;
+        Self::check_node(&input)?;
+        let parent = match input.parent_id {
+            None => None,
+            Some(id) => Some(
+                category::Entity::find_by_id(id)
+                    .one(&self.db)
+                    .await?
+                    .map(|p| (p.path, p.level, p.active))
+                    .ok_or_else(|| ApiError::invalid_field("/parent_id", "no such category"))?,
+            ),
+        };
+        let (path, level) = Self::placed(parent, &input.code, MAX_CATEGORY_LEVELS)?;
+        let row = category::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            parent_id: Set(input.parent_id),
+            code: Set(input.code.clone()),
+            name: Set(input.name.trim().to_owned()),
+            path: Set(path.clone()),
+            level: Set(level),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set(Utc::now()),
+        };
+        match category::Entity::insert(row)
+            .exec_with_returning(&self.db)
+            .await
+        {
+            Ok(row) => Ok(row.into()),
+            Err(error) if is_unique_violation(&error) => Err(ApiError::conflict(
+                "category_exists",
+                format!("a category {path} exists already"),
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn create_region(
+        &self,
+        principal: &Principal,
+        input: NewNode,
+    ) -> ApiResult<NodeView> {
+        principal.require_any(CONFIGURERS)?;
+        Self::check_node(&input)?;
+        let parent = match input.parent_id {
+            None => None,
+            Some(id) => Some(
+                region::Entity::find_by_id(id)
+                    .one(&self.db)
+                    .await?
+                    .map(|p| (p.path, p.level, p.active))
+                    .ok_or_else(|| ApiError::invalid_field("/parent_id", "no such region"))?,
+            ),
+        };
+        let (path, level) = Self::placed(parent, &input.code, MAX_REGION_LEVELS)?;
+        let row = region::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            parent_id: Set(input.parent_id),
+            code: Set(input.code.clone()),
+            name: Set(input.name.trim().to_owned()),
+            path: Set(path),
+            level: Set(level),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set(Utc::now()),
+        };
+        match region::Entity::insert(row)
+            .exec_with_returning(&self.db)
+            .await
+        {
+            Ok(row) => Ok(row.into()),
+            Err(error) if is_unique_violation(&error) => Err(ApiError::conflict(
+                "region_exists",
+                format!("a region with the code {} exists already", input.code),
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Partners read the codes too: they resolve with them.
+    pub async fn list_resolution_codes(
+        &self,
+        principal: &Principal,
+    ) -> ApiResult<Vec<ResolutionCodeView>> {
+        Scope::of(principal)?;
+        let rows = resolution_code::Entity::find()
+            .order_by_asc(resolution_code::Column::Code)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn create_resolution_code(
+        &self,
+        principal: &Principal,
+        input: NewResolutionCode,
+    ) -> ApiResult<ResolutionCodeView> {
+        principal.require_any(CONFIGURERS)?;
+        let mut problems = Problems::default();
+        problems.code("/code", &input.code);
+        problems.text("/name", &input.name, MAX_NAME);
+        let known: Vec<String> = work_order_type::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| t.key)
+            .collect();
+        for (index, key) in input.types.iter().enumerate() {
+            if !known.contains(key) {
+                problems.add(&format!("/types/{index}"), "no such work-order type");
+            }
+        }
+        problems.finish().map_err(ApiError::invalid)?;
+        let row = resolution_code::ActiveModel {
+            code: Set(input.code.clone()),
+            name: Set(input.name.trim().to_owned()),
+            types: Set(json!(input.types)),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set(Utc::now()),
+        };
+        match resolution_code::Entity::insert(row)
+            .exec_with_returning(&self.db)
+            .await
+        {
+            Ok(row) => Ok(row.into()),
+            Err(error) if is_unique_violation(&error) => Err(ApiError::conflict(
+                "resolution_code_exists",
+                format!("a resolution code {} exists already", input.code),
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn list_assignees(&self, principal: &Principal) -> ApiResult<Vec<AssigneeView>> {
+        principal.require_any(STAFF)?;
+        let rows = assignee::Entity::find()
+            .order_by_asc(assignee::Column::Name)
+            .order_by_asc(assignee::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn assignee(&self, principal: &Principal, id: Uuid) -> ApiResult<AssigneeView> {
+        principal.require_any(STAFF)?;
+        Ok(self.find_assignee(&self.db, id).await?.into())
+    }
+
+    async fn find_assignee<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        id: Uuid,
+    ) -> ApiResult<assignee::Model> {
+        assignee::Entity::find_by_id(id)
+            .one(conn)
+            .await?
+            .ok_or_else(|| ApiError::not_found("assignee_not_found", "no such assignee"))
+    }
+
+    fn check_skills(problems: &mut Problems, skills: &[String]) {
+        for (index, skill) in skills.iter().enumerate() {
+            problems.code(&format!("/skills/{index}"), skill);
+        }
+    }
+
+    fn check_capacity(problems: &mut Problems, capacity: Option<i32>) {
+        if capacity.is_some_and(|c| !(1..=10_000).contains(&c)) {
+            problems.add("/capacity", "must be between 1 and 10000");
+        }
+    }
+
+    /// A technician's phone, unique among active technicians (inbound SMS
+    /// tell them apart by it).
+    async fn technician_phone(
+        &self,
+        problems: &mut Problems,
+        phone: Option<&str>,
+        except: Option<Uuid>,
+    ) -> ApiResult<Option<String>> {
+        let Some(phone) = phone else {
+            return Ok(None);
+        };
+        let Some(number) = e164(phone, self.settings.region) else {
+            problems.add("/phone", "not a valid phone number");
+            return Ok(None);
+        };
+        let mut taken = assignee::Entity::find()
+            .filter(assignee::Column::Phone.eq(number.clone()))
+            .filter(assignee::Column::Active.eq(true));
+        if let Some(id) = except {
+            taken = taken.filter(assignee::Column::Id.ne(id));
+        }
+        if taken.one(&self.db).await?.is_some() {
+            problems.add("/phone", "another active technician has this phone");
+        }
+        Ok(Some(number))
+    }
+
+    pub async fn create_assignee(
+        &self,
+        principal: &Principal,
+        input: NewAssignee,
+    ) -> ApiResult<AssigneeView> {
+        principal.require_any(CONFIGURERS)?;
+        let mut problems = Problems::default();
+        problems.text("/name", &input.name, MAX_NAME);
+        Self::check_skills(&mut problems, &input.skills);
+        Self::check_capacity(&mut problems, input.capacity);
+        let phone = self
+            .technician_phone(&mut problems, input.phone.as_deref(), None)
+            .await?;
+        match input.kind {
+            AssigneeKind::Technician => {
+                if input.phone.is_none() {
+                    problems.add("/phone", "a technician needs a mobile phone");
+                }
+                if input.partner_id.is_some() {
+                    problems.add("/partner_id", "only shops have a partner id");
+                }
+            }
+            AssigneeKind::Shop => match input.partner_id.as_deref() {
+                None => problems.add(
+                    "/partner_id",
+                    "a shop needs the partner id of its API clients",
+                ),
+                Some(id)
+                    if id.is_empty()
+                        || id.len() > 64
+                        || !id
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) =>
+                {
+                    problems.add(
+                        "/partner_id",
+                        "must be 1 to 64 of A-Z, a-z, 0-9, _, . and -",
+                    );
+                }
+                Some(_) => {}
+            },
+        }
+        problems.finish().map_err(ApiError::invalid)?;
+        let now = Utc::now();
+        let row = assignee::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            kind: Set(input.kind.as_str().to_owned()),
+            name: Set(input.name.trim().to_owned()),
+            phone: Set(phone),
+            partner_id: Set(input.partner_id.clone()),
+            skills: Set(json!(input.skills)),
+            capacity: Set(input.capacity.unwrap_or(DEFAULT_CAPACITY)),
+            open_orders: Set(0),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match assignee::Entity::insert(row)
+            .exec_with_returning(&self.db)
+            .await
+        {
+            Ok(row) => Ok(row.into()),
+            Err(error) if is_unique_violation(&error) => Err(ApiError::conflict(
+                "partner_exists",
+                "another shop has this partner id",
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn update_assignee(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        patch: AssigneePatch,
+        if_match: Option<i64>,
+    ) -> ApiResult<AssigneeView> {
+        principal.require_any(CONFIGURERS)?;
+        let current = self.find_assignee(&self.db, id).await?;
+        if if_match.is_some_and(|version| version != current.version) {
+            return Err(rest::stale_version());
+        }
+        let mut problems = Problems::default();
+        if let Some(name) = &patch.name {
+            problems.text("/name", name, MAX_NAME);
+        }
+        if let Some(skills) = &patch.skills {
+            Self::check_skills(&mut problems, skills);
+        }
+        Self::check_capacity(&mut problems, patch.capacity);
+        if patch.phone.is_some() && current.kind != AssigneeKind::Technician.as_str() {
+            problems.add("/phone", "only technicians have a phone");
+        }
+        let phone = self
+            .technician_phone(&mut problems, patch.phone.as_deref(), Some(id))
+            .await?;
+        problems.finish().map_err(ApiError::invalid)?;
+        let version = current.version;
+        let mut row = current.into_active_model();
+        if let Some(name) = patch.name {
+            row.name = Set(name.trim().to_owned());
+        }
+        if phone.is_some() {
+            row.phone = Set(phone);
+        }
+        if let Some(skills) = patch.skills {
+            row.skills = Set(json!(skills));
+        }
+        if let Some(capacity) = patch.capacity {
+            row.capacity = Set(capacity);
+        }
+        if let Some(active) = patch.active {
+            row.active = Set(active);
+        }
+        row.version = Set(version + 1);
+        row.updated_at = Set(Utc::now());
+        let updated = assignee::Entity::update_many()
+            .set(row)
+            .filter(assignee::Column::Id.eq(id))
+            .filter(assignee::Column::Version.eq(version))
+            .exec_with_returning(&self.db)
+            .await?;
+        updated
+            .into_iter()
+            .next()
+            .map(Into::into)
+            .ok_or_else(rest::stale_version)
+    }
+
+    // ---- work orders ---------------------------------------------------
+
+    /// The customer's name, phone and address from identity, with the
+    /// caller's token; cached a few minutes.
+    async fn customer(&self, principal: &Principal, id: &str) -> ApiResult<Snapshot> {
+        let key = self.cache.key("customer", id);
+        if let Some(cached) = self.cache.get_json::<Snapshot>(&key).await {
+            return Ok(cached);
+        }
+        let customer = match self.identity.get_customer(principal, id).await {
+            Ok(customer) => customer,
+            Err(error) if error.code == ErrorCode::NotFound => {
+                return Err(ApiError::invalid_field("/customer_id", "no such customer"));
+            }
+            Err(error) => return Err(error),
+        };
+        let snapshot = snapshot(&customer);
+        self.cache
+            .set_json(&key, &snapshot, self.settings.customer_cache_ttl)
+            .await;
+        Ok(snapshot)
+    }
+
+    pub async fn forget_customer(&self, id: &str) {
+        self.cache.delete(&[self.cache.key("customer", id)]).await;
+    }
+
+    /// The next number: from this replica's block on PostgreSQL, from the
+    /// counter inside the order's transaction on SQLite.
+    async fn next_number<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        now: DateTime<Utc>,
+    ) -> ApiResult<String> {
+        let day = number::day(now, self.settings.time_zone);
+        if self.db.get_database_backend() != DatabaseBackend::Postgres {
+            let last = store::reserve_numbers(txn, &day, 1).await?;
+            return Ok(number::format(&day, last));
+        }
+        let mut block = self.numbers.lock().await;
+        if block.day != day || block.next > block.last {
+            let size = self.settings.number_block;
+            let last = store::reserve_numbers(&self.db, &day, size).await?;
+            *block = NumberBlock {
+                day: day.clone(),
+                next: last - size + 1,
+                last,
+            };
+        }
+        let count = block.next;
+        block.next += 1;
+        Ok(number::format(&day, count))
+    }
+
+    async fn active_type(&self, key: &str) -> ApiResult<Option<work_order_type::Model>> {
+        Ok(work_order_type::Entity::find_by_id(key.to_owned())
+            .one(&self.db)
+            .await?
+            .filter(|t| t.active))
+    }
+
+    async fn active_category(&self, id: Uuid) -> ApiResult<Option<category::Model>> {
+        Ok(category::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .filter(|c| c.active))
+    }
+
+    async fn active_region(&self, id: Uuid) -> ApiResult<Option<region::Model>> {
+        Ok(region::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .filter(|r| r.active))
+    }
+
+    fn check_optional_text(
+        problems: &mut Problems,
+        pointer: &str,
+        value: Option<&str>,
+        max: usize,
+    ) {
+        if let Some(value) = value {
+            problems.text(pointer, value, max);
+        }
+    }
+
+    pub async fn create_order(
+        &self,
+        principal: &Principal,
+        input: NewWorkOrder,
+        idempotency: Option<IdempotencyKey>,
+    ) -> ApiResult<(WorkOrderView, bool)> {
+        principal.require_any(STAFF)?;
+        let scope = Scope::Staff;
+        if let Some(key) = &idempotency
+            && let Some(stored) = key.find(&self.db).await?
+        {
+            return Ok((self.replay(&stored, &scope).await?, false));
+        }
+        let mut problems = Problems::default();
+        if input.description.trim().is_empty() {
+            problems.add("/description", "must not be empty");
+        }
+        problems.prose("/description", &input.description, MAX_TEXT);
+        Self::check_optional_text(
+            &mut problems,
+            "/contact_name",
+            input.contact_name.as_deref(),
+            MAX_NAME,
+        );
+        Self::check_optional_text(
+            &mut problems,
+            "/service_address",
+            input.service_address.as_deref(),
+            MAX_ADDRESS,
+        );
+        Self::check_optional_text(
+            &mut problems,
+            "/source_task_id",
+            input.source_task_id.as_deref(),
+            MAX_NAME,
+        );
+        Self::check_optional_text(
+            &mut problems,
+            "/call_id",
+            input.call_id.as_deref(),
+            MAX_NAME,
+        );
+        let contact_phone = match input.contact_phone.as_deref() {
+            None => None,
+            Some(phone) => {
+                let number = e164(phone, self.settings.region);
+                if number.is_none() {
+                    problems.add("/contact_phone", "not a valid phone number");
+                }
+                number
+            }
+        };
+        if input.customer_id.is_none() && input.contact_phone.is_none() {
+            problems.add(
+                "/customer_id",
+                "name the customer, or give a contact_phone for a caller without a customer record",
+            );
+        }
+        let order_type = self.active_type(&input.type_key).await?;
+        if order_type.is_none() {
+            problems.add("/type", "no such active work-order type");
+        }
+        let category = self.active_category(input.category_id).await?;
+        if category.is_none() {
+            problems.add("/category_id", "no such active category");
+        }
+        let region = self.active_region(input.region_id).await?;
+        if region.is_none() {
+            problems.add("/region_id", "no such active region");
+        }
+        problems.finish().map_err(ApiError::invalid)?;
+        let (Some(order_type), Some(category), Some(region)) = (order_type, category, region)
+        else {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "validated lookups missing"
+            )));
+        };
+        let customer = match &input.customer_id {
+            Some(id) => Some(self.customer(principal, id).await?),
+            None => None,
+        };
+        let priority = input
+            .priority
+            .or_else(|| Priority::parse(&order_type.default_priority))
+            .unwrap_or(Priority::Normal);
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let txn = self.db.begin().await?;
+        let number = self.next_number(&txn, now).await?;
+        let row = work_order::ActiveModel {
+            id: Set(id),
+            number: Set(number),
+            type_key: Set(order_type.key),
+            category_id: Set(category.id),
+            category_path: Set(category.path),
+            priority: Set(priority.as_str().to_owned()),
+            status: Set(Status::New.as_str().to_owned()),
+            customer_id: Set(customer.as_ref().map(|c| c.id.clone())),
+            customer_name: Set(input
+                .contact_name
+                .map(|name| name.trim().to_owned())
+                .or_else(|| customer.as_ref().map(|c| c.name.clone()))),
+            customer_phone: Set(
+                contact_phone.or_else(|| customer.as_ref().and_then(|c| c.phone.clone()))
+            ),
+            customer_address: Set(customer.as_ref().and_then(|c| c.address.clone())),
+            service_address: Set(input
+                .service_address
+                .map(|a| a.trim().to_owned())
+                .or_else(|| customer.as_ref().and_then(|c| c.address.clone()))),
+            region_id: Set(region.id),
+            region_path: Set(region.path),
+            source_task_id: Set(input.source_task_id),
+            call_id: Set(input.call_id),
+            description: Set(input.description.trim().to_owned()),
+            resolution_code: Set(None),
+            resolution_note: Set(None),
+            assignee_id: Set(None),
+            partner_id: Set(None),
+            created_by: Set(principal.subject.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            resolved_at: Set(None),
+            closed_at: Set(None),
+            version: Set(1),
+        };
+        let order = work_order::Entity::insert(row)
+            .exec_with_returning(&txn)
+            .await?;
+        self.record(
+            &txn,
+            &order,
+            principal,
+            &scope,
+            "created",
+            None,
+            json!({}),
+            "shared",
+        )
+        .await?;
+        self.announce(
+            &txn,
+            Change {
+                kind: events::TICKET_CREATED,
+                order: &order,
+                previous: None,
+                assignee_kind: None,
+                actor: &principal.subject,
+                reason: None,
+                at: now,
+            },
+        )
+        .await?;
+        if let Some(key) = &idempotency {
+            // The key remembers which order it made, not the response body:
+            // no personal data lingers in the idempotency table.
+            let stored = StoredResponse {
+                status: 201,
+                body: json!({ "id": id }).to_string(),
+                location: Some(format!("/api/v1/work-orders/{id}")),
+            };
+            if let Err(error) = key.save(&txn, &stored).await {
+                drop(txn);
+                if is_unique_violation(&error)
+                    && let Some(stored) = key.find(&self.db).await?
+                {
+                    return Ok((self.replay(&stored, &scope).await?, false));
+                }
+                return Err(error.into());
+            }
+        }
+        txn.commit().await?;
+        self.outbox.wake();
+        tracing::info!(work_order_id = %id, number = %order.number, "work order created");
+        Ok((WorkOrderView::of(order, &scope), true))
+    }
+
+    async fn replay(&self, stored: &StoredResponse, scope: &Scope) -> ApiResult<WorkOrderView> {
+        let id = serde_json::from_str::<serde_json::Value>(&stored.body)
+            .ok()
+            .and_then(|body| body["id"].as_str().and_then(|id| id.parse::<Uuid>().ok()))
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unreadable idempotency record")))?;
+        let order = work_order::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(WorkOrderView::of(order, scope))
+    }
+
+    /// An order by id or number, if `scope` reaches it.
+    async fn find_order<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        scope: &Scope,
+        reference: &str,
+        lock: bool,
+    ) -> ApiResult<work_order::Model> {
+        let select = if let Ok(id) = reference.parse::<Uuid>() {
+            work_order::Entity::find_by_id(id)
+        } else if let Some(number) = number::normalize(reference) {
+            work_order::Entity::find().filter(work_order::Column::Number.eq(number))
+        } else {
+            return Err(not_found());
+        };
+        let select = if lock {
+            store::for_update(conn, select)
+        } else {
+            select
+        };
+        let order = select.one(conn).await?.ok_or_else(not_found)?;
+        scope.require(&order)?;
+        Ok(order)
+    }
+
+    pub async fn order(&self, principal: &Principal, reference: &str) -> ApiResult<WorkOrderView> {
+        let scope = Scope::of(principal)?;
+        let order = self.find_order(&self.db, &scope, reference, false).await?;
+        Ok(WorkOrderView::of(order, &scope))
+    }
+
+    pub async fn list_orders(
+        &self,
+        principal: &Principal,
+        mut filter: OrderFilter,
+        category_id: Option<Uuid>,
+        region_id: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: Option<u64>,
+    ) -> ApiResult<Page<WorkOrderView>> {
+        let scope = Scope::of(principal)?;
+        if !scope.is_staff() {
+            // A shop filters by what it sees; the customer id is not among it.
+            filter.customer_id = None;
+        }
+        if let Some(id) = category_id {
+            let category = category::Entity::find_by_id(id)
+                .one(&self.db)
+                .await?
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "no such category"))?;
+            filter.category_path = Some(category.path);
+        }
+        if let Some(id) = region_id {
+            let region = region::Entity::find_by_id(id)
+                .one(&self.db)
+                .await?
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "no such region"))?;
+            filter.region_path = Some(region.path);
+        }
+        let after = cursor
+            .map(rest::decode_cursor::<(DateTime<Utc>, Uuid)>)
+            .transpose()?;
+        let limit = rest::page_limit(limit);
+        let rows = store::list_orders(&self.db, &scope, &filter, after, limit + 1).await?;
+        Ok(Page::cut(rows, limit, |order| (order.created_at, order.id))
+            .map(|order| WorkOrderView::of(order, &scope)))
+    }
+
+    pub async fn update_order(
+        &self,
+        principal: &Principal,
+        reference: &str,
+        patch: WorkOrderPatch,
+        if_match: Option<i64>,
+    ) -> ApiResult<WorkOrderView> {
+        principal.require_any(STAFF)?;
+        let scope = Scope::Staff;
+        let mut problems = Problems::default();
+        if let Some(description) = &patch.description {
+            if description.trim().is_empty() {
+                problems.add("/description", "must not be empty");
+            }
+            problems.prose("/description", description, MAX_TEXT);
+        }
+        Self::check_optional_text(
+            &mut problems,
+            "/service_address",
+            patch.service_address.as_deref(),
+            MAX_ADDRESS,
+        );
+        let category = match patch.category_id {
+            Some(id) => {
+                let found = self.active_category(id).await?;
+                if found.is_none() {
+                    problems.add("/category_id", "no such active category");
+                }
+                found
+            }
+            None => None,
+        };
+        let region = match patch.region_id {
+            Some(id) => {
+                let found = self.active_region(id).await?;
+                if found.is_none() {
+                    problems.add("/region_id", "no such active region");
+                }
+                found
+            }
+            None => None,
+        };
+        problems.finish().map_err(ApiError::invalid)?;
+        let txn = self.db.begin().await?;
+        let order = self.find_order(&txn, &scope, reference, true).await?;
+        if if_match.is_some_and(|version| version != order.version) {
+            return Err(rest::stale_version());
+        }
+        let status = status_of(&order);
+        if !status.is_open() {
+            return Err(ApiError::conflict(
+                "work_order_final",
+                format!(
+                    "a work order that is {} can't be changed; reopen it first",
+                    status.as_str()
+                ),
+            ));
+        }
+        let mut changes = serde_json::Map::new();
+        let mut row = order.clone().into_active_model();
+        if let Some(priority) = patch.priority
+            && priority.as_str() != order.priority
+        {
+            changes.insert(
+                "priority".into(),
+                json!({"from": order.priority, "to": priority.as_str()}),
+            );
+            row.priority = Set(priority.as_str().to_owned());
+        }
+        if let Some(category) = category
+            && category.id != order.category_id
+        {
+            changes.insert(
+                "category".into(),
+                json!({"from": order.category_path, "to": category.path}),
+            );
+            row.category_id = Set(category.id);
+            row.category_path = Set(category.path);
+        }
+        if let Some(region) = region
+            && region.id != order.region_id
+        {
+            changes.insert(
+                "region".into(),
+                json!({"from": order.region_path, "to": region.path}),
+            );
+            row.region_id = Set(region.id);
+            row.region_path = Set(region.path);
+        }
+        if let Some(address) = patch.service_address.map(|a| a.trim().to_owned())
+            && Some(&address) != order.service_address.as_ref()
+        {
+            changes.insert(
+                "service_address".into(),
+                masked_change(order.service_address.as_deref(), Some(&address)),
+            );
+            row.service_address = Set(Some(address));
+        }
+        if let Some(description) = patch.description.map(|d| d.trim().to_owned())
+            && description != order.description
+        {
+            changes.insert("description".into(), json!({"changed": true}));
+            row.description = Set(description);
+        }
+        if changes.is_empty() {
+            return Ok(WorkOrderView::of(order, &scope));
+        }
+        let now = Utc::now();
+        row.version = Set(order.version + 1);
+        row.updated_at = Set(now);
+        let updated = row.update(&txn).await?;
+        self.record(
+            &txn,
+            &updated,
+            principal,
+            &scope,
+            "updated",
+            None,
+            changes.into(),
+            "shared",
+        )
+        .await?;
+        self.announce(
+            &txn,
+            Change {
+                kind: events::TICKET_UPDATED,
+                order: &updated,
+                previous: Some(status),
+                assignee_kind: None,
+                actor: &principal.subject,
+                reason: None,
+                at: now,
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(WorkOrderView::of(updated, &scope))
+    }
+
+    /// One step of the status machine, in one transaction with its history
+    /// row, the assignees' open-order counts and its events.
+    pub async fn act(
+        &self,
+        principal: &Principal,
+        reference: &str,
+        step: Step,
+        if_match: Option<i64>,
+    ) -> ApiResult<WorkOrderView> {
+        let scope = Scope::of(principal)?;
+        let mut problems = Problems::default();
+        if let Some(reason) = &step.reason {
+            problems.text("/reason", reason, MAX_REASON);
+        }
+        if let Some(note) = &step.note {
+            problems.prose("/note", note, MAX_TEXT);
+        }
+        let needs_reason = matches!(
+            step.action,
+            Action::Decline | Action::Reopen | Action::Cancel
+        );
+        if needs_reason && step.reason.is_none() {
+            problems.add("/reason", "say why");
+        }
+        if step.action == Action::Hold && step.hold.is_none() {
+            problems.add("/reason", "waiting_customer or waiting_parts");
+        }
+        if step.action == Action::Dispatch && step.assignee_id.is_none() {
+            problems.add("/assignee_id", "name the technician or shop");
+        }
+        if step.action == Action::Resolve && step.resolution_code.is_none() {
+            problems.add("/resolution_code", "resolving takes a resolution code");
+        }
+        problems.finish().map_err(ApiError::invalid)?;
+        if step.force {
+            principal.require_any(FORCERS)?;
+        }
+        let txn = self.db.begin().await?;
+        let order = self.find_order(&txn, &scope, reference, true).await?;
+        if step.action.staff_only() && !scope.is_staff() {
+            return Err(ApiError::forbidden(format!(
+                "only the center may {} a work order",
+                step.action.as_str()
+            )));
+        }
+        if if_match.is_some_and(|version| version != order.version) {
+            return Err(rest::stale_version());
+        }
+        let from = status_of(&order);
+        let allowed = crate::views::allowed(&scope, from);
+        let Some(to) = step.action.apply(from, step.hold) else {
+            return Err(illegal(step.action, from, &allowed));
+        };
+        let now = Utc::now();
+        let mut row = order.clone().into_active_model();
+        let mut changes = serde_json::Map::new();
+        let mut kinds: Vec<&'static str> = Vec::new();
+        let mut assignee_kind: Option<String> = None;
+        let previous_assignee = order.assignee_id;
+        match step.action {
+            Action::Dispatch => {
+                let target_id = step.assignee_id.unwrap_or_default();
+                let target = match self.find_assignee(&txn, target_id).await {
+                    Ok(target) if target.active => target,
+                    Ok(_) => {
+                        return Err(ApiError::invalid_field(
+                            "/assignee_id",
+                            "the assignee is inactive",
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(ApiError::invalid_field("/assignee_id", "no such assignee"));
+                    }
+                };
+                if previous_assignee == Some(target.id) {
+                    return Err(ApiError::conflict(
+                        "already_dispatched",
+                        "the work order is with this assignee already",
+                    ));
+                }
+                if target.open_orders >= target.capacity && !step.force {
+                    return Err(ApiError::conflict(
+                        "assignee_at_capacity",
+                        format!(
+                            "{} holds {} open orders, its capacity; a supervisor may force it",
+                            target.name, target.open_orders
+                        ),
+                    ));
+                }
+                if let Some(previous) = previous_assignee {
+                    store::count_open(&txn, previous, -1, now).await?;
+                    kinds.push(events::TICKET_WITHDRAWN);
+                }
+                store::count_open(&txn, target.id, 1, now).await?;
+                changes.insert(
+                    "assignee_id".into(),
+                    json!({"from": previous_assignee, "to": target.id}),
+                );
+                row.assignee_id = Set(Some(target.id));
+                row.partner_id = Set(target.partner_id.clone());
+                assignee_kind = Some(target.kind);
+                kinds.push(events::TICKET_DISPATCHED);
+            }
+            Action::Decline => {
+                if let Some(previous) = previous_assignee {
+                    store::count_open(&txn, previous, -1, now).await?;
+                }
+                changes.insert(
+                    "assignee_id".into(),
+                    json!({"from": previous_assignee, "to": null}),
+                );
+                // A shop that declines no longer owns the order.
+                row.assignee_id = Set(None);
+                row.partner_id = Set(None);
+                kinds.push(events::TICKET_DECLINED);
+            }
+            Action::Accept => kinds.push(events::TICKET_ACCEPTED),
+            Action::Start | Action::Hold | Action::Resume => {
+                kinds.push(events::TICKET_STATUS_CHANGED)
+            }
+            Action::Resolve => {
+                let code = step.resolution_code.clone().unwrap_or_default();
+                let known = resolution_code::Entity::find_by_id(code.clone())
+                    .one(&txn)
+                    .await?
+                    .filter(|c| c.active);
+                let applies = known.as_ref().is_some_and(|c| {
+                    let types: Vec<String> =
+                        serde_json::from_value(c.types.clone()).unwrap_or_default();
+                    types.is_empty() || types.contains(&order.type_key)
+                });
+                if !applies {
+                    return Err(ApiError::invalid_field(
+                        "/resolution_code",
+                        format!(
+                            "not an active resolution code for {} orders",
+                            order.type_key
+                        ),
+                    ));
+                }
+                if let Some(assignee) = previous_assignee {
+                    store::count_open(&txn, assignee, -1, now).await?;
+                }
+                changes.insert("resolution_code".into(), json!({"from": null, "to": code}));
+                row.resolution_code = Set(Some(code));
+                row.resolution_note = Set(step.note.clone().map(|n| n.trim().to_owned()));
+                row.resolved_at = Set(Some(now));
+                kinds.push(events::TICKET_RESOLVED);
+            }
+            Action::Close => {
+                row.closed_at = Set(Some(now));
+                kinds.push(events::TICKET_CLOSED);
+            }
+            Action::Reopen => {
+                if let Some(closed_at) = order.closed_at
+                    && closed_at + self.settings.reopen_window < now
+                {
+                    return Err(ApiError::conflict(
+                        "reopen_window_passed",
+                        "the work order was closed too long ago to reopen; open a new one",
+                    ));
+                }
+                changes.insert(
+                    "resolution_code".into(),
+                    json!({"from": order.resolution_code, "to": null}),
+                );
+                row.resolution_code = Set(None);
+                row.resolution_note = Set(None);
+                row.resolved_at = Set(None);
+                row.closed_at = Set(None);
+                row.assignee_id = Set(None);
+                row.partner_id = Set(None);
+                kinds.push(events::TICKET_REOPENED);
+            }
+            Action::Cancel => {
+                if let Some(assignee) = previous_assignee {
+                    store::count_open(&txn, assignee, -1, now).await?;
+                }
+                kinds.push(events::TICKET_CANCELLED);
+            }
+        }
+        row.status = Set(to.as_str().to_owned());
+        row.version = Set(order.version + 1);
+        row.updated_at = Set(now);
+        let updated = row.update(&txn).await?;
+        if let Some(reason) = &step.reason {
+            changes.insert("reason".into(), json!(reason));
+        }
+        self.record(
+            &txn,
+            &updated,
+            principal,
+            &scope,
+            step.action.as_str(),
+            Some(from),
+            changes.into(),
+            "shared",
+        )
+        .await?;
+        for kind in kinds {
+            // A withdrawal is announced with the order as its old assignee had it.
+            let announced = if kind == events::TICKET_WITHDRAWN {
+                &order
+            } else {
+                &updated
+            };
+            self.announce(
+                &txn,
+                Change {
+                    kind,
+                    order: announced,
+                    previous: Some(from),
+                    assignee_kind: assignee_kind
+                        .as_deref()
+                        .filter(|_| kind != events::TICKET_WITHDRAWN),
+                    actor: &principal.subject,
+                    reason: step.reason.as_deref(),
+                    at: now,
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        self.outbox.wake();
+        tracing::info!(
+            work_order_id = %updated.id,
+            action = step.action.as_str(),
+            from = from.as_str(),
+            to = to.as_str(),
+            "work order changed"
+        );
+        Ok(WorkOrderView::of(updated, &scope))
+    }
+
+    pub async fn add_note(
+        &self,
+        principal: &Principal,
+        reference: &str,
+        input: NewNote,
+    ) -> ApiResult<NoteView> {
+        let scope = Scope::of(principal)?;
+        if input.internal && !scope.is_staff() {
+            return Err(ApiError::forbidden(
+                "internal comments are the center's own",
+            ));
+        }
+        let mut problems = Problems::default();
+        if input.body.trim().is_empty() {
+            problems.add("/body", "must not be empty");
+        }
+        problems.prose("/body", &input.body, MAX_TEXT);
+        problems.finish().map_err(ApiError::invalid)?;
+        let txn = self.db.begin().await?;
+        let order = self.find_order(&txn, &scope, reference, true).await?;
+        let now = Utc::now();
+        let row = note::Entity::insert(note::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            work_order_id: Set(order.id),
+            author: Set(principal.subject.clone()),
+            internal: Set(input.internal),
+            body: Set(input.body.trim().to_owned()),
+            created_at: Set(now),
+        })
+        .exec_with_returning(&txn)
+        .await?;
+        let (action, visibility) = if input.internal {
+            ("commented", "internal")
+        } else {
+            ("noted", "shared")
+        };
+        self.record(
+            &txn,
+            &order,
+            principal,
+            &scope,
+            action,
+            None,
+            json!({"note_id": row.id}),
+            visibility,
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(row.into())
+    }
+
+    pub async fn notes(&self, principal: &Principal, reference: &str) -> ApiResult<Vec<NoteView>> {
+        let scope = Scope::of(principal)?;
+        let order = self.find_order(&self.db, &scope, reference, false).await?;
+        let mut select = note::Entity::find().filter(note::Column::WorkOrderId.eq(order.id));
+        if !scope.is_staff() {
+            select = select.filter(note::Column::Internal.eq(false));
+        }
+        let rows = select
+            .order_by_asc(note::Column::CreatedAt)
+            .order_by_asc(note::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn history(
+        &self,
+        principal: &Principal,
+        reference: &str,
+    ) -> ApiResult<Vec<HistoryView>> {
+        let scope = Scope::of(principal)?;
+        let order = self.find_order(&self.db, &scope, reference, false).await?;
+        let mut select = history::Entity::find().filter(history::Column::WorkOrderId.eq(order.id));
+        if !scope.is_staff() {
+            select = select.filter(history::Column::Visibility.eq("shared"));
+        }
+        let rows = select
+            .order_by_asc(history::Column::Seq)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| HistoryView::of(row, &scope))
+            .collect())
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one history row's columns")]
+    async fn record<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        order: &work_order::Model,
+        principal: &Principal,
+        scope: &Scope,
+        action: &str,
+        from: Option<Status>,
+        changes: serde_json::Value,
+        visibility: &str,
+    ) -> Result<(), DbErr> {
+        let seq = store::next_history_seq(txn, order.id).await?;
+        history::Entity::insert(history::ActiveModel {
+            work_order_id: Set(order.id),
+            seq: Set(seq),
+            at: Set(order.updated_at.max(Utc::now())),
+            actor: Set(principal.subject.clone()),
+            actor_kind: Set(actor_kind(scope).to_owned()),
+            action: Set(action.to_owned()),
+            from_status: Set(from.map(|s| s.as_str().to_owned())),
+            to_status: Set(Some(order.status.clone())),
+            changes: Set(changes),
+            visibility: Set(visibility.to_owned()),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
+    }
+
+    async fn announce<C: ConnectionTrait>(&self, txn: &C, change: Change<'_>) -> Result<(), DbErr> {
+        let mut batch = vec![events::changed(&self.outbox, &change)];
+        batch.extend(events::timeline(&self.outbox, &change));
+        self.outbox.enqueue_many(txn, batch).await
+    }
+
+    // ---- identity's changes --------------------------------------------
+
+    /// The customer was erased: their snapshots and service addresses go
+    /// (the region stays, for the statistics).
+    pub async fn customer_erased(&self, event_id: Uuid, customer: &str) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        if inbox::claim(&txn, "ticketing.identity", event_id).await? {
+            work_order::Entity::update_many()
+                .col_expr(
+                    work_order::Column::CustomerName,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    work_order::Column::CustomerPhone,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    work_order::Column::CustomerAddress,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    work_order::Column::ServiceAddress,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(work_order::Column::CustomerId.eq(customer))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        self.forget_customer(customer).await;
+        Ok(())
+    }
+
+    /// Two customers became one: the merged one's orders are the survivor's.
+    pub async fn customer_merged(
+        &self,
+        event_id: Uuid,
+        merged: &str,
+        survivor: &str,
+    ) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        if inbox::claim(&txn, "ticketing.identity", event_id).await? {
+            work_order::Entity::update_many()
+                .col_expr(work_order::Column::CustomerId, Expr::value(survivor))
+                .filter(work_order::Column::CustomerId.eq(merged))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        self.forget_customer(merged).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "assignee")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub kind: String,
+    pub name: String,
+    /// A technician's phone (E.164).
+    pub phone: Option<String>,
+    /// A shop's partner id, as in its API clients' tokens.
+    pub partner_id: Option<String>,
+    pub skills: Json,
+    pub capacity: i32,
+    pub open_orders: i32,
+    pub active: bool,
+    pub version: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

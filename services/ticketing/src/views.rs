@@ -1,0 +1,331 @@
+//! What the API shows: the center's staff see everything; a partner shop sees
+//! its own orders without the center's internals (customer ids, who created
+//! them, internal comments), and the customer's contact only while it works
+//! the order.
+
+use chrono::{DateTime, Utc};
+use hotline_kit::mask;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    domain::order::{Action, Status},
+    store::{
+        Scope, assignee, category, history, note, region, resolution_code, work_order,
+        work_order_type,
+    },
+};
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CustomerSnapshot {
+    /// Identity's customer id (not shown to partners).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// E.164.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WorkOrderView {
+    pub id: Uuid,
+    /// WO-20261123-000123.
+    pub number: String,
+    #[serde(rename = "type")]
+    pub type_key: String,
+    pub category_id: Uuid,
+    /// Codes from the root: /tv/itv/no_signal/.
+    pub category_path: String,
+    /// low, normal, major or critical.
+    pub priority: String,
+    pub status: Status,
+    pub customer: CustomerSnapshot,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_address: Option<String>,
+    pub region_id: Uuid,
+    pub region_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_task_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    /// What the caller may do next (`POST …/{action}`).
+    pub allowed_actions: Vec<Action>,
+}
+
+/// A stored status name as the status it is (unknown names read as new,
+/// which a migration would have to introduce first).
+pub fn status_of(order: &work_order::Model) -> Status {
+    Status::parse(&order.status).unwrap_or(Status::New)
+}
+
+/// The actions `scope` may take on an order in `status`.
+pub fn allowed(scope: &Scope, status: Status) -> Vec<Action> {
+    Action::allowed_from(status)
+        .into_iter()
+        .filter(|action| scope.is_staff() || !action.staff_only())
+        .collect()
+}
+
+impl WorkOrderView {
+    pub fn of(order: work_order::Model, scope: &Scope) -> Self {
+        let status = status_of(&order);
+        let staff = scope.is_staff();
+        // A shop needs the customer's contact to do the job, and no longer once it is done.
+        let contact_masked = !staff && !status.is_open();
+        let customer = CustomerSnapshot {
+            id: order.customer_id.filter(|_| staff),
+            name: order.customer_name.map(|name| {
+                if contact_masked {
+                    mask::keep_ends(&name, 1, 0)
+                } else {
+                    name
+                }
+            }),
+            phone: order.customer_phone.map(|phone| {
+                if contact_masked {
+                    mask::keep_ends(&phone, 3, 4)
+                } else {
+                    phone
+                }
+            }),
+            address: order.customer_address.filter(|_| !contact_masked),
+        };
+        Self {
+            id: order.id,
+            number: order.number,
+            type_key: order.type_key,
+            category_id: order.category_id,
+            category_path: order.category_path,
+            priority: order.priority,
+            status,
+            customer,
+            service_address: order.service_address,
+            region_id: order.region_id,
+            region_path: order.region_path,
+            source_task_id: order.source_task_id.filter(|_| staff),
+            call_id: order.call_id.filter(|_| staff),
+            description: order.description,
+            resolution_code: order.resolution_code,
+            resolution_note: order.resolution_note,
+            assignee_id: order.assignee_id,
+            partner_id: order.partner_id,
+            created_by: Some(order.created_by).filter(|_| staff),
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+            resolved_at: order.resolved_at,
+            closed_at: order.closed_at,
+            version: order.version,
+            allowed_actions: allowed(scope, status),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct HistoryView {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    /// The client id that acted (not shown to partners).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// staff, partner, sms or system.
+    pub actor_kind: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_status: Option<String>,
+    /// `{"field": {"from": …, "to": …}}` (not shown to partners: it may name
+    /// other assignees).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub changes: Option<serde_json::Value>,
+    /// shared or internal.
+    pub visibility: String,
+}
+
+impl HistoryView {
+    pub fn of(row: history::Model, scope: &Scope) -> Self {
+        let staff = scope.is_staff();
+        Self {
+            seq: row.seq,
+            at: row.at,
+            actor: Some(row.actor).filter(|_| staff),
+            actor_kind: row.actor_kind,
+            action: row.action,
+            from_status: row.from_status,
+            to_status: row.to_status,
+            changes: Some(row.changes).filter(|_| staff),
+            visibility: row.visibility,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct NoteView {
+    pub id: Uuid,
+    pub work_order_id: Uuid,
+    pub author: String,
+    /// Internal comments are the center's own; the others are shared with the assignee.
+    pub internal: bool,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<note::Model> for NoteView {
+    fn from(row: note::Model) -> Self {
+        Self {
+            id: row.id,
+            work_order_id: row.work_order_id,
+            author: row.author,
+            internal: row.internal,
+            body: row.body,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WorkOrderTypeView {
+    pub key: String,
+    pub name: String,
+    pub default_priority: String,
+    pub active: bool,
+    pub version: i64,
+}
+
+impl From<work_order_type::Model> for WorkOrderTypeView {
+    fn from(row: work_order_type::Model) -> Self {
+        Self {
+            key: row.key,
+            name: row.name,
+            default_priority: row.default_priority,
+            active: row.active,
+            version: row.version,
+        }
+    }
+}
+
+/// A category (fault kinds under product lines) or a region (city → district → area).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<Uuid>,
+    pub code: String,
+    pub name: String,
+    /// The codes from the root: /tv/itv/no_signal/.
+    pub path: String,
+    pub level: i32,
+    pub active: bool,
+    pub version: i64,
+}
+
+impl From<category::Model> for NodeView {
+    fn from(row: category::Model) -> Self {
+        Self {
+            id: row.id,
+            parent_id: row.parent_id,
+            code: row.code,
+            name: row.name,
+            path: row.path,
+            level: row.level,
+            active: row.active,
+            version: row.version,
+        }
+    }
+}
+
+impl From<region::Model> for NodeView {
+    fn from(row: region::Model) -> Self {
+        Self {
+            id: row.id,
+            parent_id: row.parent_id,
+            code: row.code,
+            name: row.name,
+            path: row.path,
+            level: row.level,
+            active: row.active,
+            version: row.version,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ResolutionCodeView {
+    pub code: String,
+    pub name: String,
+    /// The work-order types it applies to; empty: every type.
+    pub types: Vec<String>,
+    pub active: bool,
+}
+
+impl From<resolution_code::Model> for ResolutionCodeView {
+    fn from(row: resolution_code::Model) -> Self {
+        Self {
+            code: row.code,
+            name: row.name,
+            types: serde_json::from_value(row.types).unwrap_or_default(),
+            active: row.active,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AssigneeView {
+    pub id: Uuid,
+    /// technician or shop.
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    pub skills: Vec<String>,
+    /// Open orders it may hold at once.
+    pub capacity: i32,
+    pub open_orders: i32,
+    pub active: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<assignee::Model> for AssigneeView {
+    fn from(row: assignee::Model) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            name: row.name,
+            phone: row.phone,
+            partner_id: row.partner_id,
+            skills: serde_json::from_value(row.skills).unwrap_or_default(),
+            capacity: row.capacity,
+            open_orders: row.open_orders,
+            active: row.active,
+            version: row.version,
+            created_at: row.created_at,
+        }
+    }
+}

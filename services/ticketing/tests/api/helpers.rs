@@ -1,0 +1,344 @@
+//! Starts identity and ticketing together on the chosen backends, with API
+//! clients for a supervisor, an agent and two partner shops, and talks to
+//! them like those clients would.
+
+use std::sync::Arc;
+
+use hotline_identity::{IdentityComponent, IdentityConfig, pii::PiiCipher};
+use hotline_kit::{component::Component, config::Validate};
+use hotline_testkit::{Infra, TestApp, auth_config};
+use hotline_ticketing::{TicketingComponent, TicketingConfig};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const ADMIN_ID: &str = "ticketing-admin";
+pub const ADMIN_SECRET: &str = "ticketing-admin-secret-0123456789";
+
+fn identity_config() -> IdentityConfig {
+    let config: IdentityConfig = serde_json::from_value(json!({
+        "default_region": "CN",
+        "pii_key": PiiCipher::generate_key_base64().expect("randomness"),
+        "pii_previous_keys": [],
+        "token_ttl": "15m",
+        "key_rotation": "30d",
+        "lookup_cache_ttl": "10m",
+        "lookup_history": 5,
+        "billing": {"url": "", "timeout": "300ms", "cache_ttl": "60s"},
+        "token_endpoint": {
+            "failures_per_address": 1000, "failures_per_client": 100, "failure_window": "1m",
+            "max_concurrent": 64, "tracked": 10000, "trusted_proxies": [],
+        },
+    }))
+    .expect("identity settings");
+    assert!(config.validate().is_empty());
+    config
+}
+
+/// Ticketing's production defaults.
+pub fn ticketing_config() -> TicketingConfig {
+    let config: TicketingConfig = serde_json::from_value(json!({
+        "time_zone": "Asia/Shanghai",
+        "default_region": "CN",
+        "number_block": 100,
+        "reopen_window": "30d",
+        "customer_cache_ttl": "5m",
+    }))
+    .expect("ticketing settings");
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    config
+}
+
+/// A center with its configuration in place: a category tree, a region
+/// hierarchy, a technician and two shops.
+pub struct Desk {
+    pub app: TestApp,
+    pub admin: String,
+    /// A supervisor's token.
+    pub lead: String,
+    /// An agent's token and client id.
+    pub agent: String,
+    pub agent_id: String,
+    /// Partner shops' tokens: shop-a and shop-b.
+    pub shop_a: String,
+    pub shop_b: String,
+    pub no_signal: String,
+    pub broadband: String,
+    pub tv: String,
+    pub chaoyang: String,
+    pub beijing: String,
+    pub technician: String,
+    pub shop_a_assignee: String,
+    pub shop_b_assignee: String,
+}
+
+impl Desk {
+    pub async fn spawn(infra: Infra) -> Self {
+        let platform = infra.platform().await;
+        let (identity, _) = IdentityComponent::build(
+            &identity_config(),
+            &auth_config(),
+            (ADMIN_ID, ADMIN_SECRET),
+            &platform,
+        )
+        .await
+        .expect("identity starts");
+        let keys = identity.key_source();
+        let ticketing = TicketingComponent::build(&ticketing_config(), &platform, identity.api())
+            .await
+            .expect("ticketing starts");
+        let components: Vec<Arc<dyn Component>> = vec![Arc::new(identity), Arc::new(ticketing)];
+        let app = TestApp::start_with_descriptors(
+            infra,
+            platform,
+            components,
+            keys,
+            hotline_proto::FILE_DESCRIPTOR_SET,
+        )
+        .await;
+        let admin =
+            hotline_testkit::client_token(&app.client, &app.http_url, ADMIN_ID, ADMIN_SECRET).await;
+        let mut desk = Self {
+            app,
+            admin,
+            lead: String::new(),
+            agent: String::new(),
+            agent_id: String::new(),
+            shop_a: String::new(),
+            shop_b: String::new(),
+            no_signal: String::new(),
+            broadband: String::new(),
+            tv: String::new(),
+            chaoyang: String::new(),
+            beijing: String::new(),
+            technician: String::new(),
+            shop_a_assignee: String::new(),
+            shop_b_assignee: String::new(),
+        };
+        desk.lead = desk
+            .client(json!({"name": "lead", "roles": ["supervisor"]}))
+            .await
+            .1;
+        (desk.agent_id, desk.agent) = desk
+            .client(json!({"name": "agent", "roles": ["agent"]}))
+            .await;
+        desk.shop_a = desk
+            .client(
+                json!({"name": "Chaoyang repair", "roles": ["partner"], "partner_id": "shop-a"}),
+            )
+            .await
+            .1;
+        desk.shop_b = desk
+            .client(json!({"name": "Haidian repair", "roles": ["partner"], "partner_id": "shop-b"}))
+            .await
+            .1;
+        desk.tv = desk
+            .node("/api/v1/categories", json!({"code": "tv", "name": "TV"}))
+            .await;
+        let itv = desk
+            .node(
+                "/api/v1/categories",
+                json!({"parent_id": desk.tv, "code": "itv", "name": "Interactive TV"}),
+            )
+            .await;
+        desk.no_signal = desk
+            .node(
+                "/api/v1/categories",
+                json!({"parent_id": itv, "code": "no_signal", "name": "No signal"}),
+            )
+            .await;
+        desk.broadband = desk
+            .node(
+                "/api/v1/categories",
+                json!({"code": "broadband", "name": "Broadband"}),
+            )
+            .await;
+        desk.beijing = desk
+            .node("/api/v1/regions", json!({"code": "bj", "name": "北京"}))
+            .await;
+        desk.chaoyang = desk
+            .node(
+                "/api/v1/regions",
+                json!({"parent_id": desk.beijing, "code": "bj_cy", "name": "朝阳区"}),
+            )
+            .await;
+        desk.technician = desk
+            .assignee(json!({"kind": "technician", "name": "王师傅", "phone": "13900139000", "capacity": 2}))
+            .await;
+        desk.shop_a_assignee = desk
+            .assignee(json!({"kind": "shop", "name": "Chaoyang repair", "partner_id": "shop-a"}))
+            .await;
+        desk.shop_b_assignee = desk
+            .assignee(json!({"kind": "shop", "name": "Haidian repair", "partner_id": "shop-b"}))
+            .await;
+        desk
+    }
+
+    /// A new API client: its id and a token.
+    pub async fn client(&self, spec: Value) -> (String, String) {
+        let created = self
+            .ok_json(
+                self.post("/api/v1/clients", &self.admin, &spec).await,
+                StatusCode::CREATED,
+            )
+            .await;
+        let (id, secret) = (
+            created["client_id"].as_str().unwrap().to_owned(),
+            created["client_secret"].as_str().unwrap().to_owned(),
+        );
+        let token =
+            hotline_testkit::client_token(&self.app.client, &self.app.http_url, &id, &secret).await;
+        (id, token)
+    }
+
+    async fn node(&self, path: &str, spec: Value) -> String {
+        let node = self
+            .ok_json(
+                self.post(path, &self.lead, &spec).await,
+                StatusCode::CREATED,
+            )
+            .await;
+        node["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn assignee(&self, spec: Value) -> String {
+        let assignee = self
+            .ok_json(
+                self.post("/api/v1/assignees", &self.lead, &spec).await,
+                StatusCode::CREATED,
+            )
+            .await;
+        assignee["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A customer in identity: their id.
+    pub async fn customer(&self, name: &str, phone: &str) -> String {
+        let customer = self
+            .ok_json(
+                self.post(
+                    "/api/v1/customers",
+                    &self.agent,
+                    &json!({
+                        "name": name,
+                        "phones": [{"number": phone, "label": "mobile"}],
+                        "addresses": [{"city": "北京市", "district": "朝阳区", "street": "建国路 88 号"}],
+                    }),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await;
+        customer["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A fault-repair order for `customer` in Chaoyang, as an agent opens it.
+    pub async fn order(&self, customer: &str) -> Value {
+        self.ok_json(
+            self.post(
+                "/api/v1/work-orders",
+                &self.agent,
+                &json!({
+                    "type": "fault_repair",
+                    "category_id": self.no_signal,
+                    "customer_id": customer,
+                    "region_id": self.chaoyang,
+                    "description": "No signal on any channel since this morning",
+                }),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// Takes `action` on order `id` as `token`, expecting 200: the order after.
+    pub async fn step(&self, id: &str, action: &str, token: &str, body: Value) -> Value {
+        self.ok_json(
+            self.post(&format!("/api/v1/work-orders/{id}/{action}"), token, &body)
+                .await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    pub async fn read(&self, id: &str, token: &str) -> Value {
+        self.ok_json(
+            self.get(&format!("/api/v1/work-orders/{id}"), token).await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    pub async fn history(&self, id: &str, token: &str) -> Vec<Value> {
+        let history = self
+            .ok_json(
+                self.get(&format!("/api/v1/work-orders/{id}/history"), token)
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+        history.as_array().unwrap().clone()
+    }
+
+    pub async fn ok_json(&self, response: Response, status: StatusCode) -> Value {
+        let actual = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(actual, status, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.app
+            .client
+            .get(self.app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.app
+            .client
+            .post(self.app.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.app
+            .client
+            .patch(self.app.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts an RFC 9457 problem response and returns it.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(actual, status, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["status"], status.as_u16());
+    body
+}
+
+/// Runs each named scenario on the embedded backends and on the real ones.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        hotline_testkit::on_both_backends!($crate::helpers::Desk::spawn => $($name),*);
+    };
+}

@@ -1,0 +1,11 @@
+//! Ticketing through its public interfaces — REST, gRPC and its events —
+//! beside a real identity, on the embedded backends and on PostgreSQL +
+//! RabbitMQ + Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod events;
+mod grpc;
+mod orders;
+mod partners;
