@@ -133,8 +133,13 @@ pub async fn start(
             }
             Target::Ticketing => {
                 let identity = identity_for(config, &identity_api)?;
-                let ticketing =
-                    TicketingComponent::build(&config.ticketing, &platform, identity).await?;
+                let ticketing = TicketingComponent::build(
+                    &config.ticketing,
+                    &platform,
+                    identity,
+                    Arc::new(hotline_kit::clock::SystemClock),
+                )
+                .await?;
                 components.push(Arc::new(ticketing));
             }
             Target::All => {}

@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod bus;
 pub mod cache;
+pub mod calendar;
+pub mod clock;
 pub mod component;
 pub mod config;
 pub mod db;

@@ -7,6 +7,10 @@
 //! each in the (fenced) transaction of its effect: a timer fires once, on one
 //! replica, whichever replica is up. A timer is keyed by what it is about (a
 //! task, an order), so setting it again replaces it.
+//!
+//! A service whose replicas all write timers polls them instead: the holder
+//! reads the [`due`] ones and fires each with [`take`], which deletes it only
+//! if nobody moved it meanwhile.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -98,6 +102,36 @@ pub async fn cancel<C: ConnectionTrait>(conn: &C, keys: &[String]) -> Result<(),
             .await?;
     }
     Ok(())
+}
+
+/// Up to `limit` timers due at `now`, the earliest first.
+pub async fn due<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Timer>, DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    Ok(entity::Entity::find()
+        .filter(entity::Column::DueAtMs.lte(now.timestamp_millis()))
+        .order_by_asc(entity::Column::DueAtMs)
+        .order_by_asc(entity::Column::Key)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Timer::from)
+        .collect())
+}
+
+/// Deletes `timer` as it was read, inside the transaction of its effect;
+/// `false` when it was moved or fired meanwhile (then nothing is to be done).
+pub async fn take<C: ConnectionTrait>(conn: &C, timer: &Timer) -> Result<bool, DbErr> {
+    let deleted = entity::Entity::delete_many()
+        .filter(entity::Column::Key.eq(timer.key.clone()))
+        .filter(entity::Column::DueAtMs.eq(timer.due_ms()))
+        .exec(conn)
+        .await?;
+    Ok(deleted.rows_affected == 1)
 }
 
 /// Every timer, for a replica taking the lease over.

@@ -155,8 +155,37 @@ async fn fenced_writes_keep_every_value_as_given(infra: Infra) {
     assert!(timers::load_all(&db).await.unwrap().is_empty());
 }
 
+async fn due_timers_are_taken_once_and_a_moved_one_not_at_all(infra: Infra) {
+    let db = database(&infra).await;
+    let now = Utc::now();
+    let at = |seconds: i64| Timer {
+        key: format!("t{seconds}"),
+        kind: "k".into(),
+        due_at: now + chrono::Duration::seconds(seconds),
+        payload: String::new(),
+    };
+    timers::schedule(&db, &[at(-2), at(-1), at(60)])
+        .await
+        .unwrap();
+    let due = timers::due(&db, now, 10).await.unwrap();
+    let keys: Vec<&str> = due.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["t-2", "t-1"], "the due ones, earliest first");
+    assert_eq!(timers::due(&db, now, 1).await.unwrap().len(), 1);
+    assert!(timers::take(&db, &due[0]).await.unwrap());
+    assert!(!timers::take(&db, &due[0]).await.unwrap(), "taken once");
+    // Moved after it was read: the stale read takes nothing.
+    let mut moved = due[1].clone();
+    moved.due_at = now + chrono::Duration::seconds(30);
+    timers::schedule(&db, std::slice::from_ref(&moved))
+        .await
+        .unwrap();
+    assert!(!timers::take(&db, &due[1]).await.unwrap());
+    assert_eq!(timers::load_all(&db).await.unwrap().len(), 2);
+}
+
 hotline_testkit::on_both_backends!(
     std::future::ready =>
     one_holder_at_a_time_and_the_overtaken_one_writes_nothing,
     fenced_writes_keep_every_value_as_given,
+    due_timers_are_taken_once_and_a_moved_one_not_at_all,
 );

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use hotline_kit::config::Validate;
+use hotline_kit::{calendar, config::Validate};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{calendar, router::Settings};
+use crate::domain::router::Settings;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

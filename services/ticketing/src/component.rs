@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hotline_kit::{
+    clock::Clock,
     component::{Component, Tasks},
+    lease::{Campaign, Leadership},
     outbox::Outbox,
     platform::Platform,
 };
@@ -19,6 +21,7 @@ use crate::{
     migration::Migrator,
     rest,
     service::TicketingService,
+    workers,
 };
 
 pub const NAME: &str = "ticketing";
@@ -27,15 +30,21 @@ pub struct TicketingComponent {
     service: Arc<TicketingService>,
     platform: Platform,
     db: DatabaseConnection,
-    /// The outbox relay's own pool (see `Platform::background_database`).
+    /// The outbox relay's and the leases' own pool (see `Platform::background_database`).
     relay_db: DatabaseConnection,
+    timers: Arc<Leadership>,
+    timer_poll: std::time::Duration,
+    lease_ttl: std::time::Duration,
 }
 
 impl TicketingComponent {
+    /// `clock` is what deadlines are measured by: the system's, or a
+    /// manual one in tests.
     pub async fn build(
         config: &TicketingConfig,
         platform: &Platform,
         identity: Arc<dyn IdentityApi>,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let settings = config.settings().map_err(anyhow::Error::msg)?;
         let db = platform.database::<Migrator>(NAME).await?;
@@ -46,20 +55,37 @@ impl TicketingComponent {
             identity,
             platform.cache(NAME),
             settings,
+            clock,
         ));
         // Ticketing's queue exists before identity publishes the next change.
         platform.bus.declare(&[events::identity_subscription()]);
+        let timers = Leadership::new(Campaign {
+            name: workers::timers::LEASE.to_owned(),
+            holder: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+            ttl: config.lease_ttl,
+            interval: config.lease_renew,
+        });
         Ok(Self {
             service,
             platform: platform.clone(),
             db,
             relay_db,
+            timers,
+            timer_poll: config.timer_poll,
+            lease_ttl: config.lease_ttl,
         })
     }
 
     pub fn service(&self) -> Arc<TicketingService> {
         self.service.clone()
     }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| NAME.to_owned())
 }
 
 /// Applies ticketing's migrations (`hotline migrate`).
@@ -106,6 +132,19 @@ impl Component for TicketingComponent {
             .await
             .map_err(Into::into)
         });
+
+        tasks.spawn(self.timers.clone().run(
+            self.relay_db.clone(),
+            String::new(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(workers::timers::run(
+            self.service.clone(),
+            self.timers.clone(),
+            self.timer_poll,
+            self.lease_ttl,
+            shutdown.clone(),
+        ));
 
         tasks.spawn(hotline_kit::housekeeping::run(self.db.clone(), shutdown));
     }

@@ -21,6 +21,20 @@ pub struct TicketingConfig {
     /// How long identity's answer for a customer is reused.
     #[serde(with = "humantime_serde")]
     pub customer_cache_ttl: Duration,
+    /// An order for the same customer and kind of fault within this long
+    /// after one was resolved is a repeat repair.
+    #[serde(with = "humantime_serde")]
+    pub repeat_window: Duration,
+    /// How often the holder of the timers' lease looks for due deadlines.
+    #[serde(with = "humantime_serde")]
+    pub timer_poll: Duration,
+    /// The background loops' leases: how long one outlives its holder's
+    /// last renewal...
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// ...and how often it is renewed (and tried by the other replicas).
+    #[serde(with = "humantime_serde")]
+    pub lease_renew: Duration,
 }
 
 /// The settings in the types the service works with.
@@ -31,6 +45,7 @@ pub struct Settings {
     pub number_block: i64,
     pub reopen_window: chrono::Duration,
     pub customer_cache_ttl: Duration,
+    pub repeat_window: chrono::Duration,
 }
 
 impl TicketingConfig {
@@ -52,6 +67,8 @@ impl TicketingConfig {
             reopen_window: chrono::Duration::from_std(self.reopen_window)
                 .map_err(|_| "ticketing.reopen_window is too long".to_owned())?,
             customer_cache_ttl: self.customer_cache_ttl,
+            repeat_window: chrono::Duration::from_std(self.repeat_window)
+                .map_err(|_| "ticketing.repeat_window is too long".to_owned())?,
         })
     }
 }
@@ -64,6 +81,14 @@ impl Validate for TicketingConfig {
         }
         if !(1..=10_000).contains(&self.number_block) {
             problems.push("ticketing.number_block must be between 1 and 10000".into());
+        }
+        if self.timer_poll < Duration::from_millis(50) || self.timer_poll > Duration::from_secs(60)
+        {
+            problems.push("ticketing.timer_poll must be between 50ms and 60s".into());
+        }
+        if self.lease_renew.is_zero() || self.lease_ttl < self.lease_renew * 2 {
+            problems
+                .push("ticketing.lease_ttl must be at least twice ticketing.lease_renew".into());
         }
         if self.customer_cache_ttl > Duration::from_secs(3600) {
             problems.push("ticketing.customer_cache_ttl must be at most 1h".into());

@@ -33,6 +33,8 @@ pub const TICKET_RESOLVED: &str = "ticketing.ticket.resolved";
 pub const TICKET_CLOSED: &str = "ticketing.ticket.closed";
 pub const TICKET_REOPENED: &str = "ticketing.ticket.reopened";
 pub const TICKET_CANCELLED: &str = "ticketing.ticket.cancelled";
+pub const TICKET_ESCALATED: &str = "ticketing.ticket.escalated";
+pub const TICKET_SLA_BREACHED: &str = "ticketing.ticket.sla_breached";
 /// Identity's timeline contract (`hotline.events.v1.CustomerActivity`).
 pub const ACTIVITY_RECORDED: &str = "ticketing.activity.recorded";
 
@@ -80,6 +82,8 @@ pub struct Change<'a> {
     pub actor: &'a str,
     pub reason: Option<&'a str>,
     pub at: DateTime<Utc>,
+    /// A deadline's warning or breach: its clock and the level reached.
+    pub escalation: Option<(&'static str, i32)>,
 }
 
 pub fn changed(outbox: &Outbox, change: &Change<'_>) -> Event {
@@ -111,6 +115,16 @@ pub fn changed(outbox: &Outbox, change: &Change<'_>) -> Event {
         source_task_id: order.source_task_id.clone().unwrap_or_default(),
         created_at: Some(timestamp(order.created_at)),
         occurred_at: Some(timestamp(change.at)),
+        response_due_at: order.response_due_at.map(timestamp),
+        resolution_due_at: order.resolution_due_at.map(timestamp),
+        response_met: order.response_met,
+        resolution_met: order.resolution_met,
+        repeat_of: order.repeat_of.map(|id| id.to_string()).unwrap_or_default(),
+        clock: change
+            .escalation
+            .map(|(clock, _)| clock.to_owned())
+            .unwrap_or_default(),
+        escalation_level: order.escalation_level,
     };
     outbox.event(change.kind, order.id.to_string(), data.encode_to_vec())
 }

@@ -4,8 +4,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use hotline_kit::calendar::BusinessHours;
+
 use crate::domain::{
-    order::{Action, HoldReason},
+    order::{Action, HoldReason, Status},
     setup::{AssigneeKind, Priority},
 };
 
@@ -166,4 +168,25 @@ pub struct AssigneePatch {
     #[schema(minimum = 1, maximum = 10000)]
     pub capacity: Option<i32>,
     pub active: Option<bool>,
+}
+
+/// The deadlines of one (type, priority).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlaPolicyInput {
+    /// Until the assignee accepts, e.g. "4h" (1m to 90d).
+    #[schema(value_type = String, example = "4h")]
+    pub first_response: humantime_serde::Serde<std::time::Duration>,
+    /// Until it is resolved, e.g. "48h".
+    #[schema(value_type = String, example = "48h")]
+    pub resolution: humantime_serde::Serde<std::time::Duration>,
+    /// When the clocks run; absent: around the clock.
+    pub business_hours: Option<BusinessHours>,
+    /// Statuses the resolution clock stops in: waiting_customer (the default), waiting_parts.
+    #[serde(default = "default_pause")]
+    pub pause_on: Vec<Status>,
+}
+
+fn default_pause() -> Vec<Status> {
+    vec![Status::WaitingCustomer]
 }

@@ -13,6 +13,7 @@ pub mod rest;
 pub mod service;
 pub mod store;
 pub mod views;
+pub mod workers;
 
 pub use component::TicketingComponent;
 pub use config::TicketingConfig;

@@ -8,10 +8,15 @@ use hotline_kit::{
     ApiError, ApiResult, ErrorCode,
     auth::{Principal, Role},
     cache::Cache,
+    calendar::BusinessHours,
+    clock::Clock,
     idempotency::{IdempotencyKey, StoredResponse},
-    inbox, mask,
+    inbox,
+    lease::{self, FenceError, Grant},
+    mask,
     outbox::Outbox,
     rest::{self, Page},
+    timers::{self, Timer},
 };
 use hotline_proto::{clients::IdentityApi, identity::v1::Customer};
 use sea_orm::{
@@ -30,22 +35,36 @@ use crate::{
         number,
         order::{Action, Status},
         setup::{AssigneeKind, MAX_NAME, Priority, Problems, e164},
+        sla::{Clocks, Deadline, Policy},
     },
     events::{self, Change},
     input::{
         AssigneePatch, MAX_ADDRESS, MAX_REASON, MAX_TEXT, NewAssignee, NewNode, NewNote,
-        NewResolutionCode, NewWorkOrder, NewWorkOrderType, Step, WorkOrderPatch,
+        NewResolutionCode, NewWorkOrder, NewWorkOrderType, SlaPolicyInput, Step, WorkOrderPatch,
     },
     store::{
         self, OrderFilter, Scope, assignee, category, history, note, region, resolution_code,
         scope::{STAFF, not_found},
-        work_order, work_order_type,
+        sla_policy, work_order, work_order_type,
     },
     views::{
-        AssigneeView, HistoryView, NodeView, NoteView, ResolutionCodeView, WorkOrderTypeView,
-        WorkOrderView, status_of,
+        AssigneeView, HistoryView, NodeView, NoteView, ResolutionCodeView, SlaPolicyView,
+        WorkOrderTypeView, WorkOrderView, status_of,
     },
 };
+
+/// What a fired timer did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fired {
+    Done,
+    /// Moved, fired already, or nothing left to do on its order.
+    Skipped,
+    /// This replica no longer holds the timers' lease: stop firing.
+    Lost,
+}
+
+/// The history's and the events' actor of what the deadlines do.
+const SYSTEM_ACTOR: &str = "ticketing";
 
 /// Who configures ticketing.
 const CONFIGURERS: &[Role] = &[Role::Supervisor, Role::Admin];
@@ -109,6 +128,7 @@ pub struct TicketingService {
     identity: Arc<dyn IdentityApi>,
     cache: Cache,
     settings: Settings,
+    clock: Arc<dyn Clock>,
     numbers: Mutex<NumberBlock>,
 }
 
@@ -148,6 +168,68 @@ fn illegal(action: Action, status: Status, allowed: &[Action]) -> ApiError {
     )
 }
 
+/// The part of a category path two orders must share to be the same fault
+/// reported again: its first level (`/tv/` of `/tv/itv/no_signal/`).
+fn repeat_scope(path: &str) -> &str {
+    path.char_indices()
+        .filter(|(_, c)| *c == '/')
+        .nth(1)
+        .map_or(path, |(end, _)| &path[..=end])
+}
+
+fn policy_of(row: &sla_policy::Model) -> anyhow::Result<Policy> {
+    Ok(Policy {
+        first_response: chrono::Duration::seconds(row.first_response_secs),
+        resolution: chrono::Duration::seconds(row.resolution_secs),
+        hours: row
+            .business_hours
+            .clone()
+            .map(serde_json::from_value::<BusinessHours>)
+            .transpose()?,
+        pause_on: serde_json::from_value(row.pause_on.clone())?,
+    })
+}
+
+fn clocks_of(order: &work_order::Model) -> Clocks {
+    Clocks {
+        response_due_at: order.response_due_at,
+        resolution_due_at: order.resolution_due_at,
+        responded_at: order.responded_at,
+        response_met: order.response_met,
+        resolution_met: order.resolution_met,
+        used: chrono::Duration::seconds(order.resolution_used_secs),
+        running_since: order.resolution_running_since,
+        response_warned: order.response_warned,
+        resolution_warned: order.resolution_warned,
+    }
+}
+
+fn write_clocks(row: &mut work_order::ActiveModel, clocks: &Clocks) {
+    row.response_due_at = Set(clocks.response_due_at);
+    row.resolution_due_at = Set(clocks.resolution_due_at);
+    row.responded_at = Set(clocks.responded_at);
+    row.response_met = Set(clocks.response_met);
+    row.resolution_met = Set(clocks.resolution_met);
+    row.resolution_used_secs = Set(clocks.used.num_seconds());
+    row.resolution_running_since = Set(clocks.running_since);
+    row.response_warned = Set(clocks.response_warned);
+    row.resolution_warned = Set(clocks.resolution_warned);
+}
+
+/// The timer key of one of an order's deadlines.
+fn timer_key(order: Uuid, deadline: Deadline) -> String {
+    format!("wo:{order}:{}", deadline.suffix())
+}
+
+/// The order and deadline a timer key names.
+fn parse_timer_key(key: &str) -> Option<(Uuid, Deadline)> {
+    let mut parts = key.splitn(3, ':');
+    let (Some("wo"), Some(id), Some(suffix)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    Some((id.parse().ok()?, Deadline::parse(suffix)?))
+}
+
 fn masked_change(from: Option<&str>, to: Option<&str>) -> serde_json::Value {
     let hide = |value: Option<&str>| value.map(|v| mask::keep_ends(v, 3, 0));
     json!({"from": hide(from), "to": hide(to)})
@@ -160,6 +242,7 @@ impl TicketingService {
         identity: Arc<dyn IdentityApi>,
         cache: Cache,
         settings: Settings,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             db,
@@ -167,6 +250,7 @@ impl TicketingService {
             identity,
             cache,
             settings,
+            clock,
             numbers: Mutex::new(NumberBlock::default()),
         }
     }
@@ -206,7 +290,7 @@ impl TicketingService {
             default_priority: Set(input.default_priority.as_str().to_owned()),
             active: Set(true),
             version: Set(1),
-            created_at: Set(Utc::now()),
+            created_at: Set(self.clock.now()),
         };
         match work_order_type::Entity::insert(row)
             .exec_with_returning(&self.db)
@@ -298,7 +382,7 @@ impl TicketingService {
             level: Set(level),
             active: Set(true),
             version: Set(1),
-            created_at: Set(Utc::now()),
+            created_at: Set(self.clock.now()),
         };
         match category::Entity::insert(row)
             .exec_with_returning(&self.db)
@@ -340,7 +424,7 @@ impl TicketingService {
             level: Set(level),
             active: Set(true),
             version: Set(1),
-            created_at: Set(Utc::now()),
+            created_at: Set(self.clock.now()),
         };
         match region::Entity::insert(row)
             .exec_with_returning(&self.db)
@@ -395,7 +479,7 @@ impl TicketingService {
             types: Set(json!(input.types)),
             active: Set(true),
             version: Set(1),
-            created_at: Set(Utc::now()),
+            created_at: Set(self.clock.now()),
         };
         match resolution_code::Entity::insert(row)
             .exec_with_returning(&self.db)
@@ -518,7 +602,7 @@ impl TicketingService {
             },
         }
         problems.finish().map_err(ApiError::invalid)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let row = assignee::ActiveModel {
             id: Set(Uuid::now_v7()),
             kind: Set(input.kind.as_str().to_owned()),
@@ -591,7 +675,7 @@ impl TicketingService {
             row.active = Set(active);
         }
         row.version = Set(version + 1);
-        row.updated_at = Set(Utc::now());
+        row.updated_at = Set(self.clock.now());
         let updated = assignee::Entity::update_many()
             .set(row)
             .filter(assignee::Column::Id.eq(id))
@@ -776,7 +860,18 @@ impl TicketingService {
             .priority
             .or_else(|| Priority::parse(&order_type.default_priority))
             .unwrap_or(Priority::Normal);
-        let now = Utc::now();
+        let now = self.clock.now();
+        let policy = self
+            .policy(&self.db, &order_type.key, priority.as_str())
+            .await?;
+        let clocks = policy
+            .as_ref()
+            .map(|policy| policy.start(now, self.settings.time_zone))
+            .unwrap_or_default();
+        let repeat_of = match &customer {
+            Some(customer) => self.repeated(&customer.id, &category.path, now).await?,
+            None => None,
+        };
         let id = Uuid::now_v7();
         let txn = self.db.begin().await?;
         let number = self.next_number(&txn, now).await?;
@@ -816,15 +911,19 @@ impl TicketingService {
             resolved_at: Set(None),
             closed_at: Set(None),
             version: Set(1),
+            repeat_of: Set(repeat_of),
+            ..Default::default()
         };
+        let mut row = row;
+        write_clocks(&mut row, &clocks);
         let order = work_order::Entity::insert(row)
             .exec_with_returning(&txn)
             .await?;
+        self.set_timers(&txn, &order, policy.as_ref()).await?;
         self.record(
             &txn,
             &order,
-            principal,
-            &scope,
+            (&principal.subject, actor_kind(&scope)),
             "created",
             None,
             json!({}),
@@ -841,6 +940,7 @@ impl TicketingService {
                 actor: &principal.subject,
                 reason: None,
                 at: now,
+                escalation: None,
             },
         )
         .await?;
@@ -1055,15 +1155,29 @@ impl TicketingService {
         if changes.is_empty() {
             return Ok(WorkOrderView::of(order, &scope));
         }
-        let now = Utc::now();
+        let now = self.clock.now();
+        let mut reapplied = None;
+        if changes.contains_key("priority") {
+            let priority = patch
+                .priority
+                .map_or_else(|| order.priority.clone(), |p| p.as_str().to_owned());
+            reapplied = Some(self.policy(&txn, &order.type_key, &priority).await?);
+            if let Some(Some(policy)) = &reapplied {
+                let mut clocks = clocks_of(&order);
+                policy.reapply(&mut clocks, order.created_at, now, self.settings.time_zone);
+                write_clocks(&mut row, &clocks);
+            }
+        }
         row.version = Set(order.version + 1);
         row.updated_at = Set(now);
         let updated = row.update(&txn).await?;
+        if let Some(policy) = &reapplied {
+            self.set_timers(&txn, &updated, policy.as_ref()).await?;
+        }
         self.record(
             &txn,
             &updated,
-            principal,
-            &scope,
+            (&principal.subject, actor_kind(&scope)),
             "updated",
             None,
             changes.into(),
@@ -1080,6 +1194,7 @@ impl TicketingService {
                 actor: &principal.subject,
                 reason: None,
                 at: now,
+                escalation: None,
             },
         )
         .await?;
@@ -1141,8 +1256,14 @@ impl TicketingService {
         let Some(to) = step.action.apply(from, step.hold) else {
             return Err(illegal(step.action, from, &allowed));
         };
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut row = order.clone().into_active_model();
+        let policy = self.policy(&txn, &order.type_key, &order.priority).await?;
+        if let Some(policy) = &policy {
+            let mut clocks = clocks_of(&order);
+            policy.step(&mut clocks, from, to, now, self.settings.time_zone);
+            write_clocks(&mut row, &clocks);
+        }
         let mut changes = serde_json::Map::new();
         let mut kinds: Vec<&'static str> = Vec::new();
         let mut assignee_kind: Option<String> = None;
@@ -1273,14 +1394,14 @@ impl TicketingService {
         row.version = Set(order.version + 1);
         row.updated_at = Set(now);
         let updated = row.update(&txn).await?;
+        self.set_timers(&txn, &updated, policy.as_ref()).await?;
         if let Some(reason) = &step.reason {
             changes.insert("reason".into(), json!(reason));
         }
         self.record(
             &txn,
             &updated,
-            principal,
-            &scope,
+            (&principal.subject, actor_kind(&scope)),
             step.action.as_str(),
             Some(from),
             changes.into(),
@@ -1306,6 +1427,7 @@ impl TicketingService {
                     actor: &principal.subject,
                     reason: step.reason.as_deref(),
                     at: now,
+                    escalation: None,
                 },
             )
             .await?;
@@ -1342,7 +1464,7 @@ impl TicketingService {
         problems.finish().map_err(ApiError::invalid)?;
         let txn = self.db.begin().await?;
         let order = self.find_order(&txn, &scope, reference, true).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let row = note::Entity::insert(note::ActiveModel {
             id: Set(Uuid::now_v7()),
             work_order_id: Set(order.id),
@@ -1361,8 +1483,7 @@ impl TicketingService {
         self.record(
             &txn,
             &order,
-            principal,
-            &scope,
+            (&principal.subject, actor_kind(&scope)),
             action,
             None,
             json!({"note_id": row.id}),
@@ -1414,8 +1535,7 @@ impl TicketingService {
         &self,
         txn: &C,
         order: &work_order::Model,
-        principal: &Principal,
-        scope: &Scope,
+        (actor, kind): (&str, &str),
         action: &str,
         from: Option<Status>,
         changes: serde_json::Value,
@@ -1425,9 +1545,9 @@ impl TicketingService {
         history::Entity::insert(history::ActiveModel {
             work_order_id: Set(order.id),
             seq: Set(seq),
-            at: Set(order.updated_at.max(Utc::now())),
-            actor: Set(principal.subject.clone()),
-            actor_kind: Set(actor_kind(scope).to_owned()),
+            at: Set(self.clock.now()),
+            actor: Set(actor.to_owned()),
+            actor_kind: Set(kind.to_owned()),
             action: Set(action.to_owned()),
             from_status: Set(from.map(|s| s.as_str().to_owned())),
             to_status: Set(Some(order.status.clone())),
@@ -1443,6 +1563,258 @@ impl TicketingService {
         let mut batch = vec![events::changed(&self.outbox, &change)];
         batch.extend(events::timeline(&self.outbox, &change));
         self.outbox.enqueue_many(txn, batch).await
+    }
+
+    // ---- SLA -----------------------------------------------------------
+
+    /// The policy of (type, priority), else of the type's normal priority;
+    /// none: the order has no deadlines.
+    async fn policy<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        type_key: &str,
+        priority: &str,
+    ) -> ApiResult<Option<Policy>> {
+        let mut found = sla_policy::Entity::find_by_id((type_key.to_owned(), priority.to_owned()))
+            .one(conn)
+            .await?;
+        if found.is_none() && priority != Priority::Normal.as_str() {
+            found = sla_policy::Entity::find_by_id((
+                type_key.to_owned(),
+                Priority::Normal.as_str().to_owned(),
+            ))
+            .one(conn)
+            .await?;
+        }
+        found
+            .map(|row| policy_of(&row))
+            .transpose()
+            .map_err(ApiError::internal)
+    }
+
+    pub async fn list_policies(&self, principal: &Principal) -> ApiResult<Vec<SlaPolicyView>> {
+        principal.require_any(STAFF)?;
+        let rows = sla_policy::Entity::find()
+            .order_by_asc(sla_policy::Column::TypeKey)
+            .order_by_asc(sla_policy::Column::Priority)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Sets the policy of (type, priority); orders opened from now on follow
+    /// it, and open ones when their priority changes.
+    pub async fn put_policy(
+        &self,
+        principal: &Principal,
+        type_key: &str,
+        priority: &str,
+        input: SlaPolicyInput,
+    ) -> ApiResult<SlaPolicyView> {
+        principal.require_any(CONFIGURERS)?;
+        let mut problems = Problems::default();
+        if self.active_type(type_key).await?.is_none() {
+            return Err(ApiError::not_found(
+                "type_not_found",
+                "no such active work-order type",
+            ));
+        }
+        let Some(priority) = Priority::parse(priority) else {
+            return Err(ApiError::not_found(
+                "priority_not_found",
+                "priorities are low, normal, major and critical",
+            ));
+        };
+        let range =
+            std::time::Duration::from_secs(60)..=std::time::Duration::from_secs(90 * 86_400);
+        if !range.contains(&*input.first_response) {
+            problems.add("/first_response", "must be between 1m and 90d");
+        }
+        if !range.contains(&*input.resolution) {
+            problems.add("/resolution", "must be between 1m and 90d");
+        }
+        for (index, status) in input.pause_on.iter().enumerate() {
+            if !matches!(status, Status::WaitingCustomer | Status::WaitingParts) {
+                problems.add(
+                    &format!("/pause_on/{index}"),
+                    "only waiting_customer and waiting_parts may pause",
+                );
+            }
+        }
+        if let Some(hours) = &input.business_hours {
+            for (pointer, message) in hours.problems() {
+                problems.add(&format!("/business_hours{pointer}"), message);
+            }
+            if hours.weekly.is_empty() {
+                problems.add("/business_hours/weekly", "the clocks would never run");
+            }
+        }
+        problems.finish().map_err(ApiError::invalid)?;
+        let secs = |d: &std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let now = self.clock.now();
+        let existing =
+            sla_policy::Entity::find_by_id((type_key.to_owned(), priority.as_str().to_owned()))
+                .one(&self.db)
+                .await?;
+        let row = sla_policy::ActiveModel {
+            type_key: Set(type_key.to_owned()),
+            priority: Set(priority.as_str().to_owned()),
+            first_response_secs: Set(secs(&input.first_response)),
+            resolution_secs: Set(secs(&input.resolution)),
+            business_hours: Set(input
+                .business_hours
+                .as_ref()
+                .map(serde_json::to_value)
+                .transpose()
+                .map_err(ApiError::internal)?),
+            pause_on: Set(json!(input.pause_on)),
+            version: Set(existing.as_ref().map_or(1, |row| row.version + 1)),
+            updated_at: Set(now),
+        };
+        let saved = if existing.is_some() {
+            row.update(&self.db).await?
+        } else {
+            sla_policy::Entity::insert(row)
+                .exec_with_returning(&self.db)
+                .await?
+        };
+        Ok(saved.into())
+    }
+
+    /// The newest order of `customer` for the same kind of fault (the first
+    /// level of the category) resolved within the repeat window.
+    async fn repeated(
+        &self,
+        customer: &str,
+        category_path: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Option<Uuid>> {
+        let scope = repeat_scope(category_path);
+        let since = now - self.settings.repeat_window;
+        let candidates = work_order::Entity::find()
+            .filter(work_order::Column::CustomerId.eq(customer))
+            .filter(work_order::Column::ResolvedAt.gte(since))
+            .order_by_desc(work_order::Column::ResolvedAt)
+            .all(&self.db)
+            .await?;
+        Ok(candidates
+            .into_iter()
+            .find(|order| {
+                order.category_path.starts_with(scope)
+                    && matches!(status_of(order), Status::Resolved | Status::Closed)
+            })
+            .map(|order| order.id))
+    }
+
+    /// Replaces the order's deadline timers with those its clocks still need.
+    async fn set_timers<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        order: &work_order::Model,
+        policy: Option<&Policy>,
+    ) -> Result<(), DbErr> {
+        let keys: Vec<String> = Deadline::ALL
+            .into_iter()
+            .map(|deadline| timer_key(order.id, deadline))
+            .collect();
+        timers::cancel(txn, &keys).await?;
+        let Some(policy) = policy else {
+            return Ok(());
+        };
+        let due: Vec<Timer> = policy
+            .deadlines(&clocks_of(order), order.created_at, self.settings.time_zone)
+            .into_iter()
+            .map(|(deadline, at)| Timer {
+                key: timer_key(order.id, deadline),
+                kind: "sla".to_owned(),
+                due_at: at,
+                payload: String::new(),
+            })
+            .collect();
+        timers::schedule(txn, &due).await
+    }
+
+    /// Deadline timers due by the service's clock.
+    pub async fn due_timers(&self, limit: u64) -> Result<Vec<Timer>, DbErr> {
+        timers::due(&self.db, self.clock.now(), limit).await
+    }
+
+    /// Fires one due timer in a transaction fenced by `grant`: a warning
+    /// raises the order's escalation level, a breach also records the
+    /// deadline as missed; each once, whichever replica holds the lease.
+    pub async fn fire(
+        &self,
+        grant: &Grant,
+        ttl: std::time::Duration,
+        timer: &Timer,
+    ) -> Result<Fired, DbErr> {
+        let txn = self.db.begin().await?;
+        match lease::fence(&txn, grant, ttl).await {
+            Ok(()) => {}
+            Err(FenceError::Lost(_)) => return Ok(Fired::Lost),
+            Err(FenceError::Db(error)) => return Err(error),
+        }
+        let Some((id, deadline)) = parse_timer_key(&timer.key) else {
+            tracing::warn!(key = %timer.key, "a timer ticketing doesn't know; dropped");
+            timers::take(&txn, timer).await?;
+            txn.commit().await?;
+            return Ok(Fired::Skipped);
+        };
+        // The order first, then its timer: the lock order of every step.
+        let order = store::for_update(&txn, work_order::Entity::find_by_id(id))
+            .one(&txn)
+            .await?;
+        let taken = timers::take(&txn, timer).await?;
+        let Some(order) = order.filter(|order| taken && deadline.pending(&clocks_of(order))) else {
+            txn.commit().await?;
+            return Ok(Fired::Skipped);
+        };
+        let now = self.clock.now();
+        let level = order.escalation_level + 1;
+        let mut row = order.clone().into_active_model();
+        row.escalation_level = Set(level);
+        match deadline {
+            Deadline::ResponseWarning => row.response_warned = Set(true),
+            Deadline::Response => row.response_met = Set(Some(false)),
+            Deadline::ResolutionWarning => row.resolution_warned = Set(true),
+            Deadline::Resolution => row.resolution_met = Set(Some(false)),
+        }
+        row.version = Set(order.version + 1);
+        row.updated_at = Set(now);
+        let updated = row.update(&txn).await?;
+        let (action, kind) = if deadline.is_breach() {
+            ("sla_breached", events::TICKET_SLA_BREACHED)
+        } else {
+            ("escalated", events::TICKET_ESCALATED)
+        };
+        self.record(
+            &txn,
+            &updated,
+            (SYSTEM_ACTOR, "system"),
+            action,
+            None,
+            json!({"clock": deadline.clock(), "level": level}),
+            "internal",
+        )
+        .await?;
+        self.announce(
+            &txn,
+            Change {
+                kind,
+                order: &updated,
+                previous: Some(status_of(&order)),
+                assignee_kind: None,
+                actor: SYSTEM_ACTOR,
+                reason: None,
+                at: now,
+                escalation: Some((deadline.clock(), level)),
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        tracing::info!(work_order_id = %id, clock = deadline.clock(), level, breach = deadline.is_breach(), "work order escalated");
+        Ok(Fired::Done)
     }
 
     // ---- identity's changes --------------------------------------------

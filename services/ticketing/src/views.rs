@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     domain::order::{Action, Status},
     store::{
-        Scope, assignee, category, history, note, region, resolution_code, work_order,
+        Scope, assignee, category, history, note, region, resolution_code, sla_policy, work_order,
         work_order_type,
     },
 };
@@ -71,8 +71,39 @@ pub struct WorkOrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<DateTime<Utc>>,
     pub version: i64,
+    /// The deadlines and whether they were met; absent for orders no SLA policy covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla: Option<SlaView>,
+    /// The resolved order of the same customer and fault this one repeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat_of: Option<Uuid>,
     /// What the caller may do next (`POST …/{action}`).
     pub allowed_actions: Vec<Action>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SlaView {
+    /// The assignee should accept by then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_due_at: Option<DateTime<Utc>>,
+    /// It should be resolved by then; while the clock is paused, the time
+    /// left counts from when it resumes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_due_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responded_at: Option<DateTime<Utc>>,
+    /// Decided at the first acceptance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_met: Option<bool>,
+    /// Decided at resolution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_met: Option<bool>,
+    /// The resolution clock stands still (waiting for the customer, or done).
+    pub paused: bool,
+    /// Business time the resolution clock has run, up to its last pause.
+    pub resolution_used_seconds: i64,
+    /// Warnings (at 80 % of a deadline) and breaches so far.
+    pub escalation_level: i32,
 }
 
 /// A stored status name as the status it is (unknown names read as new,
@@ -122,7 +153,7 @@ impl WorkOrderView {
             priority: order.priority,
             status,
             customer,
-            service_address: order.service_address,
+            service_address: order.service_address.filter(|_| !contact_masked),
             region_id: order.region_id,
             region_path: order.region_path,
             source_task_id: order.source_task_id.filter(|_| staff),
@@ -138,6 +169,19 @@ impl WorkOrderView {
             resolved_at: order.resolved_at,
             closed_at: order.closed_at,
             version: order.version,
+            sla: (order.response_due_at.is_some() || order.resolution_due_at.is_some()).then(
+                || SlaView {
+                    response_due_at: order.response_due_at,
+                    resolution_due_at: order.resolution_due_at,
+                    responded_at: order.responded_at,
+                    response_met: order.response_met,
+                    resolution_met: order.resolution_met,
+                    paused: order.resolution_running_since.is_none(),
+                    resolution_used_seconds: order.resolution_used_secs,
+                    escalation_level: order.escalation_level,
+                },
+            ),
+            repeat_of: order.repeat_of.filter(|_| staff),
             allowed_actions: allowed(scope, status),
         }
     }
@@ -326,6 +370,34 @@ impl From<assignee::Model> for AssigneeView {
             active: row.active,
             version: row.version,
             created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SlaPolicyView {
+    #[serde(rename = "type")]
+    pub type_key: String,
+    pub priority: String,
+    pub first_response_seconds: i64,
+    pub resolution_seconds: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<hotline_kit::calendar::BusinessHours>)]
+    pub business_hours: Option<serde_json::Value>,
+    pub pause_on: Vec<String>,
+    pub version: i64,
+}
+
+impl From<sla_policy::Model> for SlaPolicyView {
+    fn from(row: sla_policy::Model) -> Self {
+        Self {
+            type_key: row.type_key,
+            priority: row.priority,
+            first_response_seconds: row.first_response_secs,
+            resolution_seconds: row.resolution_secs,
+            business_hours: row.business_hours,
+            pause_on: serde_json::from_value(row.pause_on).unwrap_or_default(),
+            version: row.version,
         }
     }
 }

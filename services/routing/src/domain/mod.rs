@@ -1,6 +1,5 @@
 //! Routing's rules and decisions, with no I/O.
 
-pub mod calendar;
 pub mod command;
 pub mod expr;
 pub mod model;

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{calendar::BusinessHours, expr};
+use hotline_kit::calendar::BusinessHours;
+
+use super::expr;
 
 pub type AgentId = Uuid;
 pub type QueueId = Uuid;

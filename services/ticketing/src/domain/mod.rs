@@ -4,3 +4,4 @@
 pub mod number;
 pub mod order;
 pub mod setup;
+pub mod sla;

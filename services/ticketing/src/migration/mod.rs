@@ -2,6 +2,7 @@
 //! leases, timers) come first.
 
 mod m20261202_000002_create_ticketing;
+mod m20261203_000001_add_sla;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -11,6 +12,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let mut migrations = hotline_kit::migration::platform_migrations();
         migrations.push(Box::new(m20261202_000002_create_ticketing::Migration));
+        migrations.push(Box::new(m20261203_000001_add_sla::Migration));
         migrations
     }
 }

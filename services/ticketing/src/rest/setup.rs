@@ -2,15 +2,17 @@
 //! resolution codes, and the technicians and shops orders go to.
 //! Supervisors and admins change it; staff read it.
 
-use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, put, web};
 use hotline_kit::{ApiResult, auth::Principal, rest::if_match_version};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::{Service, tagged};
 use crate::{
-    input::{AssigneePatch, NewAssignee, NewNode, NewResolutionCode, NewWorkOrderType},
-    views::{AssigneeView, NodeView, ResolutionCodeView, WorkOrderTypeView},
+    input::{
+        AssigneePatch, NewAssignee, NewNode, NewResolutionCode, NewWorkOrderType, SlaPolicyInput,
+    },
+    views::{AssigneeView, NodeView, ResolutionCodeView, SlaPolicyView, WorkOrderTypeView},
 };
 
 pub fn configure(config: &mut ServiceConfig) {
@@ -34,6 +36,11 @@ pub fn configure(config: &mut ServiceConfig) {
             utoipa_actix_web::scope("/api/v1/resolution-codes")
                 .service(list_codes)
                 .service(create_code),
+        )
+        .service(
+            utoipa_actix_web::scope("/api/v1/sla-policies")
+                .service(list_policies)
+                .service(put_policy),
         )
         .service(
             utoipa_actix_web::scope("/api/v1/assignees")
@@ -226,5 +233,38 @@ async fn update_assignee(
         &assignee.id,
         assignee.version,
         &assignee,
+    ))
+}
+
+/// SLA policies per (type, priority). An order follows its own priority's
+/// policy, else its type's normal one, else none.
+#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<SlaPolicyView>)), security(("bearer" = [])))]
+#[get("")]
+async fn list_policies(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service.list_policies(&principal).await?))
+}
+
+/// Sets the deadlines of a type and priority: new orders follow them, and
+/// open ones whose priority changes (with the time they already used).
+#[utoipa::path(
+    tag = "ticketing-setup",
+    request_body = SlaPolicyInput,
+    params(("type" = String, Path), ("priority" = String, Path, description = "low, normal, major or critical")),
+    responses((status = 200, body = SlaPolicyView), (status = 403), (status = 404, description = "no such type or priority"), (status = 422)),
+    security(("bearer" = []))
+)]
+#[put("/{type}/{priority}")]
+async fn put_policy(
+    principal: Principal,
+    service: Service,
+    path: web::Path<(String, String)>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let (type_key, priority) = path.into_inner();
+    let input: SlaPolicyInput = hotline_kit::rest::from_json_value(body.into_inner())?;
+    Ok(HttpResponse::Ok().json(
+        service
+            .put_policy(&principal, &type_key, &priority, input)
+            .await?,
     ))
 }

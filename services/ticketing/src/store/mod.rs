@@ -9,6 +9,7 @@ pub mod note;
 pub mod region;
 pub mod resolution_code;
 pub mod scope;
+pub mod sla_policy;
 pub mod work_order;
 pub mod work_order_type;
 

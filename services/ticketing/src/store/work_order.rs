@@ -32,6 +32,21 @@ pub struct Model {
     pub resolved_at: Option<DateTimeUtc>,
     pub closed_at: Option<DateTimeUtc>,
     pub version: i64,
+    pub response_due_at: Option<DateTimeUtc>,
+    pub resolution_due_at: Option<DateTimeUtc>,
+    pub responded_at: Option<DateTimeUtc>,
+    pub response_met: Option<bool>,
+    pub resolution_met: Option<bool>,
+    /// Business time the resolution clock ran before its current pause.
+    pub resolution_used_secs: i64,
+    /// When the resolution clock last started; none while it is paused.
+    pub resolution_running_since: Option<DateTimeUtc>,
+    /// The resolved order of the same customer and fault this one repeats.
+    pub repeat_of: Option<Uuid>,
+    /// Warnings and breaches so far.
+    pub escalation_level: i32,
+    pub response_warned: bool,
+    pub resolution_warned: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -126,6 +126,14 @@ async fn every_step_is_published_and_the_milestones_reach_the_customers_timeline
     assert_eq!(resolved.resolution_code, "fixed");
     assert_eq!(resolved.category_path, "/tv/itv/no_signal/");
     assert_eq!(resolved.customer_id, customer);
+    assert_eq!(
+        resolved.resolution_met,
+        Some(true),
+        "resolved at once, within 48 h"
+    );
+    assert_eq!(resolved.response_met, Some(true));
+    assert!(resolved.resolution_due_at.is_some());
+    assert_eq!(changes[0].1.response_met, None, "not decided at creation");
     let versions: Vec<i64> = changes.iter().map(|(_, c)| c.version).collect();
     assert_eq!(versions, [1, 2, 2, 3, 4, 5, 6, 7]);
     let encoded = format!("{events:?}");

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use hotline_identity::{IdentityComponent, IdentityConfig, pii::PiiCipher};
-use hotline_kit::{component::Component, config::Validate};
+use hotline_kit::{clock::ManualClock, component::Component, config::Validate};
 use hotline_testkit::{Infra, TestApp, auth_config};
 use hotline_ticketing::{TicketingComponent, TicketingConfig};
 use reqwest::{Response, StatusCode};
@@ -42,6 +42,10 @@ pub fn ticketing_config() -> TicketingConfig {
         "number_block": 100,
         "reopen_window": "30d",
         "customer_cache_ttl": "5m",
+        "repeat_window": "30d",
+        "timer_poll": "100ms",
+        "lease_ttl": "3s",
+        "lease_renew": "500ms",
     }))
     .expect("ticketing settings");
     assert!(config.validate().is_empty(), "{:?}", config.validate());
@@ -52,6 +56,8 @@ pub fn ticketing_config() -> TicketingConfig {
 /// hierarchy, a technician and two shops.
 pub struct Desk {
     pub app: TestApp,
+    /// Ticketing's clock: Tuesday 2026-12-01 10:00 in Shanghai until advanced.
+    pub clock: Arc<ManualClock>,
     pub admin: String,
     /// A supervisor's token.
     pub lead: String,
@@ -83,9 +89,17 @@ impl Desk {
         .await
         .expect("identity starts");
         let keys = identity.key_source();
-        let ticketing = TicketingComponent::build(&ticketing_config(), &platform, identity.api())
-            .await
-            .expect("ticketing starts");
+        let clock = Arc::new(ManualClock::new(
+            "2026-12-01T02:00:00Z".parse().expect("an instant"),
+        ));
+        let ticketing = TicketingComponent::build(
+            &ticketing_config(),
+            &platform,
+            identity.api(),
+            clock.clone(),
+        )
+        .await
+        .expect("ticketing starts");
         let components: Vec<Arc<dyn Component>> = vec![Arc::new(identity), Arc::new(ticketing)];
         let app = TestApp::start_with_descriptors(
             infra,
@@ -99,6 +113,7 @@ impl Desk {
             hotline_testkit::client_token(&app.client, &app.http_url, ADMIN_ID, ADMIN_SECRET).await;
         let mut desk = Self {
             app,
+            clock,
             admin,
             lead: String::new(),
             agent: String::new(),
@@ -300,6 +315,17 @@ impl Desk {
         self.app
             .client
             .post(self.app.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.app
+            .client
+            .put(self.app.url(path))
             .bearer_auth(token)
             .json(body)
             .send()

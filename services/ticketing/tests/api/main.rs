@@ -9,3 +9,4 @@ mod events;
 mod grpc;
 mod orders;
 mod partners;
+mod sla;

@@ -1,0 +1,3 @@
+//! The loops one replica at a time runs, each under a lease of its own.
+
+pub mod timers;
