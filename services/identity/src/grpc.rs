@@ -67,17 +67,16 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
     ) -> Result<Response<pb::CreateCustomerResponse>, Status> {
         let principal = principal_of(&request)?;
         let message = request.into_inner();
-        let key = if message.idempotency_key.is_empty() {
-            None
-        } else {
-            let mut fingerprint = message.clone();
-            fingerprint.idempotency_key.clear();
-            Some(IdempotencyKey::new(
-                format!("{} grpc CreateCustomer", principal.subject),
-                &message.idempotency_key,
-                &fingerprint.encode_to_vec(),
-            )?)
-        };
+        let key = IdempotencyKey::from_message(
+            &principal.subject,
+            "CreateCustomer",
+            &message.idempotency_key,
+            || {
+                let mut fingerprint = message.clone();
+                fingerprint.idempotency_key.clear();
+                fingerprint.encode_to_vec()
+            },
+        )?;
         let attributes = if message.attributes_json.is_empty() {
             serde_json::Map::new()
         } else {

@@ -65,6 +65,41 @@ impl IdempotencyKey {
         })
     }
 
+    /// The key a REST request sent, if any: scoped to `<caller> <operation>`
+    /// and fingerprinting the JSON body it came with.
+    pub fn from_request(
+        request: &actix_web::HttpRequest,
+        caller: &str,
+        operation: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(value) = request.headers().get(HEADER) else {
+            return Ok(None);
+        };
+        let value = value.to_str().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key is not valid text",
+            )
+        })?;
+        let fingerprint = serde_json::to_vec(body).map_err(ApiError::internal)?;
+        Self::new(format!("{caller} {operation}"), value, &fingerprint).map(Some)
+    }
+
+    /// The key a gRPC request carried in its `idempotency_key` field, if
+    /// any; `fingerprint` encodes the message without that field.
+    pub fn from_message(
+        caller: &str,
+        operation: &str,
+        key: &str,
+        fingerprint: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Option<Self>, ApiError> {
+        if key.is_empty() {
+            return Ok(None);
+        }
+        Self::new(format!("{caller} grpc {operation}"), key, &fingerprint()).map(Some)
+    }
+
     /// The stored response for this key, if the operation already ran.
     pub async fn find<C: ConnectionTrait>(
         &self,

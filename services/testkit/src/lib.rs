@@ -7,6 +7,7 @@ mod events;
 mod infra;
 mod keys;
 mod proxy;
+mod rest;
 mod whoami;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use events::{EventRecorder, Recording, broker_queue};
 pub use infra::{Backends, Infra};
 pub use keys::TestKeys;
 pub use proxy::{Link, TcpProxy};
+pub use rest::{ok_json, problem};
 pub use whoami::WhoAmI;
 
 /// Runs each named scenario on the embedded backends (`mod embedded`) and on
@@ -52,6 +54,26 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// Identity's settings for suites that run it beside the service they test
+/// (its `IdentityConfig` as JSON; set `pii_key` before decoding): a token
+/// endpoint that tolerates a test's many clients.
+pub fn identity_settings() -> serde_json::Value {
+    serde_json::json!({
+        "default_region": "CN",
+        "pii_key": "",
+        "pii_previous_keys": [],
+        "token_ttl": "15m",
+        "key_rotation": "30d",
+        "lookup_cache_ttl": "10m",
+        "lookup_history": 5,
+        "billing": {"url": "", "timeout": "300ms", "cache_ttl": "60s"},
+        "token_endpoint": {
+            "failures_per_address": 1000, "failures_per_client": 100, "failure_window": "1m",
+            "max_concurrent": 64, "tracked": 10000, "trusted_proxies": [],
+        },
+    })
 }
 
 pub fn auth_config() -> AuthConfig {

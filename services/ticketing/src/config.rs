@@ -25,6 +25,9 @@ pub struct TicketingConfig {
     /// after one was resolved is a repeat repair.
     #[serde(with = "humantime_serde")]
     pub repeat_window: Duration,
+    /// A resolved order nobody closed or reopened closes itself after this.
+    #[serde(with = "humantime_serde")]
+    pub auto_close_after: Duration,
     /// How often the holder of the timers' lease looks for due deadlines.
     #[serde(with = "humantime_serde")]
     pub timer_poll: Duration,
@@ -46,6 +49,7 @@ pub struct Settings {
     pub reopen_window: chrono::Duration,
     pub customer_cache_ttl: Duration,
     pub repeat_window: chrono::Duration,
+    pub auto_close_after: chrono::Duration,
 }
 
 impl TicketingConfig {
@@ -69,6 +73,8 @@ impl TicketingConfig {
             customer_cache_ttl: self.customer_cache_ttl,
             repeat_window: chrono::Duration::from_std(self.repeat_window)
                 .map_err(|_| "ticketing.repeat_window is too long".to_owned())?,
+            auto_close_after: chrono::Duration::from_std(self.auto_close_after)
+                .map_err(|_| "ticketing.auto_close_after is too long".to_owned())?,
         })
     }
 }
@@ -81,6 +87,11 @@ impl Validate for TicketingConfig {
         }
         if !(1..=10_000).contains(&self.number_block) {
             problems.push("ticketing.number_block must be between 1 and 10000".into());
+        }
+        if self.auto_close_after < Duration::from_secs(60)
+            || self.auto_close_after > Duration::from_secs(365 * 86_400)
+        {
+            problems.push("ticketing.auto_close_after must be between 1m and 365d".into());
         }
         if self.timer_poll < Duration::from_millis(50) || self.timer_poll > Duration::from_secs(60)
         {

@@ -179,17 +179,16 @@ impl pb::ticketing_service_server::TicketingService for TicketingGrpc {
     ) -> Result<Response<pb::WorkOrder>, Status> {
         let principal = principal_of(&request)?;
         let message = request.into_inner();
-        let key = if message.idempotency_key.is_empty() {
-            None
-        } else {
-            let mut fingerprint = message.clone();
-            fingerprint.idempotency_key.clear();
-            Some(IdempotencyKey::new(
-                format!("{} grpc CreateWorkOrder", principal.subject),
-                &message.idempotency_key,
-                &fingerprint.encode_to_vec(),
-            )?)
-        };
+        let key = IdempotencyKey::from_message(
+            &principal.subject,
+            "CreateWorkOrder",
+            &message.idempotency_key,
+            || {
+                let mut fingerprint = message.clone();
+                fingerprint.idempotency_key.clear();
+                fingerprint.encode_to_vec()
+            },
+        )?;
         let input = NewWorkOrder {
             type_key: message.r#type,
             category_id: uuid("/category_id", &message.category_id)?,

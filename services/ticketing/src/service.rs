@@ -63,8 +63,10 @@ pub enum Fired {
     Lost,
 }
 
-/// The history's and the events' actor of what the deadlines do.
+/// The history's and the events' actor of what the timers do.
 const SYSTEM_ACTOR: &str = "ticketing";
+/// The reason of an automatic closing.
+const AUTO_CLOSE_REASON: &str = "auto_close";
 
 /// Who configures ticketing.
 const CONFIGURERS: &[Role] = &[Role::Supervisor, Role::Admin];
@@ -216,18 +218,59 @@ fn write_clocks(row: &mut work_order::ActiveModel, clocks: &Clocks) {
     row.resolution_warned = Set(clocks.resolution_warned);
 }
 
-/// The timer key of one of an order's deadlines.
-fn timer_key(order: Uuid, deadline: Deadline) -> String {
-    format!("wo:{order}:{}", deadline.suffix())
+/// What one of an order's timers is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OrderTimer {
+    Sla(Deadline),
+    /// A resolved order closes itself after `ticketing.auto_close_after`.
+    AutoClose,
 }
 
-/// The order and deadline a timer key names.
-fn parse_timer_key(key: &str) -> Option<(Uuid, Deadline)> {
+impl OrderTimer {
+    fn all() -> impl Iterator<Item = Self> {
+        Deadline::ALL
+            .into_iter()
+            .map(Self::Sla)
+            .chain([Self::AutoClose])
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Sla(deadline) => deadline.suffix(),
+            Self::AutoClose => "close",
+        }
+    }
+
+    fn parse(suffix: &str) -> Option<Self> {
+        if suffix == Self::AutoClose.suffix() {
+            Some(Self::AutoClose)
+        } else {
+            Deadline::parse(suffix).map(Self::Sla)
+        }
+    }
+
+    /// The timer's row: `wo:<id>:<suffix>`.
+    fn at(self, order: Uuid, due_at: DateTime<Utc>) -> Timer {
+        Timer {
+            key: timer_key(order, self),
+            kind: "work_order".to_owned(),
+            due_at,
+            payload: String::new(),
+        }
+    }
+}
+
+fn timer_key(order: Uuid, timer: OrderTimer) -> String {
+    format!("wo:{order}:{}", timer.suffix())
+}
+
+/// The order and purpose a timer key names.
+fn parse_timer_key(key: &str) -> Option<(Uuid, OrderTimer)> {
     let mut parts = key.splitn(3, ':');
     let (Some("wo"), Some(id), Some(suffix)) = (parts.next(), parts.next(), parts.next()) else {
         return None;
     };
-    Some((id.parse().ok()?, Deadline::parse(suffix)?))
+    Some((id.parse().ok()?, OrderTimer::parse(suffix)?))
 }
 
 fn masked_change(from: Option<&str>, to: Option<&str>) -> serde_json::Value {
@@ -1279,9 +1322,10 @@ impl TicketingService {
                             "the assignee is inactive",
                         ));
                     }
-                    Err(_) => {
+                    Err(error) if error.code == ErrorCode::NotFound => {
                         return Err(ApiError::invalid_field("/assignee_id", "no such assignee"));
                     }
+                    Err(error) => return Err(error),
                 };
                 if previous_assignee == Some(target.id) {
                     return Err(ApiError::conflict(
@@ -1706,31 +1750,33 @@ impl TicketingService {
             .map(|order| order.id))
     }
 
-    /// Replaces the order's deadline timers with those its clocks still need.
+    /// Replaces the order's timers with those it still needs: its SLA
+    /// deadlines, and its closing once resolved.
     async fn set_timers<C: ConnectionTrait>(
         &self,
         txn: &C,
         order: &work_order::Model,
         policy: Option<&Policy>,
     ) -> Result<(), DbErr> {
-        let keys: Vec<String> = Deadline::ALL
-            .into_iter()
-            .map(|deadline| timer_key(order.id, deadline))
+        let keys: Vec<String> = OrderTimer::all()
+            .map(|timer| timer_key(order.id, timer))
             .collect();
         timers::cancel(txn, &keys).await?;
-        let Some(policy) = policy else {
-            return Ok(());
-        };
-        let due: Vec<Timer> = policy
-            .deadlines(&clocks_of(order), order.created_at, self.settings.time_zone)
-            .into_iter()
-            .map(|(deadline, at)| Timer {
-                key: timer_key(order.id, deadline),
-                kind: "sla".to_owned(),
-                due_at: at,
-                payload: String::new(),
+        let mut due: Vec<Timer> = policy
+            .map(|policy| {
+                policy.deadlines(&clocks_of(order), order.created_at, self.settings.time_zone)
             })
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(deadline, at)| OrderTimer::Sla(deadline).at(order.id, at))
             .collect();
+        if status_of(order) == Status::Resolved
+            && let Some(resolved_at) = order.resolved_at
+        {
+            due.push(
+                OrderTimer::AutoClose.at(order.id, resolved_at + self.settings.auto_close_after),
+            );
+        }
         timers::schedule(txn, &due).await
     }
 
@@ -1754,7 +1800,7 @@ impl TicketingService {
             Err(FenceError::Lost(_)) => return Ok(Fired::Lost),
             Err(FenceError::Db(error)) => return Err(error),
         }
-        let Some((id, deadline)) = parse_timer_key(&timer.key) else {
+        let Some((id, purpose)) = parse_timer_key(&timer.key) else {
             tracing::warn!(key = %timer.key, "a timer ticketing doesn't know; dropped");
             timers::take(&txn, timer).await?;
             txn.commit().await?;
@@ -1765,11 +1811,38 @@ impl TicketingService {
             .one(&txn)
             .await?;
         let taken = timers::take(&txn, timer).await?;
-        let Some(order) = order.filter(|order| taken && deadline.pending(&clocks_of(order))) else {
+        let Some(order) = order.filter(|_| taken) else {
             txn.commit().await?;
             return Ok(Fired::Skipped);
         };
         let now = self.clock.now();
+        let done = match purpose {
+            OrderTimer::Sla(deadline) if deadline.pending(&clocks_of(&order)) => {
+                self.escalate(&txn, &order, deadline, now).await?;
+                true
+            }
+            OrderTimer::AutoClose if status_of(&order) == Status::Resolved => {
+                self.auto_close(&txn, &order, now).await?;
+                true
+            }
+            OrderTimer::Sla(_) | OrderTimer::AutoClose => false,
+        };
+        txn.commit().await?;
+        if !done {
+            return Ok(Fired::Skipped);
+        }
+        self.outbox.wake();
+        Ok(Fired::Done)
+    }
+
+    /// A deadline's warning or breach on a locked order.
+    async fn escalate<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        order: &work_order::Model,
+        deadline: Deadline,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
         let level = order.escalation_level + 1;
         let mut row = order.clone().into_active_model();
         row.escalation_level = Set(level);
@@ -1781,14 +1854,14 @@ impl TicketingService {
         }
         row.version = Set(order.version + 1);
         row.updated_at = Set(now);
-        let updated = row.update(&txn).await?;
+        let updated = row.update(txn).await?;
         let (action, kind) = if deadline.is_breach() {
             ("sla_breached", events::TICKET_SLA_BREACHED)
         } else {
             ("escalated", events::TICKET_ESCALATED)
         };
         self.record(
-            &txn,
+            txn,
             &updated,
             (SYSTEM_ACTOR, "system"),
             action,
@@ -1798,11 +1871,11 @@ impl TicketingService {
         )
         .await?;
         self.announce(
-            &txn,
+            txn,
             Change {
                 kind,
                 order: &updated,
-                previous: Some(status_of(&order)),
+                previous: Some(status_of(order)),
                 assignee_kind: None,
                 actor: SYSTEM_ACTOR,
                 reason: None,
@@ -1811,10 +1884,49 @@ impl TicketingService {
             },
         )
         .await?;
-        txn.commit().await?;
-        self.outbox.wake();
-        tracing::info!(work_order_id = %id, clock = deadline.clock(), level, breach = deadline.is_breach(), "work order escalated");
-        Ok(Fired::Done)
+        tracing::info!(work_order_id = %order.id, clock = deadline.clock(), level, breach = deadline.is_breach(), "work order escalated");
+        Ok(())
+    }
+
+    /// Closes a locked order that stayed resolved for `auto_close_after`.
+    async fn auto_close<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        order: &work_order::Model,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        let mut row = order.clone().into_active_model();
+        row.status = Set(Status::Closed.as_str().to_owned());
+        row.closed_at = Set(Some(now));
+        row.version = Set(order.version + 1);
+        row.updated_at = Set(now);
+        let updated = row.update(txn).await?;
+        self.record(
+            txn,
+            &updated,
+            (SYSTEM_ACTOR, "system"),
+            Action::Close.as_str(),
+            Some(Status::Resolved),
+            json!({"reason": AUTO_CLOSE_REASON}),
+            "shared",
+        )
+        .await?;
+        self.announce(
+            txn,
+            Change {
+                kind: events::TICKET_CLOSED,
+                order: &updated,
+                previous: Some(Status::Resolved),
+                assignee_kind: None,
+                actor: SYSTEM_ACTOR,
+                reason: Some(AUTO_CLOSE_REASON),
+                at: now,
+                escalation: None,
+            },
+        )
+        .await?;
+        tracing::info!(work_order_id = %order.id, "resolved work order closed automatically");
+        Ok(())
     }
 
     // ---- identity's changes --------------------------------------------

@@ -12,7 +12,7 @@ use hotline_kit::{
     ApiResult,
     auth::Principal,
     error::ApiError,
-    idempotency::{self, IdempotencyKey},
+    idempotency::IdempotencyKey,
     rest::{self, Page},
 };
 use serde::Deserialize;
@@ -163,24 +163,12 @@ async fn create(
     body: web::Json<serde_json::Value>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let key = request
-        .headers()
-        .get(idempotency::HEADER)
-        .map(|value| {
-            let value = value.to_str().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key is not valid text",
-                )
-            })?;
-            let fingerprint = serde_json::to_vec(&body).map_err(ApiError::internal)?;
-            IdempotencyKey::new(
-                format!("{} POST /api/v1/customers", principal.subject),
-                value,
-                &fingerprint,
-            )
-        })
-        .transpose()?;
+    let key = IdempotencyKey::from_request(
+        &request,
+        &principal.subject,
+        "POST /api/v1/customers",
+        &body,
+    )?;
     let input: NewCustomer = rest::from_json_value(body)?;
     let view = service.create_customer(&principal, input, key).await?;
     let mut response = HttpResponse::Created();

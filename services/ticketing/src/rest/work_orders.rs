@@ -5,9 +5,9 @@
 use actix_web::{HttpRequest, HttpResponse, get, http::header, patch, post, web};
 use chrono::{DateTime, Utc};
 use hotline_kit::{
-    ApiError, ApiResult,
+    ApiResult,
     auth::Principal,
-    idempotency::{self, IdempotencyKey},
+    idempotency::IdempotencyKey,
     rest::{self, OptionalJson, if_match_version},
 };
 use serde::Deserialize;
@@ -75,24 +75,12 @@ async fn create(
     body: web::Json<serde_json::Value>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let key = request
-        .headers()
-        .get(idempotency::HEADER)
-        .map(|value| {
-            let value = value.to_str().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key is not valid text",
-                )
-            })?;
-            let fingerprint = serde_json::to_vec(&body).map_err(ApiError::internal)?;
-            IdempotencyKey::new(
-                format!("{} POST /api/v1/work-orders", principal.subject),
-                value,
-                &fingerprint,
-            )
-        })
-        .transpose()?;
+    let key = IdempotencyKey::from_request(
+        &request,
+        &principal.subject,
+        "POST /api/v1/work-orders",
+        &body,
+    )?;
     let input: NewWorkOrder = rest::from_json_value(body)?;
     let (order, created) = service.create_order(&principal, input, key).await?;
     if !created {

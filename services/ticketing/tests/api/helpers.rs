@@ -8,28 +8,16 @@ use hotline_identity::{IdentityComponent, IdentityConfig, pii::PiiCipher};
 use hotline_kit::{clock::ManualClock, component::Component, config::Validate};
 use hotline_testkit::{Infra, TestApp, auth_config};
 use hotline_ticketing::{TicketingComponent, TicketingConfig};
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 pub const ADMIN_ID: &str = "ticketing-admin";
 pub const ADMIN_SECRET: &str = "ticketing-admin-secret-0123456789";
 
 fn identity_config() -> IdentityConfig {
-    let config: IdentityConfig = serde_json::from_value(json!({
-        "default_region": "CN",
-        "pii_key": PiiCipher::generate_key_base64().expect("randomness"),
-        "pii_previous_keys": [],
-        "token_ttl": "15m",
-        "key_rotation": "30d",
-        "lookup_cache_ttl": "10m",
-        "lookup_history": 5,
-        "billing": {"url": "", "timeout": "300ms", "cache_ttl": "60s"},
-        "token_endpoint": {
-            "failures_per_address": 1000, "failures_per_client": 100, "failure_window": "1m",
-            "max_concurrent": 64, "tracked": 10000, "trusted_proxies": [],
-        },
-    }))
-    .expect("identity settings");
+    let mut settings = hotline_testkit::identity_settings();
+    settings["pii_key"] = json!(PiiCipher::generate_key_base64().expect("randomness"));
+    let config: IdentityConfig = serde_json::from_value(settings).expect("identity settings");
     assert!(config.validate().is_empty());
     config
 }
@@ -43,6 +31,7 @@ pub fn ticketing_config() -> TicketingConfig {
         "reopen_window": "30d",
         "customer_cache_ttl": "5m",
         "repeat_window": "30d",
+        "auto_close_after": "72h",
         "timer_poll": "100ms",
         "lease_ttl": "3s",
         "lease_renew": "500ms",
@@ -295,71 +284,27 @@ impl Desk {
     }
 
     pub async fn ok_json(&self, response: Response, status: StatusCode) -> Value {
-        let actual = response.status();
-        let body = response.text().await.unwrap();
-        assert_eq!(actual, status, "{body}");
-        serde_json::from_str(&body).unwrap()
+        hotline_testkit::ok_json(response, status).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
-        self.app
-            .client
-            .get(self.app.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.app.call(Method::GET, path, token, None).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.app
-            .client
-            .post(self.app.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.app.call(Method::POST, path, token, Some(body)).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.app
-            .client
-            .put(self.app.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.app.call(Method::PUT, path, token, Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
-        self.app
-            .client
-            .patch(self.app.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.app.call(Method::PATCH, path, token, Some(body)).await
     }
 }
 
-/// Asserts an RFC 9457 problem response and returns it.
-pub async fn problem(response: Response, status: StatusCode) -> Value {
-    let actual = response.status();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(actual, status, "{body}");
-    assert_eq!(content_type, "application/problem+json");
-    assert_eq!(body["status"], status.as_u16());
-    body
-}
+pub use hotline_testkit::problem;
 
 /// Runs each named scenario on the embedded backends and on the real ones.
 #[macro_export]

@@ -13,13 +13,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Desk, problem};
 
-fn record(desk: &Desk) -> Recording {
+fn record(desk: &Desk, bindings: &[&str]) -> Recording {
     let subscription = Subscription {
         name: "supervisors.test".into(),
-        bindings: vec![
-            "ticketing.ticket.escalated".into(),
-            "ticketing.ticket.sla_breached".into(),
-        ],
+        bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
         fanout: Fanout::Shared,
     };
     let bus = desk.app.platform.bus.clone();
@@ -50,7 +47,13 @@ async fn escalations(recording: &Recording, count: usize) -> Vec<(String, String
 }
 
 async fn warnings_and_breaches_fire_once_each_and_are_published(desk: Desk) {
-    let recording = record(&desk);
+    let recording = record(
+        &desk,
+        &[
+            "ticketing.ticket.escalated",
+            "ticketing.ticket.sla_breached",
+        ],
+    );
     let customer = desk.customer("邓超", "13800138044").await;
     let order = desk.order(&customer).await;
     let id = order["id"].as_str().unwrap();
@@ -167,6 +170,7 @@ async fn warnings_and_breaches_fire_once_each_and_are_published(desk: Desk) {
 
 crate::on_both_backends!(
     warnings_and_breaches_fire_once_each_and_are_published,
+    a_resolved_order_closes_itself_three_days_later,
     deadlines_follow_the_policy_pause_for_the_customer_and_compliance_is_recorded,
     a_policy_with_business_hours_counts_only_open_time,
     a_repeat_repair_links_to_the_order_it_repeats,
@@ -465,4 +469,66 @@ async fn a_repeat_repair_links_to_the_order_it_repeats(desk: Desk) {
     // A month later it is a new fault.
     desk.clock.advance(Duration::days(28));
     assert!(desk.order(&customer).await.get("repeat_of").is_none());
+}
+
+async fn a_resolved_order_closes_itself_three_days_later(desk: Desk) {
+    let recording = record(&desk, &["ticketing.ticket.closed"]);
+    let customer = desk.customer("宋佳", "13800138045").await;
+    let order = desk.order(&customer).await;
+    let id = order["id"].as_str().unwrap();
+    let resolve = async || {
+        desk.step(
+            id,
+            "dispatch",
+            &desk.agent,
+            json!({"assignee_id": desk.shop_a_assignee}),
+        )
+        .await;
+        desk.step(id, "accept", &desk.shop_a, json!({})).await;
+        desk.step(
+            id,
+            "resolve",
+            &desk.shop_a,
+            json!({"resolution_code": "fixed"}),
+        )
+        .await;
+    };
+    resolve().await;
+    desk.clock.advance(Duration::hours(71));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        desk.read(id, &desk.agent).await["status"],
+        "resolved",
+        "not yet"
+    );
+    desk.clock.advance(Duration::hours(2));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while desk.read(id, &desk.agent).await["status"] != "closed" {
+        assert!(tokio::time::Instant::now() < deadline, "never closed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let history = desk.history(id, &desk.agent).await;
+    let last = history.last().unwrap();
+    assert_eq!(
+        (last["action"].as_str(), last["actor_kind"].as_str()),
+        (Some("close"), Some("system"))
+    );
+    assert_eq!(last["changes"]["reason"], "auto_close");
+    let closed = escalations(&recording, 1).await;
+    assert_eq!(closed[0].0, "ticketing.ticket.closed");
+
+    // Reopened and resolved again: three days from the second resolution,
+    // and the first closing's timer is long gone.
+    desk.step(id, "reopen", &desk.agent, json!({"reason": "broken again"}))
+        .await;
+    desk.clock.advance(Duration::hours(48));
+    resolve().await;
+    desk.clock.advance(Duration::hours(48));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(desk.read(id, &desk.agent).await["status"], "resolved");
+    desk.clock.advance(Duration::hours(25));
+    escalations(&recording, 2).await;
+    assert_eq!(desk.read(id, &desk.agent).await["status"], "closed");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(recording.recorder.len(), 2, "closed once each time");
 }
