@@ -8,6 +8,7 @@ mod infra;
 mod keys;
 mod proxy;
 mod rest;
+mod sse;
 mod whoami;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use infra::{Backends, Infra};
 pub use keys::TestKeys;
 pub use proxy::{Link, TcpProxy};
 pub use rest::{ok_json, problem};
+pub use sse::Sse;
 pub use whoami::WhoAmI;
 
 /// Runs each named scenario on the embedded backends (`mod embedded`) and on

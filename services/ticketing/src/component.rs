@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::TicketingConfig,
-    events::{self, IdentityConsumer},
+    events::{self, EscalationFeed, IdentityConsumer},
     grpc::TicketingGrpc,
     migration::Migrator,
     rest,
@@ -35,6 +35,7 @@ pub struct TicketingComponent {
     timers: Arc<Leadership>,
     timer_poll: std::time::Duration,
     lease_ttl: std::time::Duration,
+    streams: rest::Streams,
 }
 
 impl TicketingComponent {
@@ -73,6 +74,10 @@ impl TicketingComponent {
             timers,
             timer_poll: config.timer_poll,
             lease_ttl: config.lease_ttl,
+            streams: rest::Streams {
+                keep_alive: config.stream_keep_alive,
+                end: CancellationToken::new(),
+            },
         })
     }
 
@@ -103,7 +108,7 @@ impl Component for TicketingComponent {
     }
 
     fn configure_rest(&self, config: &mut utoipa_actix_web::service_config::ServiceConfig) {
-        rest::configure(config, self.service.clone());
+        rest::configure(config, self.service.clone(), self.streams.clone());
     }
 
     fn add_grpc(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
@@ -121,6 +126,22 @@ impl Component for TicketingComponent {
             bus.clone(),
         );
         tasks.spawn(async move { outbox.relay(db, relay_bus, poll, stop).await });
+
+        let (feed_bus, feed, stop) = (
+            bus.clone(),
+            self.service.escalation_feed(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            feed_bus
+                .consume(
+                    events::escalation_subscription(),
+                    Arc::new(EscalationFeed(feed)),
+                    stop,
+                )
+                .await
+                .map_err(Into::into)
+        });
 
         let (service, stop) = (self.service.clone(), shutdown.clone());
         tasks.spawn(async move {
@@ -155,5 +176,9 @@ impl Component for TicketingComponent {
         hotline_kit::db::ping(&self.db)
             .await
             .map_err(|e| format!("database: {e}"))
+    }
+
+    fn begin_shutdown(&self) {
+        self.streams.end.cancel();
     }
 }

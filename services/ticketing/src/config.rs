@@ -38,6 +38,9 @@ pub struct TicketingConfig {
     /// ...and how often it is renewed (and tried by the other replicas).
     #[serde(with = "humantime_serde")]
     pub lease_renew: Duration,
+    /// Keep-alive comments on the escalation stream.
+    #[serde(with = "humantime_serde")]
+    pub stream_keep_alive: Duration,
 }
 
 /// The settings in the types the service works with.
@@ -100,6 +103,9 @@ impl Validate for TicketingConfig {
         if self.lease_renew.is_zero() || self.lease_ttl < self.lease_renew * 2 {
             problems
                 .push("ticketing.lease_ttl must be at least twice ticketing.lease_renew".into());
+        }
+        if self.stream_keep_alive < Duration::from_secs(1) {
+            problems.push("ticketing.stream_keep_alive must be at least 1s".into());
         }
         if self.customer_cache_ttl > Duration::from_secs(3600) {
             problems.push("ticketing.customer_cache_ttl must be at most 1h".into());

@@ -9,12 +9,15 @@ use chrono::{DateTime, Utc};
 use hotline_kit::{
     bus::{Event, EventHandler, Fanout, HandlerError, Subscription},
     outbox::Outbox,
+    sse::SseEvent,
 };
 use hotline_proto::{
     events::v1::{CustomerActivity, CustomerChanged, CustomerMerged, WorkOrderChanged},
     ticketing::v1 as wire,
 };
 use prost::Message;
+use serde_json::json;
+use tokio::sync::broadcast;
 
 use crate::{
     domain::{order::Status, setup::Priority},
@@ -203,6 +206,56 @@ impl EventHandler for IdentityConsumer {
                 self.0.forget_customer(&changed.customer_id).await;
             }
         }
+        Ok(())
+    }
+}
+
+/// Every replica hears the escalations, for the supervisors' streams it serves.
+pub fn escalation_subscription() -> Subscription {
+    Subscription {
+        name: "ticketing.escalations".into(),
+        bindings: vec![TICKET_ESCALATED.into(), TICKET_SLA_BREACHED.into()],
+        fanout: Fanout::EveryReplica,
+    }
+}
+
+/// Passes escalations on to this replica's `GET /api/v1/escalations/stream`s.
+pub struct EscalationFeed(pub broadcast::Sender<SseEvent>);
+
+#[async_trait]
+impl EventHandler for EscalationFeed {
+    async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
+        let change = WorkOrderChanged::decode(event.data.as_slice())
+            .map_err(|e| HandlerError(anyhow::anyhow!("undecodable {}: {e}", event.kind)))?;
+        let name = event
+            .kind
+            .rsplit('.')
+            .next()
+            .unwrap_or("escalated")
+            .to_owned();
+        let status = Status::ALL
+            .into_iter()
+            .find(|status| wire_status(*status) as i32 == change.status)
+            .map(Status::as_str);
+        let priority = Priority::ALL
+            .into_iter()
+            .find(|priority| wire_priority(priority.as_str()) as i32 == change.priority)
+            .map(Priority::as_str);
+        let data = json!({
+            "work_order_id": change.work_order_id,
+            "number": change.number,
+            "type": change.r#type,
+            "priority": priority,
+            "status": status,
+            "region_path": change.region_path,
+            "assignee_id": change.assignee_id,
+            "partner_id": change.partner_id,
+            "clock": change.clock,
+            "escalation_level": change.escalation_level,
+        });
+        let id = format!("{}.{}", change.work_order_id, change.version);
+        // Nobody watching is fine: the event is in the stream of record.
+        let _ = self.0.send(SseEvent::new(name, data).with_id(id));
         Ok(())
     }
 }

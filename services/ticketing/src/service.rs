@@ -68,6 +68,9 @@ const SYSTEM_ACTOR: &str = "ticketing";
 /// The reason of an automatic closing.
 const AUTO_CLOSE_REASON: &str = "auto_close";
 
+/// Escalations a slow stream may lag behind before it skips some.
+const ESCALATION_BACKLOG: usize = 1024;
+
 /// Who configures ticketing.
 const CONFIGURERS: &[Role] = &[Role::Supervisor, Role::Admin];
 /// Who may dispatch past an assignee's capacity.
@@ -132,6 +135,8 @@ pub struct TicketingService {
     settings: Settings,
     clock: Arc<dyn Clock>,
     numbers: Mutex<NumberBlock>,
+    /// Escalations heard on this replica, for the supervisors' streams.
+    escalations: tokio::sync::broadcast::Sender<hotline_kit::sse::SseEvent>,
 }
 
 fn actor_kind(scope: &Scope) -> &'static str {
@@ -295,6 +300,7 @@ impl TicketingService {
             settings,
             clock,
             numbers: Mutex::new(NumberBlock::default()),
+            escalations: tokio::sync::broadcast::channel(ESCALATION_BACKLOG).0,
         }
     }
 
@@ -302,8 +308,18 @@ impl TicketingService {
         &self.outbox
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
+    /// Where the escalations this replica hears go.
+    pub fn escalation_feed(&self) -> tokio::sync::broadcast::Sender<hotline_kit::sse::SseEvent> {
+        self.escalations.clone()
+    }
+
+    /// Escalations from now on, for supervisors and admins.
+    pub fn watch_escalations(
+        &self,
+        principal: &Principal,
+    ) -> ApiResult<tokio::sync::broadcast::Receiver<hotline_kit::sse::SseEvent>> {
+        principal.require_any(CONFIGURERS)?;
+        Ok(self.escalations.subscribe())
     }
 
     // ---- configuration -------------------------------------------------

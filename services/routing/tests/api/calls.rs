@@ -43,7 +43,7 @@ async fn a_call_pops_the_customer_rings_the_agent_and_lands_on_the_timeline(cent
         .agent(json!({"name": "王芳", "skills": {"broadband": 80}}))
         .await;
     let mut stream = Sse::open(
-        &center,
+        &center.app,
         &format!("/api/v1/agents/{}/stream", agent.id),
         &agent.token,
     )
@@ -389,7 +389,7 @@ async fn an_outbound_dial_is_offered_and_the_switch_told_to_dial(center: Center)
     let agent = center
         .agent(json!({"name": "o", "groups": ["outbound"]}))
         .await;
-    let mut switch = Sse::open(&center, "/api/v1/cti/stream", &center.switch).await;
+    let mut switch = Sse::open(&center.app, "/api/v1/cti/stream", &center.switch).await;
     let dial = center
         .post(
             "/api/v1/cti/dial",

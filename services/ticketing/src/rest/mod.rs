@@ -1,7 +1,9 @@
 //! Ticketing's REST resources: work orders and their steps, notes and
-//! history for agents, supervisors and partner shops; types, categories,
-//! regions, resolution codes and assignees for supervisors.
+//! history for agents, supervisors and partner shops; the supervisors'
+//! escalation stream; types, categories, regions, resolution codes, SLA
+//! policies and assignees for supervisors.
 
+mod escalations;
 mod setup;
 mod work_orders;
 
@@ -17,10 +19,14 @@ use crate::service::TicketingService;
 
 type Service = web::Data<Arc<TicketingService>>;
 
-pub fn configure(config: &mut ServiceConfig, service: Arc<TicketingService>) {
+pub use escalations::Streams;
+
+pub fn configure(config: &mut ServiceConfig, service: Arc<TicketingService>, streams: Streams) {
     config
         .app_data(web::Data::new(service))
+        .app_data(web::Data::new(streams))
         .configure(work_orders::configure)
+        .configure(escalations::configure)
         .configure(setup::configure);
 }
 

@@ -35,6 +35,7 @@ pub fn ticketing_config() -> TicketingConfig {
         "timer_poll": "100ms",
         "lease_ttl": "3s",
         "lease_renew": "500ms",
+        "stream_keep_alive": "15s",
     }))
     .expect("ticketing settings");
     assert!(config.validate().is_empty(), "{:?}", config.validate());

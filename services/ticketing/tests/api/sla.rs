@@ -6,7 +6,7 @@
 use chrono::Duration;
 use hotline_kit::bus::{Fanout, Subscription};
 use hotline_proto::events::v1::WorkOrderChanged;
-use hotline_testkit::Recording;
+use hotline_testkit::{Recording, Sse};
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -54,11 +54,32 @@ async fn warnings_and_breaches_fire_once_each_and_are_published(desk: Desk) {
             "ticketing.ticket.sla_breached",
         ],
     );
+    let mut supervisors = Sse::open(&desk.app, "/api/v1/escalations/stream", &desk.lead).await;
+    problem(
+        desk.get("/api/v1/escalations/stream", &desk.agent).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     let customer = desk.customer("邓超", "13800138044").await;
     let order = desk.order(&customer).await;
     let id = order["id"].as_str().unwrap();
     // 3 h 15 min of a 4 h response: the warning, once however long it waits.
     desk.clock.advance(Duration::minutes(195));
+    let pushed = supervisors.next("escalated").await;
+    assert_eq!(
+        (
+            &pushed["clock"],
+            &pushed["escalation_level"],
+            &pushed["status"],
+            &pushed["priority"]
+        ),
+        (
+            &json!("response"),
+            &json!(1),
+            &json!("new"),
+            &json!("normal")
+        )
+    );
     let fired = escalations(&recording, 1).await;
     assert_eq!(
         fired,
@@ -84,6 +105,10 @@ async fn warnings_and_breaches_fire_once_each_and_are_published(desk: Desk) {
             "response".to_owned(),
             2
         )
+    );
+    assert_eq!(
+        supervisors.next("sla_breached").await["escalation_level"],
+        2
     );
     assert_eq!(
         desk.read(id, &desk.agent).await["sla"]["response_met"],
