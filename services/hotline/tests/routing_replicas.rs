@@ -26,7 +26,7 @@ use hotline_proto::events::v1::RoutedTask;
 use hotline_testkit::{Infra, Recording, broker_queue};
 use prost::Message;
 use rand::Rng;
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -279,6 +279,13 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
         let due = started + Duration::from_secs_f64(n as f64 / CALLS_PER_SECOND);
         tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         if n == TASKS / 3 {
+            // Killed while an offer rings, so one spans the takeover (under a
+            // loaded machine's timing there may otherwise be none just then).
+            let ringing_by = Instant::now() + Duration::from_secs(5);
+            let db = Database::connect(&infra.database_url).await.unwrap();
+            while ringing_offers(&db, &infra).await == 0 && Instant::now() < ringing_by {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             let holder = leader_address(&infra).await;
             let index = replicas
                 .iter()
@@ -560,6 +567,22 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
 }
 
 /// The advertised address of the replica holding the router lease.
+/// Offers made and not yet answered.
+async fn ringing_offers(db: &DatabaseConnection, infra: &Infra) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!(
+                "SELECT count(*) AS ringing FROM \"{}_routing\".reservation WHERE responded_at IS NULL",
+                infra.run_id
+            ),
+        ))
+        .await
+        .unwrap()
+        .expect("a count");
+    row.try_get("", "ringing").unwrap()
+}
+
 async fn leader_address(infra: &Infra) -> String {
     let db = Database::connect(&infra.database_url).await.unwrap();
     let row = db
