@@ -93,6 +93,28 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Collects every invalid field of a request, so the client fixes them in one go.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<FieldError>);
+
+impl Problems {
+    pub fn add(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            pointer: pointer.into(),
+            message: message.into(),
+        });
+    }
+
+    /// `value` when nothing was found wrong, else every problem.
+    pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
 /// An error as clients see it: a code, a stable machine-readable `kind`, a message,
 /// and for invalid input the fields at fault.
 #[derive(Clone, Debug, thiserror::Error)]

@@ -201,6 +201,23 @@ pub struct Campaign {
     pub interval: Duration,
 }
 
+impl Campaign {
+    /// A campaign of this replica: its holder name is the pod's (`HOSTNAME`)
+    /// and a fresh id, unique per process start.
+    pub fn for_replica(name: &str, ttl: Duration, interval: Duration) -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|host| !host.is_empty())
+            .unwrap_or_else(|| name.to_owned());
+        Self {
+            name: name.to_owned(),
+            holder: format!("{host}-{}", uuid::Uuid::new_v4().simple()),
+            ttl,
+            interval,
+        }
+    }
+}
+
 /// Keeps trying to hold one lease, renewing it while held, and tells whoever
 /// watches whether this replica holds it now. Losing it is announced before
 /// its expiry could let another replica in (a failed renewal counts as lost

@@ -54,12 +54,11 @@ impl RoutingComponent {
         let settings = config.settings().map_err(anyhow::Error::msg)?;
         let db = platform.database::<Migrator>(NAME).await?;
         let background_db = platform.background_database(NAME, &db).await?;
-        let leadership = Leadership::new(Campaign {
-            name: LEASE.to_owned(),
-            holder: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
-            ttl: config.lease_ttl,
-            interval: config.lease_renew,
-        });
+        let leadership = Leadership::new(Campaign::for_replica(
+            LEASE,
+            config.lease_ttl,
+            config.lease_renew,
+        ));
         let hub = Arc::new(Hub::default());
         let (requests, inbox) = mpsc::channel(REQUEST_BACKLOG);
         let peers = Arc::new(Peers::new(
@@ -112,13 +111,6 @@ impl RoutingComponent {
     pub fn is_leader(&self) -> bool {
         self.service.peers().is_leader()
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "routing".to_owned())
 }
 
 /// Applies routing's migrations (`hotline migrate`).

@@ -60,12 +60,11 @@ impl TicketingComponent {
         ));
         // Ticketing's queue exists before identity publishes the next change.
         platform.bus.declare(&[events::identity_subscription()]);
-        let timers = Leadership::new(Campaign {
-            name: workers::timers::LEASE.to_owned(),
-            holder: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
-            ttl: config.lease_ttl,
-            interval: config.lease_renew,
-        });
+        let timers = Leadership::new(Campaign::for_replica(
+            workers::timers::LEASE,
+            config.lease_ttl,
+            config.lease_renew,
+        ));
         Ok(Self {
             service,
             platform: platform.clone(),
@@ -84,13 +83,6 @@ impl TicketingComponent {
     pub fn service(&self) -> Arc<TicketingService> {
         self.service.clone()
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| NAME.to_owned())
 }
 
 /// Applies ticketing's migrations (`hotline migrate`).

@@ -10,6 +10,7 @@ use hotline_kit::{
     cache::Cache,
     calendar::BusinessHours,
     clock::Clock,
+    error::Problems,
     idempotency::{IdempotencyKey, StoredResponse},
     inbox,
     lease::{self, FenceError, Grant},
@@ -34,7 +35,7 @@ use crate::{
     domain::{
         number,
         order::{Action, Status},
-        setup::{AssigneeKind, MAX_NAME, Priority, Problems, e164},
+        setup::{AssigneeKind, Checks, MAX_NAME, Priority, e164},
         sla::{Clocks, Deadline, Policy},
     },
     events::{self, Change},
@@ -52,6 +53,50 @@ use crate::{
         WorkOrderTypeView, WorkOrderView, status_of,
     },
 };
+
+/// Adds a node to one of the two trees of one shape (categories, regions):
+/// checked, placed under its parent, refused with `$exists` when taken.
+macro_rules! create_node {
+    ($service:ident, $principal:ident, $input:ident, $table:ident, $max_level:expr, $exists:expr) => {{
+        $principal.require_any(CONFIGURERS)?;
+        TicketingService::check_node(&$input)?;
+        let parent = match $input.parent_id {
+            None => None,
+            Some(id) => Some(
+                $table::Entity::find_by_id(id)
+                    .one(&$service.db)
+                    .await?
+                    .map(|p| (p.path, p.level, p.active))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field(
+                            "/parent_id",
+                            concat!("no such ", stringify!($table)),
+                        )
+                    })?,
+            ),
+        };
+        let (path, level) = TicketingService::placed(parent, &$input.code, $max_level)?;
+        let row = $table::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            parent_id: Set($input.parent_id),
+            code: Set($input.code.clone()),
+            name: Set($input.name.trim().to_owned()),
+            path: Set(path.clone()),
+            level: Set(level),
+            active: Set(true),
+            version: Set(1),
+            created_at: Set($service.clock.now()),
+        };
+        match $table::Entity::insert(row)
+            .exec_with_returning(&$service.db)
+            .await
+        {
+            Ok(row) => Ok(row.into()),
+            Err(error) if is_unique_violation(&error) => Err(($exists)(&$input, &path)),
+            Err(error) => Err(error.into()),
+        }
+    }};
+}
 
 /// What a fired timer did.
 #[derive(Debug, PartialEq, Eq)]
@@ -151,28 +196,22 @@ fn is_unique_violation(error: &DbErr) -> bool {
 }
 
 fn illegal(action: Action, status: Status, allowed: &[Action]) -> ApiError {
+    let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
     ApiError::conflict(
         "illegal_transition",
         format!(
-            "a work order that is {} can't be {}ed; allowed: {}",
+            "{} is not a step a work order that is {} can take; allowed: {}",
+            action.as_str(),
             status.as_str(),
-            action.as_str().trim_end_matches('e'),
-            if allowed.is_empty() {
-                "nothing, it is final".to_owned()
+            if names.is_empty() {
+                "none, it is final".to_owned()
             } else {
-                allowed
-                    .iter()
-                    .map(|a| a.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names.join(", ")
             }
         ),
     )
     .with_extension("current_status", status.as_str())
-    .with_extension(
-        "allowed_actions",
-        allowed.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-    )
+    .with_extension("allowed_actions", names)
 }
 
 /// The part of a category path two orders must share to be the same fault
@@ -342,7 +381,7 @@ impl TicketingService {
         let mut problems = Problems::default();
         problems.code("/key", &input.key);
         problems.text("/name", &input.name, MAX_NAME);
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let row = work_order_type::ActiveModel {
             key: Set(input.key.clone()),
             name: Set(input.name.trim().to_owned()),
@@ -386,7 +425,7 @@ impl TicketingService {
         let mut problems = Problems::default();
         problems.code("/code", &input.code);
         problems.text("/name", &input.name, MAX_NAME);
-        problems.finish().map_err(ApiError::invalid)
+        problems.finish(()).map_err(ApiError::invalid)
     }
 
     /// The path and level of a new node under `parent` (`None`: a root).
@@ -419,41 +458,19 @@ impl TicketingService {
         principal: &Principal,
         input: NewNode,
     ) -> ApiResult<NodeView> {
-        principal.require_any(CONFIGURERS)?;
-        Self::check_node(&input)?;
-        let parent = match input.parent_id {
-            None => None,
-            Some(id) => Some(
-                category::Entity::find_by_id(id)
-                    .one(&self.db)
-                    .await?
-                    .map(|p| (p.path, p.level, p.active))
-                    .ok_or_else(|| ApiError::invalid_field("/parent_id", "no such category"))?,
-            ),
-        };
-        let (path, level) = Self::placed(parent, &input.code, MAX_CATEGORY_LEVELS)?;
-        let row = category::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            parent_id: Set(input.parent_id),
-            code: Set(input.code.clone()),
-            name: Set(input.name.trim().to_owned()),
-            path: Set(path.clone()),
-            level: Set(level),
-            active: Set(true),
-            version: Set(1),
-            created_at: Set(self.clock.now()),
-        };
-        match category::Entity::insert(row)
-            .exec_with_returning(&self.db)
-            .await
-        {
-            Ok(row) => Ok(row.into()),
-            Err(error) if is_unique_violation(&error) => Err(ApiError::conflict(
-                "category_exists",
-                format!("a category {path} exists already"),
-            )),
-            Err(error) => Err(error.into()),
-        }
+        create_node!(
+            self,
+            principal,
+            input,
+            category,
+            MAX_CATEGORY_LEVELS,
+            |input: &NewNode, path: &str| {
+                ApiError::conflict(
+                    "category_exists",
+                    format!("a category {path} exists already (code {})", input.code),
+                )
+            }
+        )
     }
 
     pub async fn create_region(
@@ -461,41 +478,19 @@ impl TicketingService {
         principal: &Principal,
         input: NewNode,
     ) -> ApiResult<NodeView> {
-        principal.require_any(CONFIGURERS)?;
-        Self::check_node(&input)?;
-        let parent = match input.parent_id {
-            None => None,
-            Some(id) => Some(
-                region::Entity::find_by_id(id)
-                    .one(&self.db)
-                    .await?
-                    .map(|p| (p.path, p.level, p.active))
-                    .ok_or_else(|| ApiError::invalid_field("/parent_id", "no such region"))?,
-            ),
-        };
-        let (path, level) = Self::placed(parent, &input.code, MAX_REGION_LEVELS)?;
-        let row = region::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            parent_id: Set(input.parent_id),
-            code: Set(input.code.clone()),
-            name: Set(input.name.trim().to_owned()),
-            path: Set(path),
-            level: Set(level),
-            active: Set(true),
-            version: Set(1),
-            created_at: Set(self.clock.now()),
-        };
-        match region::Entity::insert(row)
-            .exec_with_returning(&self.db)
-            .await
-        {
-            Ok(row) => Ok(row.into()),
-            Err(error) if is_unique_violation(&error) => Err(ApiError::conflict(
-                "region_exists",
-                format!("a region with the code {} exists already", input.code),
-            )),
-            Err(error) => Err(error.into()),
-        }
+        create_node!(
+            self,
+            principal,
+            input,
+            region,
+            MAX_REGION_LEVELS,
+            |input: &NewNode, _: &str| {
+                ApiError::conflict(
+                    "region_exists",
+                    format!("a region with the code {} exists already", input.code),
+                )
+            }
+        )
     }
 
     /// Partners read the codes too: they resolve with them.
@@ -528,10 +523,10 @@ impl TicketingService {
             .collect();
         for (index, key) in input.types.iter().enumerate() {
             if !known.contains(key) {
-                problems.add(&format!("/types/{index}"), "no such work-order type");
+                problems.add(format!("/types/{index}"), "no such work-order type");
             }
         }
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let row = resolution_code::ActiveModel {
             code: Set(input.code.clone()),
             name: Set(input.name.trim().to_owned()),
@@ -660,7 +655,7 @@ impl TicketingService {
                 Some(_) => {}
             },
         }
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let now = self.clock.now();
         let row = assignee::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -715,7 +710,7 @@ impl TicketingService {
         let phone = self
             .technician_phone(&mut problems, patch.phone.as_deref(), Some(id))
             .await?;
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let version = current.version;
         let mut row = current.into_active_model();
         if let Some(name) = patch.name {
@@ -904,7 +899,7 @@ impl TicketingService {
         if region.is_none() {
             problems.add("/region_id", "no such active region");
         }
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let (Some(order_type), Some(category), Some(region)) = (order_type, category, region)
         else {
             return Err(ApiError::internal(anyhow::anyhow!(
@@ -1149,7 +1144,7 @@ impl TicketingService {
             }
             None => None,
         };
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let txn = self.db.begin().await?;
         let order = self.find_order(&txn, &scope, reference, true).await?;
         if if_match.is_some_and(|version| version != order.version) {
@@ -1295,7 +1290,7 @@ impl TicketingService {
         if step.action == Action::Resolve && step.resolution_code.is_none() {
             problems.add("/resolution_code", "resolving takes a resolution code");
         }
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         if step.force {
             principal.require_any(FORCERS)?;
         }
@@ -1521,7 +1516,7 @@ impl TicketingService {
             problems.add("/body", "must not be empty");
         }
         problems.prose("/body", &input.body, MAX_TEXT);
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let txn = self.db.begin().await?;
         let order = self.find_order(&txn, &scope, reference, true).await?;
         let now = self.clock.now();
@@ -1696,20 +1691,20 @@ impl TicketingService {
         for (index, status) in input.pause_on.iter().enumerate() {
             if !matches!(status, Status::WaitingCustomer | Status::WaitingParts) {
                 problems.add(
-                    &format!("/pause_on/{index}"),
+                    format!("/pause_on/{index}"),
                     "only waiting_customer and waiting_parts may pause",
                 );
             }
         }
         if let Some(hours) = &input.business_hours {
             for (pointer, message) in hours.problems() {
-                problems.add(&format!("/business_hours{pointer}"), message);
+                problems.add(format!("/business_hours{pointer}"), message);
             }
             if hours.weekly.is_empty() {
                 problems.add("/business_hours/weekly", "the clocks would never run");
             }
         }
-        problems.finish().map_err(ApiError::invalid)?;
+        problems.finish(()).map_err(ApiError::invalid)?;
         let secs = |d: &std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         let now = self.clock.now();
         let existing =
@@ -1749,21 +1744,8 @@ impl TicketingService {
         category_path: &str,
         now: DateTime<Utc>,
     ) -> ApiResult<Option<Uuid>> {
-        let scope = repeat_scope(category_path);
         let since = now - self.settings.repeat_window;
-        let candidates = work_order::Entity::find()
-            .filter(work_order::Column::CustomerId.eq(customer))
-            .filter(work_order::Column::ResolvedAt.gte(since))
-            .order_by_desc(work_order::Column::ResolvedAt)
-            .all(&self.db)
-            .await?;
-        Ok(candidates
-            .into_iter()
-            .find(|order| {
-                order.category_path.starts_with(scope)
-                    && matches!(status_of(order), Status::Resolved | Status::Closed)
-            })
-            .map(|order| order.id))
+        Ok(store::latest_resolved(&self.db, customer, repeat_scope(category_path), since).await?)
     }
 
     /// Replaces the order's timers with those it still needs: its SLA

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use hotline_kit::{
-    error::FieldError,
+    error::{FieldError, Problems},
     rest::{CONTROL_CHARACTERS, is_plain_text},
 };
 
@@ -178,27 +178,6 @@ pub struct CustomerData {
     pub vip_level: i32,
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub assets: Vec<Asset>,
-}
-
-/// Collects every problem of a request, so the client fixes them in one go.
-#[derive(Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn add(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            pointer: pointer.into(),
-            message: message.into(),
-        });
-    }
-
-    fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.0)
-        }
-    }
 }
 
 impl NewCustomer {

@@ -233,7 +233,7 @@ mod tests {
                 );
             }
         }
-        assert!(S::Cancelled.is_open().then_some(()).is_none());
+        assert!(!S::Cancelled.is_open());
         assert!(Action::allowed_from(S::Cancelled).is_empty());
     }
 

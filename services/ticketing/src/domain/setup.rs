@@ -2,7 +2,7 @@
 //! tree, the region hierarchy, resolution codes and assignees, and the rules
 //! their input must follow.
 
-use hotline_kit::{error::FieldError, rest::is_plain_text};
+use hotline_kit::{error::Problems, rest::is_plain_text};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -49,31 +49,21 @@ impl AssigneeKind {
             Self::Shop => "shop",
         }
     }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Technician, Self::Shop]
-            .into_iter()
-            .find(|k| k.as_str() == value)
-    }
 }
 
 /// Longest name of anything configured.
 pub const MAX_NAME: usize = 100;
 
-/// Checks that collect every invalid field of a request before answering.
-#[derive(Default)]
-pub struct Problems(pub Vec<FieldError>);
+/// The checks of ticketing's input, collected in the kit's [`Problems`].
+pub trait Checks {
+    fn code(&mut self, pointer: &str, value: &str);
+    fn text(&mut self, pointer: &str, value: &str, max: usize);
+    fn prose(&mut self, pointer: &str, value: &str, max: usize);
+}
 
-impl Problems {
-    pub fn add(&mut self, pointer: &str, message: impl Into<String>) {
-        self.0.push(FieldError {
-            pointer: pointer.to_owned(),
-            message: message.into(),
-        });
-    }
-
+impl Checks for Problems {
     /// A machine key: 1 to 40 of a–z, 0–9 and `_`.
-    pub fn code(&mut self, pointer: &str, value: &str) {
+    fn code(&mut self, pointer: &str, value: &str) {
         let ok = (1..=40).contains(&value.len())
             && value
                 .chars()
@@ -84,7 +74,7 @@ impl Problems {
     }
 
     /// Plain text of 1 to `max` characters.
-    pub fn text(&mut self, pointer: &str, value: &str, max: usize) {
+    fn text(&mut self, pointer: &str, value: &str, max: usize) {
         let length = value.chars().count();
         if value.trim().is_empty() {
             self.add(pointer, "must not be empty");
@@ -97,7 +87,7 @@ impl Problems {
 
     /// Free text that may span lines (descriptions, notes): no other control
     /// characters, at most `max` characters.
-    pub fn prose(&mut self, pointer: &str, value: &str, max: usize) {
+    fn prose(&mut self, pointer: &str, value: &str, max: usize) {
         if value.chars().count() > max {
             self.add(pointer, format!("must be at most {max} characters"));
         } else if value
@@ -108,14 +98,6 @@ impl Problems {
                 pointer,
                 "must not contain control characters other than line breaks and tabs",
             );
-        }
-    }
-
-    pub fn finish(self) -> Result<(), Vec<FieldError>> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(self.0)
         }
     }
 }
@@ -149,7 +131,7 @@ mod tests {
     fn prose_keeps_line_breaks_and_refuses_other_control_characters() {
         let mut problems = Problems::default();
         problems.prose("/d", "no signal\nsince Monday\t(all channels)", 4000);
-        assert!(problems.finish().is_ok());
+        assert!(problems.finish(()).is_ok());
         let mut problems = Problems::default();
         problems.prose("/d", "bell\u{7}", 4000);
         problems.prose("/e", &"长".repeat(4001), 4000);

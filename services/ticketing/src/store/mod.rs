@@ -16,8 +16,8 @@ pub mod work_order_type;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Statement,
-    sea_query::{Expr, ExprTrait, OnConflict, Query},
+    QueryOrder, QuerySelect, Select,
+    sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query},
 };
 use uuid::Uuid;
 
@@ -162,6 +162,25 @@ pub async fn list_orders<C: ConnectionTrait>(
         .await
 }
 
+/// The newest order of `customer` under `category_path` resolved since
+/// `since` and not reopened (a reopening clears `resolved_at`).
+pub async fn latest_resolved<C: ConnectionTrait>(
+    conn: &C,
+    customer: &str,
+    category_path: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<Uuid>, DbErr> {
+    use work_order::Column as C;
+    Ok(work_order::Entity::find()
+        .filter(C::CustomerId.eq(customer))
+        .filter(C::ResolvedAt.gte(since))
+        .filter(Expr::col(C::CategoryPath).like(LikeExpr::new(subtree(category_path)).escape('\\')))
+        .order_by_desc(C::ResolvedAt)
+        .one(conn)
+        .await?
+        .map(|order| order.id))
+}
+
 /// Moves an assignee's count of open orders by `delta`.
 pub async fn count_open<C: ConnectionTrait>(
     conn: &C,
@@ -179,9 +198,4 @@ pub async fn count_open<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
-}
-
-/// Runs `sql` as is (for statements sea-query has no builder for).
-pub fn raw(backend: DatabaseBackend, sql: &str) -> Statement {
-    Statement::from_string(backend, sql.to_owned())
 }

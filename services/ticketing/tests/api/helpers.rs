@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use hotline_identity::{IdentityComponent, IdentityConfig, pii::PiiCipher};
 use hotline_kit::{clock::ManualClock, component::Component, config::Validate};
+use hotline_proto::clients::{IdentityApi, IdentityGrpcClient};
 use hotline_testkit::{Infra, TestApp, auth_config};
 use hotline_ticketing::{TicketingComponent, TicketingConfig};
 use reqwest::{Method, Response, StatusCode};
@@ -46,6 +47,7 @@ pub fn ticketing_config() -> TicketingConfig {
 /// hierarchy, a technician and two shops.
 pub struct Desk {
     pub app: TestApp,
+    identity_config: IdentityConfig,
     /// Ticketing's clock: Tuesday 2026-12-01 10:00 in Shanghai until advanced.
     pub clock: Arc<ManualClock>,
     pub admin: String,
@@ -69,40 +71,26 @@ pub struct Desk {
 
 impl Desk {
     pub async fn spawn(infra: Infra) -> Self {
-        let platform = infra.platform().await;
-        let (identity, _) = IdentityComponent::build(
-            &identity_config(),
-            &auth_config(),
-            (ADMIN_ID, ADMIN_SECRET),
-            &platform,
-        )
-        .await
-        .expect("identity starts");
-        let keys = identity.key_source();
+        Self::start(infra, true).await
+    }
+
+    /// The same center, with ticketing unable to reach identity (gRPC to a
+    /// closed port); identity itself still serves tokens and customers.
+    pub async fn spawn_with_identity_down(infra: Infra) -> Self {
+        Self::start(infra, false).await
+    }
+
+    async fn start(infra: Infra, identity_reachable: bool) -> Self {
+        let identity_config = identity_config();
         let clock = Arc::new(ManualClock::new(
             "2026-12-01T02:00:00Z".parse().expect("an instant"),
         ));
-        let ticketing = TicketingComponent::build(
-            &ticketing_config(),
-            &platform,
-            identity.api(),
-            clock.clone(),
-        )
-        .await
-        .expect("ticketing starts");
-        let components: Vec<Arc<dyn Component>> = vec![Arc::new(identity), Arc::new(ticketing)];
-        let app = TestApp::start_with_descriptors(
-            infra,
-            platform,
-            components,
-            keys,
-            hotline_proto::FILE_DESCRIPTOR_SET,
-        )
-        .await;
+        let app = Self::app(infra, &identity_config, clock.clone(), identity_reachable).await;
         let admin =
             hotline_testkit::client_token(&app.client, &app.http_url, ADMIN_ID, ADMIN_SECRET).await;
         let mut desk = Self {
             app,
+            identity_config,
             clock,
             admin,
             lead: String::new(),
@@ -176,6 +164,52 @@ impl Desk {
             .assignee(json!({"kind": "shop", "name": "Haidian repair", "partner_id": "shop-b"}))
             .await;
         desk
+    }
+
+    /// Identity and ticketing on `infra`'s data, ticketing on `clock`.
+    async fn app(
+        infra: Infra,
+        identity_config: &IdentityConfig,
+        clock: Arc<ManualClock>,
+        identity_reachable: bool,
+    ) -> TestApp {
+        let platform = infra.platform().await;
+        let (identity, _) = IdentityComponent::build(
+            identity_config,
+            &auth_config(),
+            (ADMIN_ID, ADMIN_SECRET),
+            &platform,
+        )
+        .await
+        .expect("identity starts");
+        let keys = identity.key_source();
+        let identity_api: Arc<dyn IdentityApi> = if identity_reachable {
+            identity.api()
+        } else {
+            Arc::new(IdentityGrpcClient::connect_lazy("http://127.0.0.1:9").expect("an endpoint"))
+        };
+        let ticketing =
+            TicketingComponent::build(&ticketing_config(), &platform, identity_api, clock)
+                .await
+                .expect("ticketing starts");
+        let components: Vec<Arc<dyn Component>> = vec![Arc::new(identity), Arc::new(ticketing)];
+        TestApp::start_with_descriptors(
+            infra,
+            platform,
+            components,
+            keys,
+            hotline_proto::FILE_DESCRIPTOR_SET,
+        )
+        .await
+    }
+
+    /// Stops the process and starts it again on the same data and clock; the
+    /// tokens and ids stay valid.
+    pub async fn restart(self) -> Self {
+        let (infra, ended) = self.app.stop_keeping_infra().await;
+        ended.expect("a clean stop");
+        let app = Self::app(infra, &self.identity_config, self.clock.clone(), true).await;
+        Self { app, ..self }
     }
 
     /// A new API client: its id and a token.

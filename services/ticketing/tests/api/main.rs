@@ -8,5 +8,6 @@ mod helpers;
 mod events;
 mod grpc;
 mod orders;
+mod outages;
 mod partners;
 mod sla;

@@ -196,6 +196,7 @@ async fn warnings_and_breaches_fire_once_each_and_are_published(desk: Desk) {
 crate::on_both_backends!(
     warnings_and_breaches_fire_once_each_and_are_published,
     a_resolved_order_closes_itself_three_days_later,
+    a_deadline_set_before_a_restart_fires_after_it_once,
     deadlines_follow_the_policy_pause_for_the_customer_and_compliance_is_recorded,
     a_policy_with_business_hours_counts_only_open_time,
     a_repeat_repair_links_to_the_order_it_repeats,
@@ -556,4 +557,31 @@ async fn a_resolved_order_closes_itself_three_days_later(desk: Desk) {
     assert_eq!(desk.read(id, &desk.agent).await["status"], "closed");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(recording.recorder.len(), 2, "closed once each time");
+}
+
+async fn a_deadline_set_before_a_restart_fires_after_it_once(desk: Desk) {
+    let customer = desk.customer("韩梅", "13800138046").await;
+    let order = desk.order(&customer).await;
+    let desk = desk.restart().await;
+    let recording = record(
+        &desk,
+        &[
+            "ticketing.ticket.escalated",
+            "ticketing.ticket.sla_breached",
+        ],
+    );
+    desk.clock.advance(Duration::minutes(195));
+    let fired = escalations(&recording, 1).await;
+    assert_eq!(
+        fired,
+        [(
+            "ticketing.ticket.escalated".to_owned(),
+            "response".to_owned(),
+            1
+        )]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(recording.recorder.len(), 1, "once");
+    let read = desk.read(order["id"].as_str().unwrap(), &desk.agent).await;
+    assert_eq!(read["sla"]["escalation_level"], 1);
 }
