@@ -14,7 +14,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -91,8 +91,15 @@ impl Clients {
 
 /// A simulated agent: answers offers from their stream (reconnecting to the
 /// next replica when theirs goes), talks a little, ends the call; back to
-/// ready when a missed offer made them not ready.
-async fn agent(clients: Arc<Clients>, id: String, start: usize, stop: CancellationToken) {
+/// ready when a missed offer made them not ready. While `holding` is set they
+/// let every offer ring.
+async fn agent(
+    clients: Arc<Clients>,
+    id: String,
+    start: usize,
+    holding: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
     // Tasks in hand: a reconnection's snapshot repeats them.
     let handling: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut replica = start;
@@ -145,7 +152,7 @@ async fn agent(clients: Arc<Clients>, id: String, start: usize, stop: Cancellati
                 continue;
             };
             let task_id = task["id"].as_str().unwrap().to_owned();
-            if !in_hand && rand::rng().random_bool(MISSED) {
+            if !in_hand && (holding.load(Ordering::SeqCst) || rand::rng().random_bool(MISSED)) {
                 continue;
             }
             if !handling.lock().unwrap().insert(task_id.clone()) {
@@ -248,10 +255,23 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
         )
         .await;
     assert_eq!(status, 201, "{queue}");
+    // The call made as the router is killed goes to the one agent of this
+    // queue, who lets it ring until the kill: an offer that spans it.
+    let (status, queue) = clients
+        .post(
+            "/api/v1/queues",
+            &json!({"name": "held", "target": "group == \"held\"", "offer_timeout_seconds": 3}),
+        )
+        .await;
+    assert_eq!(status, 201, "{queue}");
     let mut agent_ids = Vec::new();
     for index in 0..AGENTS {
+        let groups: &[&str] = if index == 0 { &["held"] } else { &[] };
         let (status, created) = clients
-            .post("/api/v1/agents", &json!({"name": format!("agent-{index}")}))
+            .post(
+                "/api/v1/agents",
+                &json!({"name": format!("agent-{index}"), "groups": groups}),
+            )
             .await;
         assert_eq!(status, 201, "{created}");
         let id = created["id"].as_str().unwrap().to_owned();
@@ -262,10 +282,24 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
         agent_ids.push(id);
     }
     let stop = CancellationToken::new();
+    let holding = Arc::new(AtomicBool::new(false));
     let agents: Vec<_> = agent_ids
         .iter()
         .enumerate()
-        .map(|(index, id)| tokio::spawn(agent(clients.clone(), id.clone(), index, stop.clone())))
+        .map(|(index, id)| {
+            let holding = if index == 0 {
+                holding.clone()
+            } else {
+                Arc::default()
+            };
+            tokio::spawn(agent(
+                clients.clone(),
+                id.clone(),
+                index,
+                holding,
+                stop.clone(),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -279,12 +313,27 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
         let due = started + Duration::from_secs_f64(n as f64 / CALLS_PER_SECOND);
         tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         if n == TASKS / 3 {
-            // Killed while an offer rings, so one spans the takeover (under a
-            // loaded machine's timing there may otherwise be none just then).
-            let ringing_by = Instant::now() + Duration::from_secs(5);
+            // Killed while the held call's offer rings (it times out 3 s after
+            // it is made), so an offer spans the takeover however loaded the
+            // machine is; answered or timed out only after the kill.
+            holding.store(true, Ordering::SeqCst);
+            let (status, held) = clients
+                .post(
+                    "/api/v1/cti/calls",
+                    &json!({"call_id": format!("replicated-{n}"), "queue": "held"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{held}");
+            let held = held["id"].as_str().unwrap().to_owned();
+            created.lock().unwrap().insert(held.clone());
             let db = Database::connect(&infra.database_url).await.unwrap();
-            while ringing_offers(&db, &infra).await == 0 && Instant::now() < ringing_by {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            let ringing_by = Instant::now() + Duration::from_secs(30);
+            while !fresh_offer(&db, &infra, &held).await {
+                assert!(
+                    Instant::now() < ringing_by,
+                    "the held call was never offered"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let holder = leader_address(&infra).await;
             let index = replicas
@@ -294,6 +343,8 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
             replicas[index].kill();
             killed_at = Some(Utc::now());
             killed_replica = Some(index);
+            holding.store(false, Ordering::SeqCst);
+            continue;
         }
         let (clients, created) = (clients.clone(), created.clone());
         feeders.spawn(async move {
@@ -568,19 +619,22 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
 
 /// The advertised address of the replica holding the router lease.
 /// Offers made and not yet answered.
-async fn ringing_offers(db: &DatabaseConnection, infra: &Infra) -> i64 {
+/// Whether the task's offer rings with more than a second to go before it
+/// times out (time enough to kill the router while it does).
+async fn fresh_offer(db: &DatabaseConnection, infra: &Infra, task: &str) -> bool {
     let row = db
         .query_one_raw(Statement::from_string(
             sea_orm::DatabaseBackend::Postgres,
             format!(
-                "SELECT count(*) AS ringing FROM \"{}_routing\".reservation WHERE responded_at IS NULL",
+                "SELECT count(*) AS ringing FROM \"{}_routing\".reservation WHERE task_id = '{task}' \
+                 AND responded_at IS NULL AND expires_at > now() + interval '1 second'",
                 infra.run_id
             ),
         ))
         .await
         .unwrap()
         .expect("a count");
-    row.try_get("", "ringing").unwrap()
+    row.try_get::<i64>("", "ringing").unwrap() > 0
 }
 
 async fn leader_address(infra: &Infra) -> String {
