@@ -61,6 +61,27 @@ impl ErrorCode {
         }
     }
 
+    const ALL: [Self; 12] = [
+        Self::BadRequest,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::PreconditionFailed,
+        Self::PayloadTooLarge,
+        Self::UnprocessableEntity,
+        Self::TooManyRequests,
+        Self::Unavailable,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
+    fn from_http_status(status: u16) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|code| code.http_status().as_u16() == status)
+    }
+
     fn from_grpc(code: tonic::Code) -> Self {
         match code {
             tonic::Code::InvalidArgument => Self::UnprocessableEntity,
@@ -153,6 +174,19 @@ impl ApiError {
 
     pub fn conflict(kind: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, kind, message)
+    }
+
+    /// gRPC's code: a 409 for something that exists already (`*_exists`,
+    /// `*_taken`) is `ALREADY_EXISTS`; one for the state the resource is in
+    /// (an illegal step, no room) is `FAILED_PRECONDITION`, as gRPC's guide
+    /// tells the two apart.
+    pub fn grpc_code(&self) -> tonic::Code {
+        if self.code == ErrorCode::Conflict
+            && !(self.kind.ends_with("_exists") || self.kind.ends_with("_taken"))
+        {
+            return tonic::Code::FailedPrecondition;
+        }
+        self.code.grpc_code()
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
@@ -255,7 +289,13 @@ impl From<ApiError> for tonic::Status {
     /// pointers). The kind is also sent as `hotline-error-kind` metadata.
     fn from(error: ApiError) -> Self {
         let mut details = ErrorDetails::new();
-        let mut metadata = HashMap::from([("code".to_owned(), error.kind.to_string())]);
+        let mut metadata = HashMap::from([
+            ("code".to_owned(), error.kind.to_string()),
+            (
+                "http_status".to_owned(),
+                error.code.http_status().as_u16().to_string(),
+            ),
+        ]);
         if !error.extensions.is_empty()
             && let Ok(extensions) = serde_json::to_string(&error.extensions)
         {
@@ -266,7 +306,7 @@ impl From<ApiError> for tonic::Status {
             details.add_bad_request_violation(field.pointer.clone(), field.message.clone());
         }
         let mut status =
-            tonic::Status::with_error_details(error.code.grpc_code(), error.message, details);
+            tonic::Status::with_error_details(error.grpc_code(), error.message, details);
         if let Ok(kind) = error.kind.parse() {
             status.metadata_mut().insert(KIND_METADATA_KEY, kind);
         }
@@ -291,11 +331,14 @@ impl From<tonic::Status> for ApiError {
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_owned)
             });
-        let mut error = Self::new(
-            ErrorCode::from_grpc(status.code()),
-            "upstream_error",
-            status.message(),
-        );
+        // The other side's HTTP status, where it sent one: gRPC's codes
+        // are coarser (FAILED_PRECONDITION is a 409 or a 412).
+        let code = info
+            .and_then(|info| info.metadata.get("http_status"))
+            .and_then(|status| status.parse::<u16>().ok())
+            .and_then(ErrorCode::from_http_status)
+            .unwrap_or_else(|| ErrorCode::from_grpc(status.code()));
+        let mut error = Self::new(code, "upstream_error", status.message());
         if let Some(kind) = kind {
             error.kind = Cow::Owned(kind);
         }
@@ -325,25 +368,33 @@ mod tests {
 
     #[test]
     fn every_code_maps_to_a_matching_http_and_grpc_status() {
-        let codes = [
-            ErrorCode::BadRequest,
-            ErrorCode::Unauthenticated,
-            ErrorCode::Forbidden,
-            ErrorCode::NotFound,
-            ErrorCode::Conflict,
-            ErrorCode::PreconditionFailed,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::UnprocessableEntity,
-            ErrorCode::TooManyRequests,
-            ErrorCode::Unavailable,
-            ErrorCode::Timeout,
-            ErrorCode::Internal,
-        ];
-        for code in codes {
-            let status = tonic::Status::from(ApiError::new(code, "conflict", "x"));
+        for code in ErrorCode::ALL {
+            let status = tonic::Status::from(ApiError::new(code, "thing_exists", "x"));
             assert_eq!(status.code(), code.grpc_code());
             assert!(code.http_status().is_client_error() || code.http_status().is_server_error());
+            assert_eq!(ApiError::from(status).code, code, "{code:?} survives a hop");
         }
+    }
+
+    #[test]
+    fn a_conflict_of_state_is_a_failed_precondition_and_stays_a_409() {
+        let exists = tonic::Status::from(ApiError::conflict("type_exists", "taken"));
+        assert_eq!(exists.code(), tonic::Code::AlreadyExists);
+        let taken = tonic::Status::from(ApiError::conflict("login_taken", "taken"));
+        assert_eq!(taken.code(), tonic::Code::AlreadyExists);
+        let illegal = tonic::Status::from(ApiError::conflict("illegal_transition", "no"));
+        assert_eq!(illegal.code(), tonic::Code::FailedPrecondition);
+        let back = ApiError::from(illegal);
+        assert_eq!(
+            (back.code, back.kind.as_ref()),
+            (ErrorCode::Conflict, "illegal_transition")
+        );
+        let stale = ApiError::from(tonic::Status::from(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "stale_version",
+            "x",
+        )));
+        assert_eq!(stale.code, ErrorCode::PreconditionFailed);
     }
 
     #[test]

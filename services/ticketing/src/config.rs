@@ -41,6 +41,13 @@ pub struct TicketingConfig {
     /// Keep-alive comments on the escalation stream.
     #[serde(with = "humantime_serde")]
     pub stream_keep_alive: Duration,
+    /// How long an assignee has to accept a dispatched order before it moves
+    /// to the next candidate, unless its dispatch rule says otherwise.
+    #[serde(with = "humantime_serde")]
+    pub accept_timeout: Duration,
+    /// Offers of one order in a round (declined or timed out) before the rules
+    /// give up and leave it to the supervisors.
+    pub max_auto_attempts: i32,
 }
 
 /// The settings in the types the service works with.
@@ -53,6 +60,8 @@ pub struct Settings {
     pub customer_cache_ttl: Duration,
     pub repeat_window: chrono::Duration,
     pub auto_close_after: chrono::Duration,
+    pub accept_timeout: chrono::Duration,
+    pub max_auto_attempts: i32,
 }
 
 impl TicketingConfig {
@@ -78,6 +87,9 @@ impl TicketingConfig {
                 .map_err(|_| "ticketing.repeat_window is too long".to_owned())?,
             auto_close_after: chrono::Duration::from_std(self.auto_close_after)
                 .map_err(|_| "ticketing.auto_close_after is too long".to_owned())?,
+            accept_timeout: chrono::Duration::from_std(self.accept_timeout)
+                .map_err(|_| "ticketing.accept_timeout is too long".to_owned())?,
+            max_auto_attempts: self.max_auto_attempts,
         })
     }
 }
@@ -106,6 +118,14 @@ impl Validate for TicketingConfig {
         }
         if self.stream_keep_alive < Duration::from_secs(1) {
             problems.push("ticketing.stream_keep_alive must be at least 1s".into());
+        }
+        if self.accept_timeout < Duration::from_secs(60)
+            || self.accept_timeout > Duration::from_secs(7 * 86_400)
+        {
+            problems.push("ticketing.accept_timeout must be between 1m and 7d".into());
+        }
+        if !(1..=100).contains(&self.max_auto_attempts) {
+            problems.push("ticketing.max_auto_attempts must be between 1 and 100".into());
         }
         if self.customer_cache_ttl > Duration::from_secs(3600) {
             problems.push("ticketing.customer_cache_ttl must be at most 1h".into());

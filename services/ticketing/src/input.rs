@@ -7,6 +7,7 @@ use uuid::Uuid;
 use hotline_kit::calendar::BusinessHours;
 
 use crate::domain::{
+    dispatch::Strategy,
     order::{Action, HoldReason, Status},
     setup::{AssigneeKind, Priority},
 };
@@ -76,6 +77,8 @@ pub struct Step {
     /// resolve: a code valid for the order's type (required), and a note.
     pub resolution_code: Option<String>,
     pub note: Option<String>,
+    /// decline: the offer went unanswered in time (the timers, never a caller).
+    pub unanswered: bool,
 }
 
 impl Step {
@@ -88,6 +91,7 @@ impl Step {
             hold: None,
             resolution_code: None,
             note: None,
+            unanswered: false,
         }
     }
 }
@@ -155,6 +159,12 @@ pub struct NewAssignee {
     /// Open orders it may hold at once (10 when absent).
     #[schema(minimum = 1, maximum = 10000)]
     pub capacity: Option<i32>,
+    /// Regions it works in, each with its subtree: dispatch rules pick among
+    /// those covering an order's region.
+    #[serde(default)]
+    pub region_ids: Vec<Uuid>,
+    /// When it takes orders; absent: at any time.
+    pub business_hours: Option<BusinessHours>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
@@ -168,6 +178,12 @@ pub struct AssigneePatch {
     #[schema(minimum = 1, maximum = 10000)]
     pub capacity: Option<i32>,
     pub active: Option<bool>,
+    pub region_ids: Option<Vec<Uuid>>,
+    /// New working hours (absent: unchanged).
+    pub business_hours: Option<BusinessHours>,
+    /// Takes orders at any time from now on.
+    #[serde(default)]
+    pub clear_business_hours: bool,
 }
 
 /// The deadlines of one (type, priority).
@@ -189,4 +205,58 @@ pub struct SlaPolicyInput {
 
 fn default_pause() -> Vec<Status> {
     vec![Status::WaitingCustomer]
+}
+
+/// A dispatch rule: which orders it takes (absent fields match any) and how
+/// it picks their assignee.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDispatchRule {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// Orders in this region's subtree.
+    pub region_id: Option<Uuid>,
+    /// Orders of this type.
+    #[serde(rename = "type")]
+    pub type_key: Option<String>,
+    /// Orders in this category's subtree.
+    pub category_id: Option<Uuid>,
+    /// Only assignees with this skill.
+    #[schema(pattern = "^[a-z0-9_]{1,40}$")]
+    pub skill: Option<String>,
+    pub strategy: Strategy,
+    /// Only these assignees; empty or absent: every active one covering the order's region.
+    #[serde(default)]
+    pub candidates: Vec<Uuid>,
+    /// Dispatch new, declined, timed-out and reopened orders without anyone
+    /// asking (true when absent); false: only when staff ask for the rules.
+    #[serde(default = "yes")]
+    pub auto: bool,
+    /// How long an assignee has to accept before the order moves on, e.g. "30m"
+    /// (`ticketing.accept_timeout` when absent; 1m to 7d).
+    #[schema(value_type = Option<String>, example = "30m")]
+    #[serde(default)]
+    pub accept_timeout: Option<humantime_serde::Serde<std::time::Duration>>,
+    /// Breaks ties between equally specific rules: lower first (0 when absent).
+    #[serde(default)]
+    pub precedence: i32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Changes to a rule: its strategy, candidates, timing and whether it is in force.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchRulePatch {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    pub strategy: Option<Strategy>,
+    pub candidates: Option<Vec<Uuid>>,
+    pub auto: Option<bool>,
+    #[schema(value_type = Option<String>, example = "30m")]
+    pub accept_timeout: Option<humantime_serde::Serde<std::time::Duration>>,
+    pub precedence: Option<i32>,
+    pub active: Option<bool>,
 }

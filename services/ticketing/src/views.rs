@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::{
     domain::order::{Action, Status},
     store::{
-        Scope, assignee, category, history, note, region, resolution_code, sla_policy, work_order,
-        work_order_type,
+        Scope, assignee, category, dispatch_attempt, dispatch_rule, history, note, region,
+        resolution_code, sla_policy, work_order, work_order_type,
     },
 };
 
@@ -77,6 +77,13 @@ pub struct WorkOrderView {
     /// The resolved order of the same customer and fault this one repeats.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repeat_of: Option<Uuid>,
+    /// While dispatched: accept by then, or the order moves to the next candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    /// While new: every candidate of the dispatch rules is closed; they are
+    /// tried again then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redispatch_at: Option<DateTime<Utc>>,
     /// What the caller may do next (`POST …/{action}`).
     pub allowed_actions: Vec<Action>,
 }
@@ -182,6 +189,8 @@ impl WorkOrderView {
                 },
             ),
             repeat_of: order.repeat_of.filter(|_| staff),
+            offer_expires_at: order.offer_expires_at,
+            redispatch_at: order.redispatch_at.filter(|_| staff),
             allowed_actions: allowed(scope, status),
         }
     }
@@ -351,6 +360,13 @@ pub struct AssigneeView {
     /// Open orders it may hold at once.
     pub capacity: i32,
     pub open_orders: i32,
+    /// Regions it covers, each with its subtree.
+    pub region_ids: Vec<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<hotline_kit::calendar::BusinessHours>)]
+    pub business_hours: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_dispatched_at: Option<DateTime<Utc>>,
     pub active: bool,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -367,6 +383,14 @@ impl From<assignee::Model> for AssigneeView {
             skills: serde_json::from_value(row.skills).unwrap_or_default(),
             capacity: row.capacity,
             open_orders: row.open_orders,
+            region_ids: row.regions.as_array().map_or_else(Vec::new, |regions| {
+                regions
+                    .iter()
+                    .filter_map(|r| r["id"].as_str()?.parse().ok())
+                    .collect()
+            }),
+            business_hours: row.business_hours,
+            last_dispatched_at: row.last_dispatched_at,
             active: row.active,
             version: row.version,
             created_at: row.created_at,
@@ -398,6 +422,92 @@ impl From<sla_policy::Model> for SlaPolicyView {
             business_hours: row.business_hours,
             pause_on: serde_json::from_value(row.pause_on).unwrap_or_default(),
             version: row.version,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DispatchRuleView {
+    pub id: Uuid,
+    pub name: String,
+    pub precedence: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_path: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// least_loaded or round_robin.
+    pub strategy: String,
+    pub candidates: Vec<Uuid>,
+    pub auto: bool,
+    pub accept_timeout_seconds: i64,
+    pub active: bool,
+    pub version: i64,
+}
+
+impl From<dispatch_rule::Model> for DispatchRuleView {
+    fn from(row: dispatch_rule::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            precedence: row.precedence,
+            region_id: row.region_id,
+            region_path: row.region_path,
+            type_key: row.type_key,
+            category_id: row.category_id,
+            category_path: row.category_path,
+            skill: row.skill,
+            strategy: row.strategy,
+            candidates: serde_json::from_value(row.candidates).unwrap_or_default(),
+            auto: row.auto,
+            accept_timeout_seconds: row.accept_timeout_secs,
+            active: row.active,
+            version: row.version,
+        }
+    }
+}
+
+/// One offer of an order to an assignee.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub id: Uuid,
+    /// Offers since the order was opened, reopened or sent to the rules by
+    /// staff; in a round nobody is offered an order twice.
+    pub round: i32,
+    pub assignee_id: Uuid,
+    /// The rule that chose the assignee; absent when staff named them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<Uuid>,
+    /// Who dispatched: a client id, or `ticketing` for the rules.
+    pub dispatched_by: String,
+    pub offered_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responded_at: Option<DateTime<Utc>>,
+    /// pending, accepted, declined, timed_out, withdrawn or cancelled.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<dispatch_attempt::Model> for AttemptView {
+    fn from(row: dispatch_attempt::Model) -> Self {
+        Self {
+            id: row.id,
+            round: row.round,
+            assignee_id: row.assignee_id,
+            rule_id: row.rule_id,
+            dispatched_by: row.dispatched_by,
+            offered_at: row.offered_at,
+            responded_at: row.responded_at,
+            outcome: row.outcome,
+            reason: row.reason,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Ticketing's rules, free of I/O: the status machine, numbers, and the
-//! shapes of configuration.
+//! Ticketing's rules, free of I/O: the status machine, numbers, SLA clocks,
+//! dispatch, and the shapes of configuration.
 
+pub mod dispatch;
 pub mod number;
 pub mod order;
 pub mod setup;

@@ -3,6 +3,7 @@
 
 mod m20261202_000002_create_ticketing;
 mod m20261203_000001_add_sla;
+mod m20261204_000001_add_dispatch;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         let mut migrations = hotline_kit::migration::platform_migrations();
         migrations.push(Box::new(m20261202_000002_create_ticketing::Migration));
         migrations.push(Box::new(m20261203_000001_add_sla::Migration));
+        migrations.push(Box::new(m20261204_000001_add_dispatch::Migration));
         migrations
     }
 }

@@ -1,8 +1,9 @@
 //! Ticketing's REST resources: work orders and their steps, notes and
 //! history for agents, supervisors and partner shops; the supervisors'
 //! escalation stream; types, categories, regions, resolution codes, SLA
-//! policies and assignees for supervisors.
+//! policies, assignees and dispatch rules for supervisors.
 
+mod dispatch;
 mod escalations;
 mod setup;
 mod work_orders;
@@ -27,7 +28,8 @@ pub fn configure(config: &mut ServiceConfig, service: Arc<TicketingService>, str
         .app_data(web::Data::new(streams))
         .configure(work_orders::configure)
         .configure(escalations::configure)
-        .configure(setup::configure);
+        .configure(setup::configure)
+        .configure(dispatch::configure);
 }
 
 /// 200 with the resource's `ETag`.

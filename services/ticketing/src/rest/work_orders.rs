@@ -20,7 +20,7 @@ use crate::{
     domain::order::{Action, HoldReason, Status},
     input::{NewNote, NewWorkOrder, Step, WorkOrderPatch},
     store::OrderFilter,
-    views::{HistoryView, NoteView, WorkOrderView},
+    views::{AttemptView, HistoryView, NoteView, WorkOrderView},
 };
 
 pub fn configure(config: &mut ServiceConfig) {
@@ -42,7 +42,8 @@ pub fn configure(config: &mut ServiceConfig) {
             .service(cancel)
             .service(add_note)
             .service(notes)
-            .service(history),
+            .service(history)
+            .service(attempts),
     );
 }
 
@@ -220,8 +221,9 @@ struct NoBody {}
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Dispatch {
-    /// The technician or shop.
-    assignee_id: Uuid,
+    /// The technician or shop; absent: the one the dispatch rules choose
+    /// (409 `no_dispatch_rule`, `no_candidate` or `no_candidate_open` when they can't).
+    assignee_id: Option<Uuid>,
     /// Past the assignee's capacity (supervisors).
     #[serde(default)]
     force: bool,
@@ -250,15 +252,16 @@ struct Resolve {
     note: Option<String>,
 }
 
-/// Dispatches (or re-dispatches) the order to a technician or shop; a shop
-/// owns it from then on. Staff only.
+/// Dispatches (or re-dispatches) the order to a technician or shop, named
+/// or chosen by the dispatch rules; a shop owns it from then on. The
+/// assignee has until `offer_expires_at` to accept. Staff only.
 #[utoipa::path(
     tag = "work-orders",
     request_body = Dispatch,
     params(("id" = String, Path, description = "id or number"), ("If-Match" = Option<String>, Header)),
     responses(
         (status = 200, body = WorkOrderView), (status = 403), (status = 404),
-        (status = 409, description = "illegal transition, same assignee, or at capacity"),
+        (status = 409, description = "illegal transition, same assignee, at capacity, or no candidate of the rules"),
         (status = 412), (status = 422),
     ),
     security(("bearer" = []))
@@ -273,7 +276,7 @@ async fn dispatch(
 ) -> ApiResult<HttpResponse> {
     let body: Dispatch = rest::from_json_value(body.into_inner())?;
     let mut action = Step::new(Action::Dispatch);
-    action.assignee_id = Some(body.assignee_id);
+    action.assignee_id = body.assignee_id;
     action.force = body.force;
     step(&service, &principal, &request, &id, action).await
 }
@@ -488,4 +491,21 @@ async fn history(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.history(&principal, &id).await?))
+}
+
+/// The order's offers, oldest first: to whom, by which rule or person, and
+/// how each ended (staff only).
+#[utoipa::path(
+    tag = "dispatch",
+    params(("id" = String, Path, description = "id or number")),
+    responses((status = 200, body = Vec<AttemptView>), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/{id}/dispatch-attempts")]
+async fn attempts(
+    principal: Principal,
+    service: Service,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(service.attempts(&principal, &id).await?))
 }

@@ -18,6 +18,12 @@ pub struct Model {
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The regions it covers, with their subtrees: `[{"id", "path"}]`.
+    pub regions: Json,
+    /// When it takes orders (the kit's `BusinessHours`); none: always.
+    pub business_hours: Option<Json>,
+    /// Round-robin's turn, and least-loaded's tie-break.
+    pub last_dispatched_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

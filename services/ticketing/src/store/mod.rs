@@ -4,6 +4,8 @@
 
 pub mod assignee;
 pub mod category;
+pub mod dispatch_attempt;
+pub mod dispatch_rule;
 pub mod history;
 pub mod note;
 pub mod region;

@@ -47,6 +47,12 @@ pub struct Model {
     pub escalation_level: i32,
     pub response_warned: bool,
     pub resolution_warned: bool,
+    /// See `dispatch_attempt.round`.
+    pub dispatch_round: i32,
+    /// While dispatched: when the offer times out unaccepted.
+    pub offer_expires_at: Option<DateTimeUtc>,
+    /// While new: when to try the rules again (their assignees were all closed).
+    pub redispatch_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

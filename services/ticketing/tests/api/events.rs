@@ -1,16 +1,12 @@
 //! What ticketing publishes — every step of an order, and the customer's
 //! timeline in identity — and what it does with identity's erasures and merges.
 
-use std::time::Duration;
-
-use hotline_kit::bus::{Fanout, Subscription};
 use hotline_proto::{events::v1::WorkOrderChanged, ticketing::v1 as wire};
-use hotline_testkit::Recording;
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::Desk;
+use crate::helpers::{Desk, until};
 
 crate::on_both_backends!(
     every_step_is_published_and_the_milestones_reach_the_customers_timeline,
@@ -18,30 +14,8 @@ crate::on_both_backends!(
     a_merged_customers_orders_move_to_the_survivor,
 );
 
-fn record(desk: &Desk) -> Recording {
-    let subscription = Subscription {
-        name: "reporting.test".into(),
-        bindings: vec!["ticketing.#".into()],
-        fanout: Fanout::Shared,
-    };
-    let bus = desk.app.platform.bus.clone();
-    bus.declare(std::slice::from_ref(&subscription));
-    Recording::start(bus, subscription)
-}
-
-async fn until(what: &str, check: impl AsyncFn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn every_step_is_published_and_the_milestones_reach_the_customers_timeline(desk: Desk) {
-    let recording = record(&desk);
+    let recording = desk.record(&["ticketing.#"]);
     let customer = desk.customer("冯雪", "13800138020").await;
     let order = desk.order(&customer).await;
     let id = order["id"].as_str().unwrap();

@@ -62,7 +62,7 @@ async fn an_order_is_opened_stepped_and_read_over_grpc(desk: Desk) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(illegal.code(), Code::AlreadyExists);
+    assert_eq!(illegal.code(), Code::FailedPrecondition);
     let info = illegal.get_error_details().error_info().cloned().unwrap();
     assert_eq!(info.reason, "ILLEGAL_TRANSITION");
 
@@ -77,9 +77,10 @@ async fn an_order_is_opened_stepped_and_read_over_grpc(desk: Desk) {
         ))
         .await
         .unwrap_err();
-    assert_eq!(invalid.code(), Code::InvalidArgument);
-    let violations = invalid.get_error_details().bad_request().cloned().unwrap();
-    assert_eq!(violations.field_violations[0].field, "/assignee_id");
+    // Naming no one asks the dispatch rules; there are none here.
+    assert_eq!(invalid.code(), Code::FailedPrecondition);
+    let info = invalid.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.metadata["code"], "no_dispatch_rule");
 
     let dispatched = client
         .act(request(

@@ -5,9 +5,14 @@
 use std::sync::Arc;
 
 use hotline_identity::{IdentityComponent, IdentityConfig, pii::PiiCipher};
-use hotline_kit::{clock::ManualClock, component::Component, config::Validate};
+use hotline_kit::{
+    bus::{Fanout, Subscription},
+    clock::ManualClock,
+    component::Component,
+    config::Validate,
+};
 use hotline_proto::clients::{IdentityApi, IdentityGrpcClient};
-use hotline_testkit::{Infra, TestApp, auth_config};
+use hotline_testkit::{Infra, Recording, TestApp, auth_config};
 use hotline_ticketing::{TicketingComponent, TicketingConfig};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -37,6 +42,8 @@ pub fn ticketing_config() -> TicketingConfig {
         "lease_ttl": "3s",
         "lease_renew": "500ms",
         "stream_keep_alive": "15s",
+        "accept_timeout": "30m",
+        "max_auto_attempts": 5,
     }))
     .expect("ticketing settings");
     assert!(config.validate().is_empty(), "{:?}", config.validate());
@@ -229,7 +236,7 @@ impl Desk {
         (id, token)
     }
 
-    async fn node(&self, path: &str, spec: Value) -> String {
+    pub async fn node(&self, path: &str, spec: Value) -> String {
         let node = self
             .ok_json(
                 self.post(path, &self.lead, &spec).await,
@@ -318,6 +325,18 @@ impl Desk {
         history.as_array().unwrap().clone()
     }
 
+    /// Records the events of `bindings` from now on, as a consumer would.
+    pub fn record(&self, bindings: &[&str]) -> Recording {
+        let subscription = Subscription {
+            name: "observer.test".into(),
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
+            fanout: Fanout::Shared,
+        };
+        let bus = self.app.platform.bus.clone();
+        bus.declare(std::slice::from_ref(&subscription));
+        Recording::start(bus, subscription)
+    }
+
     pub async fn ok_json(&self, response: Response, status: StatusCode) -> Value {
         hotline_testkit::ok_json(response, status).await
     }
@@ -340,6 +359,18 @@ impl Desk {
 }
 
 pub use hotline_testkit::problem;
+
+/// Waits up to 10 s for `check` (a timer firing, an event consumed).
+pub async fn until(what: &str, check: impl AsyncFn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
 
 /// Runs each named scenario on the embedded backends and on the real ones.
 #[macro_export]

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod dispatch;
 mod events;
 mod grpc;
 mod orders;

@@ -4,7 +4,6 @@
 //! and resolution; and repeat repairs linked to the order they repeat.
 
 use chrono::Duration;
-use hotline_kit::bus::{Fanout, Subscription};
 use hotline_proto::events::v1::WorkOrderChanged;
 use hotline_testkit::{Recording, Sse};
 use prost::Message;
@@ -12,17 +11,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Desk, problem};
-
-fn record(desk: &Desk, bindings: &[&str]) -> Recording {
-    let subscription = Subscription {
-        name: "supervisors.test".into(),
-        bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
-        fanout: Fanout::Shared,
-    };
-    let bus = desk.app.platform.bus.clone();
-    bus.declare(std::slice::from_ref(&subscription));
-    Recording::start(bus, subscription)
-}
 
 /// The (kind, clock, level) of every escalation recorded, once `count` are.
 async fn escalations(recording: &Recording, count: usize) -> Vec<(String, String, i32)> {
@@ -47,13 +35,10 @@ async fn escalations(recording: &Recording, count: usize) -> Vec<(String, String
 }
 
 async fn warnings_and_breaches_fire_once_each_and_are_published(desk: Desk) {
-    let recording = record(
-        &desk,
-        &[
-            "ticketing.ticket.escalated",
-            "ticketing.ticket.sla_breached",
-        ],
-    );
+    let recording = desk.record(&[
+        "ticketing.ticket.escalated",
+        "ticketing.ticket.sla_breached",
+    ]);
     let mut supervisors = Sse::open(&desk.app, "/api/v1/escalations/stream", &desk.lead).await;
     problem(
         desk.get("/api/v1/escalations/stream", &desk.agent).await,
@@ -498,7 +483,7 @@ async fn a_repeat_repair_links_to_the_order_it_repeats(desk: Desk) {
 }
 
 async fn a_resolved_order_closes_itself_three_days_later(desk: Desk) {
-    let recording = record(&desk, &["ticketing.ticket.closed"]);
+    let recording = desk.record(&["ticketing.ticket.closed"]);
     let customer = desk.customer("宋佳", "13800138045").await;
     let order = desk.order(&customer).await;
     let id = order["id"].as_str().unwrap();
@@ -563,13 +548,10 @@ async fn a_deadline_set_before_a_restart_fires_after_it_once(desk: Desk) {
     let customer = desk.customer("韩梅", "13800138046").await;
     let order = desk.order(&customer).await;
     let desk = desk.restart().await;
-    let recording = record(
-        &desk,
-        &[
-            "ticketing.ticket.escalated",
-            "ticketing.ticket.sla_breached",
-        ],
-    );
+    let recording = desk.record(&[
+        "ticketing.ticket.escalated",
+        "ticketing.ticket.sla_breached",
+    ]);
     desk.clock.advance(Duration::minutes(195));
     let fired = escalations(&recording, 1).await;
     assert_eq!(

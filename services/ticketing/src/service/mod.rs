@@ -1,6 +1,8 @@
 //! Ticketing's use cases. REST and gRPC call only these; each change is one
 //! transaction that writes the order, its history row and its events.
 
+mod dispatch;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -30,6 +32,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use self::dispatch::{Claimed, Outcome, Trigger};
 use crate::{
     config::Settings,
     domain::{
@@ -268,29 +271,35 @@ enum OrderTimer {
     Sla(Deadline),
     /// A resolved order closes itself after `ticketing.auto_close_after`.
     AutoClose,
+    /// A dispatched order's offer runs out: the next candidate.
+    Offer,
+    /// A deferred order tries the rules again.
+    Redispatch,
 }
 
 impl OrderTimer {
     fn all() -> impl Iterator<Item = Self> {
-        Deadline::ALL
-            .into_iter()
-            .map(Self::Sla)
-            .chain([Self::AutoClose])
+        Deadline::ALL.into_iter().map(Self::Sla).chain([
+            Self::AutoClose,
+            Self::Offer,
+            Self::Redispatch,
+        ])
     }
 
     fn suffix(self) -> &'static str {
         match self {
             Self::Sla(deadline) => deadline.suffix(),
             Self::AutoClose => "close",
+            Self::Offer => "offer",
+            Self::Redispatch => "redispatch",
         }
     }
 
     fn parse(suffix: &str) -> Option<Self> {
-        if suffix == Self::AutoClose.suffix() {
-            Some(Self::AutoClose)
-        } else {
-            Deadline::parse(suffix).map(Self::Sla)
-        }
+        [Self::AutoClose, Self::Offer, Self::Redispatch]
+            .into_iter()
+            .find(|timer| timer.suffix() == suffix)
+            .or_else(|| Deadline::parse(suffix).map(Self::Sla))
     }
 
     /// The timer's row: `wo:<id>:<suffix>`.
@@ -586,6 +595,28 @@ impl TicketingService {
         }
     }
 
+    /// An assignee's working hours, checked, as stored.
+    fn working_hours(
+        problems: &mut Problems,
+        hours: Option<&BusinessHours>,
+    ) -> ApiResult<Option<serde_json::Value>> {
+        let Some(hours) = hours else {
+            return Ok(None);
+        };
+        for (pointer, message) in hours.problems() {
+            problems.add(format!("/business_hours{pointer}"), message);
+        }
+        if hours.weekly.is_empty() {
+            problems.add(
+                "/business_hours/weekly",
+                "it would never take an order; deactivate it instead",
+            );
+        }
+        serde_json::to_value(hours)
+            .map(Some)
+            .map_err(ApiError::internal)
+    }
+
     /// A technician's phone, unique among active technicians (inbound SMS
     /// tell them apart by it).
     async fn technician_phone(
@@ -626,6 +657,8 @@ impl TicketingService {
         let phone = self
             .technician_phone(&mut problems, input.phone.as_deref(), None)
             .await?;
+        let regions = self.covered(&mut problems, &input.region_ids).await?;
+        let hours = Self::working_hours(&mut problems, input.business_hours.as_ref())?;
         match input.kind {
             AssigneeKind::Technician => {
                 if input.phone.is_none() {
@@ -670,6 +703,9 @@ impl TicketingService {
             version: Set(1),
             created_at: Set(now),
             updated_at: Set(now),
+            regions: Set(regions),
+            business_hours: Set(hours),
+            last_dispatched_at: Set(None),
         };
         match assignee::Entity::insert(row)
             .exec_with_returning(&self.db)
@@ -710,6 +746,17 @@ impl TicketingService {
         let phone = self
             .technician_phone(&mut problems, patch.phone.as_deref(), Some(id))
             .await?;
+        let regions = match &patch.region_ids {
+            Some(ids) => Some(self.covered(&mut problems, ids).await?),
+            None => None,
+        };
+        let hours = Self::working_hours(&mut problems, patch.business_hours.as_ref())?;
+        if patch.clear_business_hours && patch.business_hours.is_some() {
+            problems.add(
+                "/clear_business_hours",
+                "either new hours or none, not both",
+            );
+        }
         problems.finish(()).map_err(ApiError::invalid)?;
         let version = current.version;
         let mut row = current.into_active_model();
@@ -727,6 +774,12 @@ impl TicketingService {
         }
         if let Some(active) = patch.active {
             row.active = Set(active);
+        }
+        if let Some(regions) = regions {
+            row.regions = Set(regions);
+        }
+        if hours.is_some() || patch.clear_business_hours {
+            row.business_hours = Set(hours);
         }
         row.version = Set(version + 1);
         row.updated_at = Set(self.clock.now());
@@ -770,18 +823,15 @@ impl TicketingService {
         self.cache.delete(&[self.cache.key("customer", id)]).await;
     }
 
-    /// The next number: from this replica's block on PostgreSQL, from the
-    /// counter inside the order's transaction on SQLite.
-    async fn next_number<C: ConnectionTrait>(
-        &self,
-        txn: &C,
-        now: DateTime<Utc>,
-    ) -> ApiResult<String> {
-        let day = number::day(now, self.settings.time_zone);
+    /// A number from this replica's block (PostgreSQL), reserved in its own
+    /// short transaction before the order's begins, so a request never holds
+    /// two connections; `None` on SQLite, which counts inside the order's
+    /// transaction ([`Self::counted_number`]) for numbers without gaps.
+    async fn block_number(&self, now: DateTime<Utc>) -> ApiResult<Option<String>> {
         if self.db.get_database_backend() != DatabaseBackend::Postgres {
-            let last = store::reserve_numbers(txn, &day, 1).await?;
-            return Ok(number::format(&day, last));
+            return Ok(None);
         }
+        let day = number::day(now, self.settings.time_zone);
         let mut block = self.numbers.lock().await;
         if block.day != day || block.next > block.last {
             let size = self.settings.number_block;
@@ -794,7 +844,17 @@ impl TicketingService {
         }
         let count = block.next;
         block.next += 1;
-        Ok(number::format(&day, count))
+        Ok(Some(number::format(&day, count)))
+    }
+
+    async fn counted_number<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        now: DateTime<Utc>,
+    ) -> ApiResult<String> {
+        let day = number::day(now, self.settings.time_zone);
+        let last = store::reserve_numbers(txn, &day, 1).await?;
+        Ok(number::format(&day, last))
     }
 
     async fn active_type(&self, key: &str) -> ApiResult<Option<work_order_type::Model>> {
@@ -927,8 +987,12 @@ impl TicketingService {
             None => None,
         };
         let id = Uuid::now_v7();
+        let reserved = self.block_number(now).await?;
         let txn = self.db.begin().await?;
-        let number = self.next_number(&txn, now).await?;
+        let number = match reserved {
+            Some(number) => number,
+            None => self.counted_number(&txn, now).await?,
+        };
         let row = work_order::ActiveModel {
             id: Set(id),
             number: Set(number),
@@ -998,6 +1062,7 @@ impl TicketingService {
             },
         )
         .await?;
+        let order = self.dispatch_new(&txn, order).await?;
         if let Some(key) = &idempotency {
             // The key remembers which order it made, not the response body:
             // no personal data lingers in the idempotency table.
@@ -1284,9 +1349,6 @@ impl TicketingService {
         if step.action == Action::Hold && step.hold.is_none() {
             problems.add("/reason", "waiting_customer or waiting_parts");
         }
-        if step.action == Action::Dispatch && step.assignee_id.is_none() {
-            problems.add("/assignee_id", "name the technician or shop");
-        }
         if step.action == Action::Resolve && step.resolution_code.is_none() {
             problems.add("/resolution_code", "resolving takes a resolution code");
         }
@@ -1305,16 +1367,78 @@ impl TicketingService {
         if if_match.is_some_and(|version| version != order.version) {
             return Err(rest::stale_version());
         }
+        let actor = (principal.subject.as_str(), actor_kind(&scope));
         let from = status_of(&order);
-        let allowed = crate::views::allowed(&scope, from);
+        let updated = match (step.action, step.assignee_id) {
+            (Action::Dispatch, None) => {
+                if step.action.apply(from, None).is_none() {
+                    return Err(illegal(
+                        step.action,
+                        from,
+                        &crate::views::allowed(&scope, from),
+                    ));
+                }
+                self.dispatch_by_rules(&txn, order, actor, Trigger::Requested)
+                    .await?
+            }
+            (Action::Dispatch, Some(id)) => {
+                let claimed = self.claim_named(&txn, &order, id, step.force).await?;
+                self.apply_step(&txn, &scope, &order, &step, actor, Some(claimed))
+                    .await?
+            }
+            (Action::Decline, _) => {
+                let declined = self
+                    .apply_step(&txn, &scope, &order, &step, actor, None)
+                    .await?;
+                self.dispatch_by_rules(&txn, declined, actor, Trigger::Declined)
+                    .await?
+            }
+            (Action::Reopen, _) => {
+                let reopened = self
+                    .apply_step(&txn, &scope, &order, &step, actor, None)
+                    .await?;
+                self.dispatch_by_rules(&txn, reopened, actor, Trigger::Reopened)
+                    .await?
+            }
+            _ => {
+                self.apply_step(&txn, &scope, &order, &step, actor, None)
+                    .await?
+            }
+        };
+        txn.commit().await?;
+        self.outbox.wake();
+        tracing::info!(
+            work_order_id = %updated.id,
+            action = step.action.as_str(),
+            from = from.as_str(),
+            to = updated.status.as_str(),
+            "work order changed"
+        );
+        Ok(WorkOrderView::of(updated, &scope))
+    }
+
+    /// One step on a locked order: its status, clocks, timers, the
+    /// assignees' counts, its dispatch attempts, history and events. A
+    /// dispatch comes with the assignee's room claimed already.
+    async fn apply_step<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        scope: &Scope,
+        order: &work_order::Model,
+        step: &Step,
+        (actor, actor_kind): (&str, &'static str),
+        claimed: Option<Claimed>,
+    ) -> ApiResult<work_order::Model> {
+        let from = status_of(order);
+        let allowed = crate::views::allowed(scope, from);
         let Some(to) = step.action.apply(from, step.hold) else {
             return Err(illegal(step.action, from, &allowed));
         };
         let now = self.clock.now();
         let mut row = order.clone().into_active_model();
-        let policy = self.policy(&txn, &order.type_key, &order.priority).await?;
+        let policy = self.policy(txn, &order.type_key, &order.priority).await?;
         if let Some(policy) = &policy {
-            let mut clocks = clocks_of(&order);
+            let mut clocks = clocks_of(order);
             policy.step(&mut clocks, from, to, now, self.settings.time_zone);
             write_clocks(&mut row, &clocks);
         }
@@ -1324,53 +1448,50 @@ impl TicketingService {
         let previous_assignee = order.assignee_id;
         match step.action {
             Action::Dispatch => {
-                let target_id = step.assignee_id.unwrap_or_default();
-                let target = match self.find_assignee(&txn, target_id).await {
-                    Ok(target) if target.active => target,
-                    Ok(_) => {
-                        return Err(ApiError::invalid_field(
-                            "/assignee_id",
-                            "the assignee is inactive",
-                        ));
-                    }
-                    Err(error) if error.code == ErrorCode::NotFound => {
-                        return Err(ApiError::invalid_field("/assignee_id", "no such assignee"));
-                    }
-                    Err(error) => return Err(error),
+                let Some(Claimed {
+                    assignee: target,
+                    rule,
+                    timeout,
+                    round,
+                }) = claimed
+                else {
+                    return Err(ApiError::internal(anyhow::anyhow!(
+                        "a dispatch without a claimed assignee"
+                    )));
                 };
-                if previous_assignee == Some(target.id) {
-                    return Err(ApiError::conflict(
-                        "already_dispatched",
-                        "the work order is with this assignee already",
-                    ));
-                }
-                if target.open_orders >= target.capacity && !step.force {
-                    return Err(ApiError::conflict(
-                        "assignee_at_capacity",
-                        format!(
-                            "{} holds {} open orders, its capacity; a supervisor may force it",
-                            target.name, target.open_orders
-                        ),
-                    ));
-                }
                 if let Some(previous) = previous_assignee {
-                    store::count_open(&txn, previous, -1, now).await?;
+                    store::count_open(txn, previous, -1, now).await?;
+                    self.settle_attempt(txn, order.id, Outcome::Withdrawn, None, now)
+                        .await?;
                     kinds.push(events::TICKET_WITHDRAWN);
                 }
-                store::count_open(&txn, target.id, 1, now).await?;
+                self.offer(txn, order.id, round, &target, rule, actor, now)
+                    .await?;
                 changes.insert(
                     "assignee_id".into(),
                     json!({"from": previous_assignee, "to": target.id}),
                 );
+                if let Some(rule) = rule {
+                    changes.insert("rule_id".into(), json!(rule));
+                }
                 row.assignee_id = Set(Some(target.id));
                 row.partner_id = Set(target.partner_id.clone());
+                row.dispatch_round = Set(round);
+                row.offer_expires_at = Set(Some(now + timeout));
                 assignee_kind = Some(target.kind);
                 kinds.push(events::TICKET_DISPATCHED);
             }
             Action::Decline => {
                 if let Some(previous) = previous_assignee {
-                    store::count_open(&txn, previous, -1, now).await?;
+                    store::count_open(txn, previous, -1, now).await?;
                 }
+                let outcome = if step.unanswered {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Declined
+                };
+                self.settle_attempt(txn, order.id, outcome, step.reason.as_deref(), now)
+                    .await?;
                 changes.insert(
                     "assignee_id".into(),
                     json!({"from": previous_assignee, "to": null}),
@@ -1378,16 +1499,24 @@ impl TicketingService {
                 // A shop that declines no longer owns the order.
                 row.assignee_id = Set(None);
                 row.partner_id = Set(None);
-                kinds.push(events::TICKET_DECLINED);
+                kinds.push(if step.unanswered {
+                    events::TICKET_WITHDRAWN
+                } else {
+                    events::TICKET_DECLINED
+                });
             }
-            Action::Accept => kinds.push(events::TICKET_ACCEPTED),
+            Action::Accept => {
+                self.settle_attempt(txn, order.id, Outcome::Accepted, None, now)
+                    .await?;
+                kinds.push(events::TICKET_ACCEPTED);
+            }
             Action::Start | Action::Hold | Action::Resume => {
                 kinds.push(events::TICKET_STATUS_CHANGED)
             }
             Action::Resolve => {
                 let code = step.resolution_code.clone().unwrap_or_default();
                 let known = resolution_code::Entity::find_by_id(code.clone())
-                    .one(&txn)
+                    .one(txn)
                     .await?
                     .filter(|c| c.active);
                 let applies = known.as_ref().is_some_and(|c| {
@@ -1405,7 +1534,7 @@ impl TicketingService {
                     ));
                 }
                 if let Some(assignee) = previous_assignee {
-                    store::count_open(&txn, assignee, -1, now).await?;
+                    store::count_open(txn, assignee, -1, now).await?;
                 }
                 changes.insert("resolution_code".into(), json!({"from": null, "to": code}));
                 row.resolution_code = Set(Some(code));
@@ -1440,24 +1569,34 @@ impl TicketingService {
             }
             Action::Cancel => {
                 if let Some(assignee) = previous_assignee {
-                    store::count_open(&txn, assignee, -1, now).await?;
+                    store::count_open(txn, assignee, -1, now).await?;
                 }
+                self.settle_attempt(txn, order.id, Outcome::Cancelled, None, now)
+                    .await?;
                 kinds.push(events::TICKET_CANCELLED);
             }
         }
+        if to != Status::Dispatched {
+            row.offer_expires_at = Set(None);
+        }
+        row.redispatch_at = Set(None);
         row.status = Set(to.as_str().to_owned());
         row.version = Set(order.version + 1);
         row.updated_at = Set(now);
-        let updated = row.update(&txn).await?;
-        self.set_timers(&txn, &updated, policy.as_ref()).await?;
+        let updated = row.update(txn).await?;
+        self.set_timers(txn, &updated, policy.as_ref()).await?;
         if let Some(reason) = &step.reason {
             changes.insert("reason".into(), json!(reason));
         }
         self.record(
-            &txn,
+            txn,
             &updated,
-            (&principal.subject, actor_kind(&scope)),
-            step.action.as_str(),
+            (actor, actor_kind),
+            if step.unanswered {
+                "offer_timed_out"
+            } else {
+                step.action.as_str()
+            },
             Some(from),
             changes.into(),
             "shared",
@@ -1466,12 +1605,12 @@ impl TicketingService {
         for kind in kinds {
             // A withdrawal is announced with the order as its old assignee had it.
             let announced = if kind == events::TICKET_WITHDRAWN {
-                &order
+                order
             } else {
                 &updated
             };
             self.announce(
-                &txn,
+                txn,
                 Change {
                     kind,
                     order: announced,
@@ -1479,7 +1618,7 @@ impl TicketingService {
                     assignee_kind: assignee_kind
                         .as_deref()
                         .filter(|_| kind != events::TICKET_WITHDRAWN),
-                    actor: &principal.subject,
+                    actor,
                     reason: step.reason.as_deref(),
                     at: now,
                     escalation: None,
@@ -1487,16 +1626,7 @@ impl TicketingService {
             )
             .await?;
         }
-        txn.commit().await?;
-        self.outbox.wake();
-        tracing::info!(
-            work_order_id = %updated.id,
-            action = step.action.as_str(),
-            from = from.as_str(),
-            to = to.as_str(),
-            "work order changed"
-        );
-        Ok(WorkOrderView::of(updated, &scope))
+        Ok(updated)
     }
 
     pub async fn add_note(
@@ -1775,6 +1905,16 @@ impl TicketingService {
                 OrderTimer::AutoClose.at(order.id, resolved_at + self.settings.auto_close_after),
             );
         }
+        if status_of(order) == Status::Dispatched
+            && let Some(expires_at) = order.offer_expires_at
+        {
+            due.push(OrderTimer::Offer.at(order.id, expires_at));
+        }
+        if dispatch::waits_for_dispatch(order)
+            && let Some(at) = order.redispatch_at
+        {
+            due.push(OrderTimer::Redispatch.at(order.id, at));
+        }
         timers::schedule(txn, &due).await
     }
 
@@ -1823,7 +1963,25 @@ impl TicketingService {
                 self.auto_close(&txn, &order, now).await?;
                 true
             }
-            OrderTimer::Sla(_) | OrderTimer::AutoClose => false,
+            OrderTimer::Offer
+                if status_of(&order) == Status::Dispatched
+                    && order.offer_expires_at.is_some_and(|at| at <= now) =>
+            {
+                self.offer_timed_out(&txn, &order)
+                    .await
+                    .map_err(|error| DbErr::Custom(error.to_string()))?;
+                true
+            }
+            OrderTimer::Redispatch if dispatch::waits_for_dispatch(&order) => {
+                self.redispatch(&txn, order)
+                    .await
+                    .map_err(|error| DbErr::Custom(error.to_string()))?;
+                true
+            }
+            OrderTimer::Sla(_)
+            | OrderTimer::AutoClose
+            | OrderTimer::Offer
+            | OrderTimer::Redispatch => false,
         };
         txn.commit().await?;
         if !done {
