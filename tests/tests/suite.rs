@@ -248,9 +248,19 @@ async fn a_work_order_is_opened_from_a_screen_pop_and_resolved_by_a_shop(infra: 
         Method::POST,
         "/api/v1/assignees",
         &token,
-        Some(
-            serde_json::json!({"kind": "shop", "name": "Chaoyang repair", "partner_id": "shop-cy"}),
-        ),
+        Some(serde_json::json!({
+            "kind": "shop", "name": "Chaoyang repair", "partner_id": "shop-cy",
+            "region_ids": [region["id"]],
+        })),
+    )
+    .await;
+    send(
+        Method::POST,
+        "/api/v1/dispatch-rules",
+        &token,
+        Some(serde_json::json!({
+            "name": "Chaoyang", "region_id": region["id"], "strategy": "least_loaded",
+        })),
     )
     .await;
     let order = send(
@@ -264,14 +274,12 @@ async fn a_work_order_is_opened_from_a_screen_pop_and_resolved_by_a_shop(infra: 
     )
     .await;
     assert_eq!(order["customer"]["name"], "工单测试");
+    // The rule dispatched it on its own.
+    assert_eq!(
+        (&order["status"], &order["assignee_id"]),
+        (&serde_json::json!("dispatched"), &shop["id"])
+    );
     let id = order["id"].as_str().unwrap().to_owned();
-    send(
-        Method::POST,
-        &format!("/api/v1/work-orders/{id}/dispatch"),
-        &token,
-        Some(serde_json::json!({"assignee_id": shop["id"]})),
-    )
-    .await;
 
     let shop_client = send(
         Method::POST,

@@ -201,6 +201,11 @@ pub struct SlaPolicyInput {
     /// Statuses the resolution clock stops in: waiting_customer (the default), waiting_parts.
     #[serde(default = "default_pause")]
     pub pause_on: Vec<Status>,
+    /// When the first response is breached while the assignee has not
+    /// accepted, withdraw the order and send it to the dispatch rules' next
+    /// candidate (false when absent).
+    #[serde(default)]
+    pub redispatch_on_breach: bool,
 }
 
 fn default_pause() -> Vec<Status> {

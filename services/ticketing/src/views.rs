@@ -409,6 +409,7 @@ pub struct SlaPolicyView {
     #[schema(value_type = Option<hotline_kit::calendar::BusinessHours>)]
     pub business_hours: Option<serde_json::Value>,
     pub pause_on: Vec<String>,
+    pub redispatch_on_breach: bool,
     pub version: i64,
 }
 
@@ -421,6 +422,7 @@ impl From<sla_policy::Model> for SlaPolicyView {
             resolution_seconds: row.resolution_secs,
             business_hours: row.business_hours,
             pause_on: serde_json::from_value(row.pause_on).unwrap_or_default(),
+            redispatch_on_breach: row.redispatch_on_breach,
             version: row.version,
         }
     }

@@ -16,6 +16,9 @@ pub struct Policy {
     pub hours: Option<BusinessHours>,
     /// Statuses the resolution clock stops in, beside the final ones.
     pub pause_on: Vec<Status>,
+    /// A breached first response takes the order from an assignee who has
+    /// not accepted it, to the dispatch rules' next candidate.
+    pub redispatch_on_breach: bool,
 }
 
 /// A deadline fires its warning at this share of the time allowed.
@@ -234,6 +237,7 @@ mod tests {
             resolution: Duration::hours(48),
             hours: None,
             pause_on: vec![Status::WaitingCustomer],
+            redispatch_on_breach: false,
         }
     }
 

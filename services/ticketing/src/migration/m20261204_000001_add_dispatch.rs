@@ -75,6 +75,14 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SlaPolicy::Table)
+                    .add_column(boolean(SlaPolicy::RedispatchOnBreach).default(false))
+                    .to_owned(),
+            )
+            .await?;
         for column in [
             integer(WorkOrder::DispatchRound).default(0).to_owned(),
             timestamp_with_time_zone_null(WorkOrder::OfferExpiresAt),
@@ -121,6 +129,14 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(SlaPolicy::Table)
+                    .drop_column(SlaPolicy::RedispatchOnBreach)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(DispatchAttempt::Table).to_owned())
             .await?;
@@ -181,4 +197,10 @@ enum WorkOrder {
     DispatchRound,
     OfferExpiresAt,
     RedispatchAt,
+}
+
+#[derive(DeriveIden)]
+enum SlaPolicy {
+    Table,
+    RedispatchOnBreach,
 }

@@ -479,15 +479,17 @@ impl TicketingService {
         Ok(())
     }
 
-    /// The offer of a locked, dispatched order ran out: it goes to the next candidate.
-    pub(super) async fn offer_timed_out<C: ConnectionTrait>(
+    /// A locked, dispatched order was not accepted in time (its offer ran
+    /// out, or its response deadline passed): it goes to the next candidate.
+    pub(super) async fn withdraw_and_redispatch<C: ConnectionTrait>(
         &self,
         txn: &C,
         order: &work_order::Model,
+        reason: &str,
     ) -> ApiResult<work_order::Model> {
         let mut step = Step::new(Action::Decline);
         step.unanswered = true;
-        step.reason = Some("not accepted in time".to_owned());
+        step.reason = Some(reason.to_owned());
         let actor = (SYSTEM_ACTOR, "system");
         let withdrawn = self
             .apply_step(txn, &Scope::Staff, order, &step, actor, None)

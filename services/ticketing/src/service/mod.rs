@@ -236,6 +236,7 @@ fn policy_of(row: &sla_policy::Model) -> anyhow::Result<Policy> {
             .map(serde_json::from_value::<BusinessHours>)
             .transpose()?,
         pause_on: serde_json::from_value(row.pause_on.clone())?,
+        redispatch_on_breach: row.redispatch_on_breach,
     })
 }
 
@@ -1853,6 +1854,7 @@ impl TicketingService {
                 .transpose()
                 .map_err(ApiError::internal)?),
             pause_on: Set(json!(input.pause_on)),
+            redispatch_on_breach: Set(input.redispatch_on_breach),
             version: Set(existing.as_ref().map_or(1, |row| row.version + 1)),
             updated_at: Set(now),
         };
@@ -1956,7 +1958,22 @@ impl TicketingService {
         let now = self.clock.now();
         let done = match purpose {
             OrderTimer::Sla(deadline) if deadline.pending(&clocks_of(&order)) => {
-                self.escalate(&txn, &order, deadline, now).await?;
+                let escalated = self.escalate(&txn, &order, deadline, now).await?;
+                if deadline == Deadline::Response && status_of(&escalated) == Status::Dispatched {
+                    let policy = self
+                        .policy(&txn, &order.type_key, &order.priority)
+                        .await
+                        .map_err(|error| DbErr::Custom(error.to_string()))?;
+                    if policy.is_some_and(|p| p.redispatch_on_breach) {
+                        self.withdraw_and_redispatch(
+                            &txn,
+                            &escalated,
+                            "the response deadline passed",
+                        )
+                        .await
+                        .map_err(|error| DbErr::Custom(error.to_string()))?;
+                    }
+                }
                 true
             }
             OrderTimer::AutoClose if status_of(&order) == Status::Resolved => {
@@ -1967,7 +1984,7 @@ impl TicketingService {
                 if status_of(&order) == Status::Dispatched
                     && order.offer_expires_at.is_some_and(|at| at <= now) =>
             {
-                self.offer_timed_out(&txn, &order)
+                self.withdraw_and_redispatch(&txn, &order, "not accepted in time")
                     .await
                     .map_err(|error| DbErr::Custom(error.to_string()))?;
                 true
@@ -1998,7 +2015,7 @@ impl TicketingService {
         order: &work_order::Model,
         deadline: Deadline,
         now: DateTime<Utc>,
-    ) -> Result<(), DbErr> {
+    ) -> Result<work_order::Model, DbErr> {
         let level = order.escalation_level + 1;
         let mut row = order.clone().into_active_model();
         row.escalation_level = Set(level);
@@ -2041,7 +2058,7 @@ impl TicketingService {
         )
         .await?;
         tracing::info!(work_order_id = %order.id, clock = deadline.clock(), level, breach = deadline.is_breach(), "work order escalated");
-        Ok(())
+        Ok(updated)
     }
 
     /// Closes a locked order that stayed resolved for `auto_close_after`.

@@ -14,6 +14,8 @@ pub struct Model {
     /// Statuses the resolution clock stops in (beside resolved, closed, cancelled).
     pub pause_on: Json,
     pub version: i64,
+    /// See `domain::sla::Policy::redispatch_on_breach`.
+    pub redispatch_on_breach: bool,
     pub updated_at: DateTimeUtc,
 }
 

@@ -18,6 +18,7 @@ crate::on_both_backends!(
     capacity_and_working_hours_decide_who_may_take_an_order,
     rules_are_set_by_supervisors_and_checked,
     concurrent_orders_never_overfill_an_assignee,
+    a_breached_response_takes_the_order_to_the_next_candidate,
 );
 
 /// A technician covering `regions`: their id.
@@ -668,4 +669,47 @@ async fn concurrent_orders_never_overfill_an_assignee(desk: Desk) {
         )
         .await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 5);
+}
+
+async fn a_breached_response_takes_the_order_to_the_next_candidate(desk: Desk) {
+    let policy = desk
+        .ok_json(
+            desk.put(
+                "/api/v1/sla-policies/fault_repair/normal",
+                &desk.lead,
+                &json!({"first_response": "1h", "resolution": "48h", "redispatch_on_breach": true}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(policy["redispatch_on_breach"], true);
+    let beijing = desk.beijing.clone();
+    let first = technician(&desk, "李师傅", "13900139001", &[&beijing], json!({})).await;
+    let second = technician(&desk, "赵师傅", "13900139002", &[&beijing], json!({})).await;
+    // Offers would last two hours; the policy wants a response within one.
+    rule(
+        &desk,
+        json!({"name": "Beijing", "region_id": beijing, "strategy": "round_robin", "accept_timeout": "2h"}),
+    )
+    .await;
+    let order = order_in(&desk, &desk.chaoyang, &desk.no_signal).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(assignee_of(&order), first);
+    desk.clock.advance(Duration::minutes(61));
+    until("the breach moved the order", async || {
+        assignee_of(&desk.read(&id, &desk.lead).await) == second
+    })
+    .await;
+    let moved = desk.read(&id, &desk.lead).await;
+    assert_eq!(
+        (&moved["status"], &moved["sla"]["response_met"]),
+        (&json!("dispatched"), &json!(false))
+    );
+    let offers = attempts(&desk, &id).await;
+    assert_eq!(
+        (&offers[0]["outcome"], &offers[0]["reason"]),
+        (&json!("timed_out"), &json!("the response deadline passed"))
+    );
+    assert_eq!(open_orders(&desk, &first).await, 0);
 }
