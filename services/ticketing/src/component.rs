@@ -21,6 +21,7 @@ use crate::{
     migration::Migrator,
     rest,
     service::TicketingService,
+    sms::Sink,
     workers,
 };
 
@@ -34,6 +35,8 @@ pub struct TicketingComponent {
     relay_db: DatabaseConnection,
     timers: Arc<Leadership>,
     timer_poll: std::time::Duration,
+    sms: Arc<Leadership>,
+    sms_poll: std::time::Duration,
     lease_ttl: std::time::Duration,
     streams: rest::Streams,
 }
@@ -65,6 +68,11 @@ impl TicketingComponent {
             config.lease_ttl,
             config.lease_renew,
         ));
+        let sms = Leadership::new(Campaign::for_replica(
+            workers::sms::LEASE,
+            config.lease_ttl,
+            config.lease_renew,
+        ));
         Ok(Self {
             service,
             platform: platform.clone(),
@@ -72,6 +80,8 @@ impl TicketingComponent {
             relay_db,
             timers,
             timer_poll: config.timer_poll,
+            sms,
+            sms_poll: config.sms.poll,
             lease_ttl: config.lease_ttl,
             streams: rest::Streams {
                 keep_alive: config.stream_keep_alive,
@@ -155,6 +165,20 @@ impl Component for TicketingComponent {
             self.service.clone(),
             self.timers.clone(),
             self.timer_poll,
+            self.lease_ttl,
+            shutdown.clone(),
+        ));
+
+        tasks.spawn(
+            self.sms
+                .clone()
+                .run(self.relay_db.clone(), String::new(), shutdown.clone()),
+        );
+        tasks.spawn(workers::sms::run(
+            self.service.clone(),
+            Arc::new(Sink),
+            self.sms.clone(),
+            self.sms_poll,
             self.lease_ttl,
             shutdown.clone(),
         ));

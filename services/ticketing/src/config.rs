@@ -48,6 +48,78 @@ pub struct TicketingConfig {
     /// Offers of one order in a round (declined or timed out) before the rules
     /// give up and leave it to the supervisors.
     pub max_auto_attempts: i32,
+    /// Text messages to technicians (`[ticketing.sms]`).
+    #[serde(default)]
+    pub sms: SmsConfig,
+}
+
+/// Where SMS go and what they say.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// `sink`: messages are recorded, delivered at once and readable through
+    /// `GET /api/v1/sms/messages`; technicians' replies are played with
+    /// `POST /api/v1/sms/sink/inbound`. SMPP and HTTP providers come next.
+    pub provider: String,
+    /// How often the holder of the lease `ticketing.sms` looks for queued messages.
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+    /// Parts a message may take; past them the order's description is shortened.
+    pub max_parts: usize,
+    pub templates: SmsTemplates,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            provider: "sink".into(),
+            poll: Duration::from_millis(200),
+            max_parts: 6,
+            templates: SmsTemplates::default(),
+        }
+    }
+}
+
+/// The texts, with `{placeholders}`: `{number}`, `{priority}`, `{category}`,
+/// `{description}`, `{address}`, `{contact}`, `{phone}`; replies also
+/// `{result}` and `{error}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsTemplates {
+    /// To the technician an order is dispatched to.
+    pub new_order: String,
+    /// To the technician an order was taken from (re-dispatched, not accepted in time).
+    pub withdrawn: String,
+    /// To the technician of a cancelled order.
+    pub cancelled: String,
+    /// The answer to a command that took effect.
+    pub reply_ok: String,
+    /// The answer to one that didn't (from a registered technician only).
+    pub reply_error: String,
+}
+
+impl Default for SmsTemplates {
+    fn default() -> Self {
+        Self {
+            new_order: "新工单 {number}（{priority}）{category}：{description}。地址：{address}。联系人：{contact} {phone}。回复“接单 {number}”接单，“拒单 {number} 原因”拒单，修好后回复“完成 {number} 结果代码”。".into(),
+            withdrawn: "工单 {number} 已转派他人，您无需处理。".into(),
+            cancelled: "工单 {number} 已取消，您无需处理。".into(),
+            reply_ok: "已收到：工单 {number} {result}。".into(),
+            reply_error: "未能处理您的短信：{error}。请回复“接单 工单号”、“完成 工单号 结果代码”或“拒单 工单号 原因”。".into(),
+        }
+    }
+}
+
+impl SmsTemplates {
+    fn all(&self) -> [(&'static str, &str); 5] {
+        [
+            ("new_order", &self.new_order),
+            ("withdrawn", &self.withdrawn),
+            ("cancelled", &self.cancelled),
+            ("reply_ok", &self.reply_ok),
+            ("reply_error", &self.reply_error),
+        ]
+    }
 }
 
 /// The settings in the types the service works with.
@@ -62,6 +134,7 @@ pub struct Settings {
     pub auto_close_after: chrono::Duration,
     pub accept_timeout: chrono::Duration,
     pub max_auto_attempts: i32,
+    pub sms: SmsConfig,
 }
 
 impl TicketingConfig {
@@ -90,6 +163,7 @@ impl TicketingConfig {
             accept_timeout: chrono::Duration::from_std(self.accept_timeout)
                 .map_err(|_| "ticketing.accept_timeout is too long".to_owned())?,
             max_auto_attempts: self.max_auto_attempts,
+            sms: self.sms.clone(),
         })
     }
 }
@@ -126,6 +200,25 @@ impl Validate for TicketingConfig {
         }
         if !(1..=100).contains(&self.max_auto_attempts) {
             problems.push("ticketing.max_auto_attempts must be between 1 and 100".into());
+        }
+        if self.sms.provider != "sink" {
+            problems.push(format!(
+                "ticketing.sms.provider {:?}: only \"sink\" is built so far",
+                self.sms.provider
+            ));
+        }
+        if !(1..=10).contains(&self.sms.max_parts) {
+            problems.push("ticketing.sms.max_parts must be between 1 and 10".into());
+        }
+        if self.sms.poll < Duration::from_millis(20) || self.sms.poll > Duration::from_secs(60) {
+            problems.push("ticketing.sms.poll must be between 20ms and 60s".into());
+        }
+        for (name, text) in self.sms.templates.all() {
+            if let Err(unknown) = crate::domain::template::check(text) {
+                problems.push(format!(
+                    "ticketing.sms.templates.{name} has an unknown placeholder {{{unknown}}}"
+                ));
+            }
         }
         if self.customer_cache_ttl > Duration::from_secs(3600) {
             problems.push("ticketing.customer_cache_ttl must be at most 1h".into());

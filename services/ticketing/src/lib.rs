@@ -11,6 +11,7 @@ pub mod input;
 pub mod migration;
 pub mod rest;
 pub mod service;
+pub mod sms;
 pub mod store;
 pub mod views;
 pub mod workers;

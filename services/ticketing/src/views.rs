@@ -13,7 +13,7 @@ use crate::{
     domain::order::{Action, Status},
     store::{
         Scope, assignee, category, dispatch_attempt, dispatch_rule, history, note, region,
-        resolution_code, sla_policy, work_order, work_order_type,
+        resolution_code, sla_policy, sms_inbound, sms_message, work_order, work_order_type,
     },
 };
 
@@ -510,6 +510,92 @@ impl From<dispatch_attempt::Model> for AttemptView {
             responded_at: row.responded_at,
             outcome: row.outcome,
             reason: row.reason,
+        }
+    }
+}
+
+/// A text to a technician and what became of it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SmsMessageView {
+    /// Stable across resends.
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_order_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<Uuid>,
+    /// new_order, withdrawn, cancelled, reply_ok or reply_error.
+    pub purpose: String,
+    /// E.164.
+    pub to: String,
+    pub body: String,
+    /// gsm7 or ucs2.
+    pub encoding: String,
+    pub parts: i32,
+    /// queued, sent, delivered or failed.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    pub attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<sms_message::Model> for SmsMessageView {
+    fn from(row: sms_message::Model) -> Self {
+        Self {
+            id: row.id,
+            work_order_id: row.work_order_id,
+            assignee_id: row.assignee_id,
+            purpose: row.purpose,
+            to: row.to_phone,
+            body: row.body,
+            encoding: row.encoding,
+            parts: row.parts,
+            status: row.status,
+            provider: row.provider,
+            attempts: row.attempts,
+            error: row.error,
+            created_at: row.created_at,
+            sent_at: row.sent_at,
+            delivered_at: row.delivered_at,
+        }
+    }
+}
+
+/// A text received, and what it did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct InboundView {
+    pub id: Uuid,
+    /// E.164 when it reads as a number.
+    pub from: String,
+    /// accept, done or decline, when the text read as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// applied, already_applied, unknown_sender (kept, not answered), or why
+    /// it took no effect (unknown_command, no_order_number, no_such_order,
+    /// not_yours, illegal_transition, invalid_request, …).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_order_id: Option<Uuid>,
+    /// The answer queued to the sender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_id: Option<Uuid>,
+}
+
+impl From<sms_inbound::Model> for InboundView {
+    fn from(row: sms_inbound::Model) -> Self {
+        Self {
+            id: row.id,
+            from: row.from_phone,
+            command: row.command,
+            outcome: row.outcome,
+            work_order_id: row.work_order_id,
+            reply_id: row.reply_id,
         }
     }
 }

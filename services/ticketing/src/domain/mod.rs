@@ -6,3 +6,6 @@ pub mod number;
 pub mod order;
 pub mod setup;
 pub mod sla;
+pub mod sms_command;
+pub mod sms_text;
+pub mod template;

@@ -4,6 +4,7 @@
 mod m20261202_000002_create_ticketing;
 mod m20261203_000001_add_sla;
 mod m20261204_000001_add_dispatch;
+mod m20261205_000001_add_sms;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(m20261202_000002_create_ticketing::Migration));
         migrations.push(Box::new(m20261203_000001_add_sla::Migration));
         migrations.push(Box::new(m20261204_000001_add_dispatch::Migration));
+        migrations.push(Box::new(m20261205_000001_add_sms::Migration));
         migrations
     }
 }

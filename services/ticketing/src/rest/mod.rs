@@ -6,6 +6,7 @@
 mod dispatch;
 mod escalations;
 mod setup;
+mod sms;
 mod work_orders;
 
 use std::sync::Arc;
@@ -29,7 +30,8 @@ pub fn configure(config: &mut ServiceConfig, service: Arc<TicketingService>, str
         .configure(work_orders::configure)
         .configure(escalations::configure)
         .configure(setup::configure)
-        .configure(dispatch::configure);
+        .configure(dispatch::configure)
+        .configure(sms::configure);
 }
 
 /// 200 with the resource's `ETag`.

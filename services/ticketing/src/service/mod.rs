@@ -2,6 +2,7 @@
 //! transaction that writes the order, its history row and its events.
 
 mod dispatch;
+mod sms;
 
 use std::sync::Arc;
 
@@ -32,7 +33,10 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use self::dispatch::{Claimed, Outcome, Trigger};
+use self::{
+    dispatch::{Claimed, Outcome, Trigger},
+    sms::Purpose,
+};
 use crate::{
     config::Settings,
     domain::{
@@ -1464,9 +1468,13 @@ impl TicketingService {
                     store::count_open(txn, previous, -1, now).await?;
                     self.settle_attempt(txn, order.id, Outcome::Withdrawn, None, now)
                         .await?;
+                    self.tell_previous(txn, order, previous, Purpose::Withdrawn)
+                        .await?;
                     kinds.push(events::TICKET_WITHDRAWN);
                 }
                 self.offer(txn, order.id, round, &target, rule, actor, now)
+                    .await?;
+                self.text_assignee(txn, order, &target, Purpose::NewOrder)
                     .await?;
                 changes.insert(
                     "assignee_id".into(),
@@ -1487,6 +1495,10 @@ impl TicketingService {
                     store::count_open(txn, previous, -1, now).await?;
                 }
                 let outcome = if step.unanswered {
+                    if let Some(previous) = previous_assignee {
+                        self.tell_previous(txn, order, previous, Purpose::Withdrawn)
+                            .await?;
+                    }
                     Outcome::TimedOut
                 } else {
                     Outcome::Declined
@@ -1574,6 +1586,10 @@ impl TicketingService {
                 }
                 self.settle_attempt(txn, order.id, Outcome::Cancelled, None, now)
                     .await?;
+                if let Some(assignee) = previous_assignee {
+                    self.tell_previous(txn, order, assignee, Purpose::Cancelled)
+                        .await?;
+                }
                 kinds.push(events::TICKET_CANCELLED);
             }
         }

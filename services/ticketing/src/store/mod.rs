@@ -12,6 +12,8 @@ pub mod region;
 pub mod resolution_code;
 pub mod scope;
 pub mod sla_policy;
+pub mod sms_inbound;
+pub mod sms_message;
 pub mod work_order;
 pub mod work_order_type;
 

@@ -12,3 +12,4 @@ mod orders;
 mod outages;
 mod partners;
 mod sla;
+mod sms;

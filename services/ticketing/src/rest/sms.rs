@@ -1,0 +1,90 @@
+//! Text messages: every provider's log of what technicians were sent, and
+//! the sink's stand-in for a technician's phone.
+
+use actix_web::{HttpResponse, get, post, web};
+use hotline_kit::{ApiResult, auth::Principal};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::Service;
+use crate::views::{InboundView, SmsMessageView};
+
+pub fn configure(config: &mut ServiceConfig) {
+    config.service(
+        utoipa_actix_web::scope("/api/v1/sms")
+            .service(list_messages)
+            .service(sink_inbound),
+    );
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct MessageQuery {
+    /// Only the messages about this order (id or number).
+    work_order_id: Option<String>,
+    cursor: Option<String>,
+    /// 1 to 200 (50 when absent).
+    limit: Option<u64>,
+}
+
+/// Text messages, newest first: to whom, what, in how many parts, and
+/// whether they were sent and delivered (staff).
+#[utoipa::path(
+    tag = "sms",
+    params(MessageQuery),
+    responses((status = 200, body = hotline_kit::rest::Page<SmsMessageView>), (status = 403), (status = 404)),
+    security(("bearer" = []))
+)]
+#[get("/messages")]
+async fn list_messages(
+    principal: Principal,
+    service: Service,
+    query: web::Query<MessageQuery>,
+) -> ApiResult<HttpResponse> {
+    let query = query.into_inner();
+    Ok(HttpResponse::Ok().json(
+        service
+            .list_sms(
+                &principal,
+                query.work_order_id.as_deref(),
+                query.cursor.as_deref(),
+                query.limit,
+            )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Incoming {
+    /// The sender's phone, in any format people type.
+    #[schema(max_length = 32)]
+    from: String,
+    /// e.g. `接单 WO-20261201-000001`, `DONE WO-20261201-000001 fixed`.
+    #[schema(max_length = 1600)]
+    text: String,
+}
+
+/// Plays a text from a phone into the sink provider, as an SMSC would
+/// deliver it: a registered technician's `ACCEPT`/`DONE`/`DECLINE` takes
+/// effect and is answered (supervisors, admins, services).
+#[utoipa::path(
+    tag = "sms",
+    request_body = Incoming,
+    responses((status = 200, body = InboundView), (status = 403), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/sink/inbound")]
+async fn sink_inbound(
+    principal: Principal,
+    service: Service,
+    body: web::Json<Incoming>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    Ok(HttpResponse::Ok().json(
+        service
+            .inbound_sms(&principal, "sink", &body.from, &body.text)
+            .await?,
+    ))
+}

@@ -1,0 +1,268 @@
+//! Text messages through the sink: a technician told of each order
+//! dispatched to them (in Chinese, UCS-2, split correctly), of one taken
+//! away or cancelled; their replies from their registered phone accepting,
+//! resolving or declining it; strangers and mistakes answered as they should be.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Desk, problem, until};
+
+crate::on_both_backends!(
+    a_dispatched_technician_gets_the_order_by_sms,
+    a_technician_accepts_and_resolves_by_replying,
+    replies_that_cannot_take_effect_are_answered_or_kept,
+);
+
+/// Every message so far about `order`, oldest first, once `count` are delivered.
+async fn texts(desk: &Desk, order: &str, count: usize) -> Vec<Value> {
+    let path = format!("/api/v1/sms/messages?work_order_id={order}");
+    until(&format!("{count} texts delivered"), async || {
+        let page = desk
+            .ok_json(desk.get(&path, &desk.lead).await, StatusCode::OK)
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["status"] == "delivered")
+            .count()
+            >= count
+    })
+    .await;
+    let page = desk
+        .ok_json(desk.get(&path, &desk.lead).await, StatusCode::OK)
+        .await;
+    let mut items = page["items"].as_array().unwrap().clone();
+    items.reverse();
+    items
+}
+
+async fn reply(desk: &Desk, from: &str, text: &str) -> Value {
+    desk.ok_json(
+        desk.post(
+            "/api/v1/sms/sink/inbound",
+            &desk.lead,
+            &json!({"from": from, "text": text}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn a_dispatched_technician_gets_the_order_by_sms(desk: Desk) {
+    let customer = desk.customer("刘女士", "13800138055").await;
+    let order = desk.order(&customer).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let number = order["number"].as_str().unwrap().to_owned();
+    desk.step(
+        &id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.technician}),
+    )
+    .await;
+    let sent = texts(&desk, &id, 1).await;
+    let text = &sent[0];
+    assert_eq!(
+        (
+            &text["purpose"],
+            &text["to"],
+            &text["encoding"],
+            &text["provider"]
+        ),
+        (
+            &json!("new_order"),
+            &json!("+8613900139000"),
+            &json!("ucs2"),
+            &json!("sink")
+        )
+    );
+    let body = text["body"].as_str().unwrap();
+    for expected in [
+        number.as_str(),
+        "No signal",
+        "建国路 88 号",
+        "刘女士",
+        "+8613800138055",
+        "接单",
+    ] {
+        assert!(body.contains(expected), "{expected} in {body}");
+    }
+    // Chinese goes as UCS-2: 67 characters to a part of a long message.
+    let units: usize = body.encode_utf16().count();
+    assert_eq!(text["parts"], json!(units.div_ceil(67)));
+    assert!(text["sent_at"].is_string() && text["delivered_at"].is_string());
+
+    // Taken from them (to a shop), they are told; so is nobody at a shop.
+    desk.step(
+        &id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.shop_a_assignee}),
+    )
+    .await;
+    let sent = texts(&desk, &id, 2).await;
+    assert_eq!(sent.len(), 2, "shops get webhooks, not texts");
+    assert_eq!(sent[1]["purpose"], "withdrawn");
+    assert!(sent[1]["body"].as_str().unwrap().contains(&number));
+
+    // Cancelled while theirs: told too.
+    desk.step(
+        &id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.technician}),
+    )
+    .await;
+    desk.step(&id, "cancel", &desk.lead, json!({"reason": "客户取消"}))
+        .await;
+    let sent = texts(&desk, &id, 4).await;
+    let purposes: Vec<&str> = sent
+        .iter()
+        .map(|m| m["purpose"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        purposes,
+        ["new_order", "withdrawn", "new_order", "cancelled"]
+    );
+    problem(
+        desk.get("/api/v1/sms/messages", &desk.shop_a).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
+
+async fn a_technician_accepts_and_resolves_by_replying(desk: Desk) {
+    let customer = desk.customer("陈先生", "13800138066").await;
+    let order = desk.order(&customer).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let number = order["number"].as_str().unwrap().to_owned();
+    desk.step(
+        &id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.technician}),
+    )
+    .await;
+    // From their phone however written, with the Chinese verb against the number.
+    let accepted = reply(&desk, "139 0013 9000", &format!("接单{number}")).await;
+    assert_eq!(
+        (&accepted["outcome"], &accepted["command"]),
+        (&json!("applied"), &json!("accept"))
+    );
+    let read = desk.read(&id, &desk.lead).await;
+    assert_eq!(read["status"], "accepted");
+    let history = desk.history(&id, &desk.lead).await;
+    let last = history.last().unwrap();
+    assert_eq!(
+        (&last["action"], &last["actor_kind"], &last["actor"]),
+        (&json!("accept"), &json!("sms"), &json!(desk.technician))
+    );
+    // The same text delivered twice changes nothing.
+    let again = reply(&desk, "+8613900139000", &format!("ACCEPT {number}")).await;
+    assert_eq!(again["outcome"], "already_applied");
+    assert_eq!(desk.history(&id, &desk.lead).await.len(), history.len());
+    let done = reply(&desk, "13900139000", &format!("done {number} FIXED")).await;
+    assert_eq!(done["outcome"], "applied");
+    let resolved = desk.read(&id, &desk.lead).await;
+    assert_eq!(
+        (&resolved["status"], &resolved["resolution_code"]),
+        (&json!("resolved"), &json!("fixed"))
+    );
+    // Each was answered; the replies are in the log beside the order's texts.
+    let sent = texts(&desk, &id, 4).await;
+    let purposes: Vec<&str> = sent
+        .iter()
+        .map(|m| m["purpose"].as_str().unwrap())
+        .collect();
+    assert_eq!(purposes, ["new_order", "reply_ok", "reply_ok", "reply_ok"]);
+    assert!(sent[3]["body"].as_str().unwrap().contains("已完成"));
+
+    // DONE on an order not yet accepted accepts it on the way.
+    let second = desk.order(&customer).await;
+    let second_id = second["id"].as_str().unwrap();
+    desk.step(
+        second_id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.technician}),
+    )
+    .await;
+    let done = reply(
+        &desk,
+        "13900139000",
+        &format!("完成 {} no_fault_found", second["number"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(done["outcome"], "applied");
+    let actions: Vec<String> = desk
+        .history(second_id, &desk.lead)
+        .await
+        .iter()
+        .map(|h| h["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["created", "dispatch", "accept", "resolve"]);
+}
+
+async fn replies_that_cannot_take_effect_are_answered_or_kept(desk: Desk) {
+    let customer = desk.customer("周女士", "13800138077").await;
+    let order = desk.order(&customer).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let number = order["number"].as_str().unwrap().to_owned();
+    desk.step(
+        &id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.technician}),
+    )
+    .await;
+    // A stranger's text is kept and not answered.
+    let stranger = reply(&desk, "13700137000", &format!("ACCEPT {number}")).await;
+    assert_eq!(stranger["outcome"], "unknown_sender");
+    assert!(stranger.get("reply_id").is_none());
+    // The technician's mistakes are answered with what went wrong.
+    let cases = [
+        ("hello".to_owned(), "unknown_command"),
+        ("ACCEPT 12".to_owned(), "no_order_number"),
+        (format!("DONE {number}"), "no_resolution_code"),
+        ("ACCEPT WO-20261201-999999".to_owned(), "no_such_order"),
+        (format!("DONE {number} plumbing"), "invalid_request"),
+    ];
+    for (text, outcome) in cases {
+        let answered = reply(&desk, "13900139000", &text).await;
+        assert_eq!(answered["outcome"], outcome, "{text}");
+        assert!(answered["reply_id"].is_string(), "{text}");
+    }
+    assert_eq!(
+        desk.read(&id, &desk.lead).await["status"],
+        "dispatched",
+        "nothing changed"
+    );
+    // Another technician's order is not theirs to take.
+    desk.assignee(json!({"kind": "technician", "name": "孙师傅", "phone": "13900139111"}))
+        .await;
+    let not_theirs = reply(&desk, "13900139111", &format!("ACCEPT {number}")).await;
+    assert_eq!(not_theirs["outcome"], "not_yours");
+    // A decline by text frees the order (no rules here: it waits, new).
+    let declined = reply(&desk, "13900139000", &format!("拒单 {number} 不在服务区")).await;
+    assert_eq!(declined["outcome"], "applied");
+    let read = desk.read(&id, &desk.lead).await;
+    assert_eq!(read["status"], "new");
+    let history = desk.history(&id, &desk.lead).await;
+    assert_eq!(history.last().unwrap()["changes"]["reason"], "不在服务区");
+    // Agents and shops can't play texts into the sink.
+    for token in [&desk.agent, &desk.shop_a] {
+        problem(
+            desk.post(
+                "/api/v1/sms/sink/inbound",
+                token,
+                &json!({"from": "13900139000", "text": "hello"}),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+}
