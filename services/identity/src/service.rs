@@ -880,19 +880,15 @@ impl IdentityService {
     ) -> ApiResult<customer::Model> {
         changes.version = Set(current.version + 1);
         changes.updated_at = Set(Utc::now());
-        let result = customer::Entity::update_many()
-            .set(changes)
-            .filter(customer::Column::Id.eq(current.id))
-            .filter(customer::Column::Version.eq(current.version))
-            .exec(txn)
-            .await?;
-        if result.rows_affected != 1 {
-            return Err(stale_version());
-        }
-        customer::Entity::find_by_id(current.id)
-            .one(txn)
-            .await?
-            .ok_or_else(|| customer_not_found(current.id))
+        hotline_kit::db::update_at_version(
+            txn,
+            changes,
+            customer::Column::Id.eq(current.id),
+            customer::Column::Version,
+            current.version,
+        )
+        .await?
+        .ok_or_else(stale_version)
     }
 
     /// The first version of a new customer's row.

@@ -4,7 +4,8 @@
 use std::{path::Path, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseBackend,
+    DatabaseConnection, DbErr, EntityTrait, QueryFilter, sea_query::IntoCondition,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -133,6 +134,30 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+/// Writes `row` over the row `which` selects if its `version` column still
+/// holds `expected` (optimistic concurrency): the row as written, or `None`
+/// when someone else wrote first.
+pub async fn update_at_version<A, C>(
+    conn: &C,
+    row: A,
+    which: impl IntoCondition,
+    version: <A::Entity as EntityTrait>::Column,
+    expected: i64,
+) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
+where
+    A: ActiveModelTrait + Send,
+    C: ConnectionTrait,
+{
+    Ok(<A::Entity as EntityTrait>::update_many()
+        .set(row)
+        .filter(which)
+        .filter(version.eq(expected))
+        .exec_with_returning(conn)
+        .await?
+        .into_iter()
+        .next())
 }
 
 #[cfg(test)]

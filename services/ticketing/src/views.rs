@@ -374,6 +374,7 @@ pub struct AssigneeView {
 
 impl From<assignee::Model> for AssigneeView {
     fn from(row: assignee::Model) -> Self {
+        let region_ids = row.covered().into_iter().map(|region| region.id).collect();
         Self {
             id: row.id,
             kind: row.kind,
@@ -383,12 +384,7 @@ impl From<assignee::Model> for AssigneeView {
             skills: serde_json::from_value(row.skills).unwrap_or_default(),
             capacity: row.capacity,
             open_orders: row.open_orders,
-            region_ids: row.regions.as_array().map_or_else(Vec::new, |regions| {
-                regions
-                    .iter()
-                    .filter_map(|r| r["id"].as_str()?.parse().ok())
-                    .collect()
-            }),
+            region_ids,
             business_hours: row.business_hours,
             last_dispatched_at: row.last_dispatched_at,
             active: row.active,

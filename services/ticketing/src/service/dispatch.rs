@@ -12,11 +12,10 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     sea_query::{Expr, ExprTrait},
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{CONFIGURERS, SYSTEM_ACTOR, TicketingService, illegal};
+use super::{CONFIGURERS, SYSTEM_ACTOR, TicketingService};
 use crate::{
     domain::{
         dispatch::{self, Candidate, Choice, Rule, Strategy},
@@ -90,13 +89,6 @@ pub(crate) struct Claimed {
     pub round: i32,
 }
 
-/// A region an assignee covers, as stored on it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Covered {
-    pub id: Uuid,
-    pub path: String,
-}
-
 fn rule_of(row: &dispatch_rule::Model) -> Option<Rule> {
     Some(Rule {
         id: row.id,
@@ -115,8 +107,8 @@ fn candidate_of(row: &assignee::Model) -> Candidate {
     Candidate {
         id: row.id,
         skills: serde_json::from_value(row.skills.clone()).unwrap_or_default(),
-        regions: serde_json::from_value::<Vec<Covered>>(row.regions.clone())
-            .unwrap_or_default()
+        regions: row
+            .covered()
             .into_iter()
             .map(|region| region.path)
             .collect(),
@@ -187,14 +179,6 @@ impl TicketingService {
             return Err(ApiError::conflict(
                 "already_dispatched",
                 "the work order is with this assignee already",
-            ));
-        }
-        let from = status_of(order);
-        if Action::Dispatch.apply(from, None).is_none() {
-            return Err(illegal(
-                Action::Dispatch,
-                from,
-                &crate::views::allowed(&Scope::Staff, from),
             ));
         }
         if !self.claim(txn, target.id, force, self.clock.now()).await? {
@@ -394,7 +378,7 @@ impl TicketingService {
                     )
                     .with_extension("opens_at", at.to_rfc3339()));
                 }
-                Choice::OpensAt(at) => return Ok(self.defer(txn, order, at, now).await?),
+                Choice::OpensAt(at) => return self.defer(txn, order, at, now).await,
                 Choice::NoCandidate | Choice::NoRule if trigger == Trigger::Requested => {
                     return Err(ApiError::conflict(
                         "no_candidate",
@@ -417,7 +401,7 @@ impl TicketingService {
         order: work_order::Model,
         at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<work_order::Model, DbErr> {
+    ) -> ApiResult<work_order::Model> {
         let version = order.version;
         let mut row = order.into_active_model();
         row.redispatch_at = Set(Some(at));
@@ -426,8 +410,7 @@ impl TicketingService {
         let updated = row.update(txn).await?;
         let policy = self
             .policy(txn, &updated.type_key, &updated.priority)
-            .await
-            .map_err(|error| DbErr::Custom(error.to_string()))?;
+            .await?;
         self.set_timers(txn, &updated, policy.as_ref()).await?;
         self.record(
             txn,
@@ -681,17 +664,16 @@ impl TicketingService {
         }
         row.version = Set(version + 1);
         row.updated_at = Set(self.clock.now());
-        let updated = dispatch_rule::Entity::update_many()
-            .set(row)
-            .filter(dispatch_rule::Column::Id.eq(id))
-            .filter(dispatch_rule::Column::Version.eq(version))
-            .exec_with_returning(&self.db)
-            .await?;
-        updated
-            .into_iter()
-            .next()
-            .map(Into::into)
-            .ok_or_else(hotline_kit::rest::stale_version)
+        hotline_kit::db::update_at_version(
+            &self.db,
+            row,
+            dispatch_rule::Column::Id.eq(id),
+            dispatch_rule::Column::Version,
+            version,
+        )
+        .await?
+        .map(Into::into)
+        .ok_or_else(hotline_kit::rest::stale_version)
     }
 
     pub async fn delete_rule(&self, principal: &Principal, id: Uuid) -> ApiResult<()> {
@@ -740,7 +722,7 @@ impl TicketingService {
         let mut covered = Vec::new();
         for (index, id) in ids.iter().enumerate() {
             match found.iter().find(|r| r.id == *id) {
-                Some(region) if region.active => covered.push(Covered {
+                Some(region) if region.active => covered.push(assignee::Covered {
                     id: region.id,
                     path: region.path.clone(),
                 }),

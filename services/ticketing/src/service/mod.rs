@@ -13,6 +13,7 @@ use hotline_kit::{
     cache::Cache,
     calendar::BusinessHours,
     clock::Clock,
+    db::is_unique_violation,
     error::Problems,
     idempotency::{IdempotencyKey, StoredResponse},
     inbox,
@@ -193,13 +194,6 @@ pub struct TicketingService {
 
 fn actor_kind(scope: &Scope) -> &'static str {
     if scope.is_staff() { "staff" } else { "partner" }
-}
-
-fn is_unique_violation(error: &DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
 }
 
 fn illegal(action: Action, status: Status, allowed: &[Action]) -> ApiError {
@@ -788,17 +782,16 @@ impl TicketingService {
         }
         row.version = Set(version + 1);
         row.updated_at = Set(self.clock.now());
-        let updated = assignee::Entity::update_many()
-            .set(row)
-            .filter(assignee::Column::Id.eq(id))
-            .filter(assignee::Column::Version.eq(version))
-            .exec_with_returning(&self.db)
-            .await?;
-        updated
-            .into_iter()
-            .next()
-            .map(Into::into)
-            .ok_or_else(rest::stale_version)
+        hotline_kit::db::update_at_version(
+            &self.db,
+            row,
+            assignee::Column::Id.eq(id),
+            assignee::Column::Version,
+            version,
+        )
+        .await?
+        .map(Into::into)
+        .ok_or_else(rest::stale_version)
     }
 
     // ---- work orders ---------------------------------------------------
@@ -1374,15 +1367,14 @@ impl TicketingService {
         }
         let actor = (principal.subject.as_str(), actor_kind(&scope));
         let from = status_of(&order);
+        // Checked before any room is claimed, so an illegal step says so
+        // rather than that the assignee is full.
+        if step.action.apply(from, step.hold).is_none() {
+            let allowed = crate::views::allowed(&scope, from);
+            return Err(illegal(step.action, from, &allowed));
+        }
         let updated = match (step.action, step.assignee_id) {
             (Action::Dispatch, None) => {
-                if step.action.apply(from, None).is_none() {
-                    return Err(illegal(
-                        step.action,
-                        from,
-                        &crate::views::allowed(&scope, from),
-                    ));
-                }
                 self.dispatch_by_rules(&txn, order, actor, Trigger::Requested)
                     .await?
             }
@@ -1949,12 +1941,12 @@ impl TicketingService {
         grant: &Grant,
         ttl: std::time::Duration,
         timer: &Timer,
-    ) -> Result<Fired, DbErr> {
+    ) -> ApiResult<Fired> {
         let txn = self.db.begin().await?;
         match lease::fence(&txn, grant, ttl).await {
             Ok(()) => {}
             Err(FenceError::Lost(_)) => return Ok(Fired::Lost),
-            Err(FenceError::Db(error)) => return Err(error),
+            Err(FenceError::Db(error)) => return Err(error.into()),
         }
         let Some((id, purpose)) = parse_timer_key(&timer.key) else {
             tracing::warn!(key = %timer.key, "a timer ticketing doesn't know; dropped");
@@ -1976,18 +1968,14 @@ impl TicketingService {
             OrderTimer::Sla(deadline) if deadline.pending(&clocks_of(&order)) => {
                 let escalated = self.escalate(&txn, &order, deadline, now).await?;
                 if deadline == Deadline::Response && status_of(&escalated) == Status::Dispatched {
-                    let policy = self
-                        .policy(&txn, &order.type_key, &order.priority)
-                        .await
-                        .map_err(|error| DbErr::Custom(error.to_string()))?;
+                    let policy = self.policy(&txn, &order.type_key, &order.priority).await?;
                     if policy.is_some_and(|p| p.redispatch_on_breach) {
                         self.withdraw_and_redispatch(
                             &txn,
                             &escalated,
                             "the response deadline passed",
                         )
-                        .await
-                        .map_err(|error| DbErr::Custom(error.to_string()))?;
+                        .await?;
                     }
                 }
                 true
@@ -2001,14 +1989,11 @@ impl TicketingService {
                     && order.offer_expires_at.is_some_and(|at| at <= now) =>
             {
                 self.withdraw_and_redispatch(&txn, &order, "not accepted in time")
-                    .await
-                    .map_err(|error| DbErr::Custom(error.to_string()))?;
+                    .await?;
                 true
             }
             OrderTimer::Redispatch if dispatch::waits_for_dispatch(&order) => {
-                self.redispatch(&txn, order)
-                    .await
-                    .map_err(|error| DbErr::Custom(error.to_string()))?;
+                self.redispatch(&txn, order).await?;
                 true
             }
             OrderTimer::Sla(_)

@@ -201,11 +201,12 @@ impl TicketingService {
             return Ok(Fired::Skipped);
         }
         for message in due {
+            let split = sms_text::split(&message.body);
             let outbound = OutboundSms {
                 id: message.id,
                 to: message.to_phone.clone(),
-                parts: sms_text::split(&message.body).parts,
-                encoding: sms_text::encoding(&message.body),
+                parts: split.parts,
+                encoding: split.encoding,
             };
             let result = provider.submit(&outbound).await;
             let txn = self.db.begin().await?;
@@ -330,9 +331,9 @@ impl TicketingService {
         };
         let Some(technician) = technician else {
             tracing::info!(from = %mask::keep_ends(&sender, 3, 4), "sms from an unknown sender kept");
-            return self
-                .keep_inbound(received, None, "unknown_sender", None)
-                .await;
+            return Ok(self
+                .record_inbound(&self.db, received, None, "unknown_sender", None)
+                .await?);
         };
         let command = match parsed {
             Ok(command) => command,
@@ -499,18 +500,6 @@ impl TicketingService {
             .await?;
         txn.commit().await?;
         Ok(view)
-    }
-
-    async fn keep_inbound(
-        &self,
-        received: InboundRow<'_>,
-        order: Option<Uuid>,
-        outcome: &str,
-        reply: Option<Uuid>,
-    ) -> ApiResult<InboundView> {
-        Ok(self
-            .record_inbound(&self.db, received, order, outcome, reply)
-            .await?)
     }
 
     async fn record_inbound<C: ConnectionTrait>(

@@ -26,6 +26,19 @@ pub struct Model {
     pub last_dispatched_at: Option<DateTimeUtc>,
 }
 
+/// A region an assignee covers, as `regions` holds it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Covered {
+    pub id: Uuid,
+    pub path: String,
+}
+
+impl Model {
+    pub fn covered(&self) -> Vec<Covered> {
+        serde_json::from_value(self.regions.clone()).unwrap_or_default()
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

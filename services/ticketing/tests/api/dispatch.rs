@@ -10,7 +10,7 @@ use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Desk, problem, until};
+use crate::helpers::{Desk, problem, texts, until};
 
 crate::on_both_backends!(
     rules_send_new_orders_to_the_least_loaded_technician_covering_their_region,
@@ -19,6 +19,7 @@ crate::on_both_backends!(
     rules_are_set_by_supervisors_and_checked,
     concurrent_orders_never_overfill_an_assignee,
     a_breached_response_takes_the_order_to_the_next_candidate,
+    an_offer_made_before_a_restart_times_out_after_it_once,
 );
 
 /// A technician covering `regions`: their id.
@@ -711,5 +712,45 @@ async fn a_breached_response_takes_the_order_to_the_next_candidate(desk: Desk) {
         (&offers[0]["outcome"], &offers[0]["reason"]),
         (&json!("timed_out"), &json!("the response deadline passed"))
     );
+    assert_eq!(open_orders(&desk, &first).await, 0);
+}
+
+async fn an_offer_made_before_a_restart_times_out_after_it_once(desk: Desk) {
+    let beijing = desk.beijing.clone();
+    let first = technician(&desk, "李师傅", "13900139001", &[&beijing], json!({})).await;
+    let second = technician(&desk, "赵师傅", "13900139002", &[&beijing], json!({})).await;
+    rule(
+        &desk,
+        json!({"name": "Beijing in turn", "region_id": beijing, "strategy": "round_robin", "accept_timeout": "10m"}),
+    )
+    .await;
+    let order = order_in(&desk, &desk.chaoyang, &desk.no_signal).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(assignee_of(&order), first);
+    texts(&desk, &id, 1).await;
+    // The process goes away with the offer ringing; its timer and texts are rows.
+    let desk = desk.restart().await;
+    desk.clock.advance(Duration::minutes(11));
+    until("the offer timed out after the restart", async || {
+        assignee_of(&desk.read(&id, &desk.lead).await) == second
+    })
+    .await;
+    let sent = texts(&desk, &id, 3).await;
+    let purposes: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|m| (m["purpose"].as_str().unwrap(), m["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        purposes,
+        [
+            ("new_order", "+8613900139001"),
+            ("withdrawn", "+8613900139001"),
+            ("new_order", "+8613900139002")
+        ],
+        "each text once"
+    );
+    let offers = attempts(&desk, &id).await;
+    assert_eq!(offers.len(), 2);
+    assert_eq!(offers[0]["outcome"], "timed_out");
     assert_eq!(open_orders(&desk, &first).await, 0);
 }

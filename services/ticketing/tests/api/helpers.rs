@@ -379,3 +379,27 @@ macro_rules! on_both_backends {
         hotline_testkit::on_both_backends!($crate::helpers::Desk::spawn => $($name),*);
     };
 }
+
+/// Every message so far about `order`, oldest first, once `count` are delivered.
+pub async fn texts(desk: &Desk, order: &str, count: usize) -> Vec<Value> {
+    let path = format!("/api/v1/sms/messages?work_order_id={order}");
+    until(&format!("{count} texts delivered"), async || {
+        let page = desk
+            .ok_json(desk.get(&path, &desk.lead).await, StatusCode::OK)
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["status"] == "delivered")
+            .count()
+            >= count
+    })
+    .await;
+    let page = desk
+        .ok_json(desk.get(&path, &desk.lead).await, StatusCode::OK)
+        .await;
+    let mut items = page["items"].as_array().unwrap().clone();
+    items.reverse();
+    items
+}

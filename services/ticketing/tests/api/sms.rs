@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Desk, problem, until};
+use crate::helpers::{Desk, problem, texts};
 
 crate::on_both_backends!(
     a_dispatched_technician_gets_the_order_by_sms,
@@ -14,28 +14,18 @@ crate::on_both_backends!(
     replies_that_cannot_take_effect_are_answered_or_kept,
 );
 
-/// Every message so far about `order`, oldest first, once `count` are delivered.
-async fn texts(desk: &Desk, order: &str, count: usize) -> Vec<Value> {
-    let path = format!("/api/v1/sms/messages?work_order_id={order}");
-    until(&format!("{count} texts delivered"), async || {
-        let page = desk
-            .ok_json(desk.get(&path, &desk.lead).await, StatusCode::OK)
-            .await;
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["status"] == "delivered")
-            .count()
-            >= count
-    })
+/// A new order for `customer`, dispatched to the desk's technician: its id and number.
+async fn dispatched_to_technician(desk: &Desk, customer: &str) -> (String, String) {
+    let order = desk.order(customer).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    desk.step(
+        &id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.technician}),
+    )
     .await;
-    let page = desk
-        .ok_json(desk.get(&path, &desk.lead).await, StatusCode::OK)
-        .await;
-    let mut items = page["items"].as_array().unwrap().clone();
-    items.reverse();
-    items
+    (id, order["number"].as_str().unwrap().to_owned())
 }
 
 async fn reply(desk: &Desk, from: &str, text: &str) -> Value {
@@ -53,16 +43,7 @@ async fn reply(desk: &Desk, from: &str, text: &str) -> Value {
 
 async fn a_dispatched_technician_gets_the_order_by_sms(desk: Desk) {
     let customer = desk.customer("刘女士", "13800138055").await;
-    let order = desk.order(&customer).await;
-    let id = order["id"].as_str().unwrap().to_owned();
-    let number = order["number"].as_str().unwrap().to_owned();
-    desk.step(
-        &id,
-        "dispatch",
-        &desk.lead,
-        json!({"assignee_id": desk.technician}),
-    )
-    .await;
+    let (id, number) = dispatched_to_technician(&desk, &customer).await;
     let sent = texts(&desk, &id, 1).await;
     let text = &sent[0];
     assert_eq!(
@@ -136,16 +117,7 @@ async fn a_dispatched_technician_gets_the_order_by_sms(desk: Desk) {
 
 async fn a_technician_accepts_and_resolves_by_replying(desk: Desk) {
     let customer = desk.customer("陈先生", "13800138066").await;
-    let order = desk.order(&customer).await;
-    let id = order["id"].as_str().unwrap().to_owned();
-    let number = order["number"].as_str().unwrap().to_owned();
-    desk.step(
-        &id,
-        "dispatch",
-        &desk.lead,
-        json!({"assignee_id": desk.technician}),
-    )
-    .await;
+    let (id, number) = dispatched_to_technician(&desk, &customer).await;
     // From their phone however written, with the Chinese verb against the number.
     let accepted = reply(&desk, "139 0013 9000", &format!("接单{number}")).await;
     assert_eq!(
@@ -208,16 +180,7 @@ async fn a_technician_accepts_and_resolves_by_replying(desk: Desk) {
 
 async fn replies_that_cannot_take_effect_are_answered_or_kept(desk: Desk) {
     let customer = desk.customer("周女士", "13800138077").await;
-    let order = desk.order(&customer).await;
-    let id = order["id"].as_str().unwrap().to_owned();
-    let number = order["number"].as_str().unwrap().to_owned();
-    desk.step(
-        &id,
-        "dispatch",
-        &desk.lead,
-        json!({"assignee_id": desk.technician}),
-    )
-    .await;
+    let (id, number) = dispatched_to_technician(&desk, &customer).await;
     // A stranger's text is kept and not answered.
     let stranger = reply(&desk, "13700137000", &format!("ACCEPT {number}")).await;
     assert_eq!(stranger["outcome"], "unknown_sender");
