@@ -120,6 +120,21 @@ async fn agent(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
+        // The stream's snapshot names the tasks in hand, not the agent's
+        // state: a missed offer that timed out while it reconnected left them
+        // not ready, which an agent's app reads and puts right.
+        let (_, me) = clients
+            .send(reqwest::Method::GET, &format!("/api/v1/agents/{id}"), None)
+            .await;
+        if me["activity"] == "not_ready" {
+            clients
+                .send(
+                    reqwest::Method::PUT,
+                    &format!("/api/v1/agents/{id}/activity"),
+                    Some(&json!({"activity": "ready"})),
+                )
+                .await;
+        }
         let mut events = EventStream::new(response);
         loop {
             let event = tokio::select! {
