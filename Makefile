@@ -8,6 +8,10 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
+# A first run on one machine: webhooks may go to receivers on this machine over
+# http (production refuses both; docs/operators/configuration.md).
+run: export HOTLINE_TICKETING__WEBHOOKS__ALLOW_HTTP ?= true
+run: export HOTLINE_TICKETING__WEBHOOKS__ALLOW_NETWORKS ?= ["127.0.0.0/8"]
 run: ## build and start every service on embedded storage (SQLite, in-process bus, in-memory cache)
 	$(CARGO) run --quiet -p hotline -- serve
 

@@ -22,6 +22,7 @@ use crate::{
     rest,
     service::TicketingService,
     sms::Sink,
+    webhooks::{Guard, Sender},
     workers,
 };
 
@@ -37,6 +38,10 @@ pub struct TicketingComponent {
     timer_poll: std::time::Duration,
     sms: Arc<Leadership>,
     sms_poll: std::time::Duration,
+    webhooks: Arc<Leadership>,
+    sender: Arc<Sender>,
+    webhook_poll: std::time::Duration,
+    webhook_concurrency: usize,
     lease_ttl: std::time::Duration,
     streams: rest::Streams,
 }
@@ -73,6 +78,18 @@ impl TicketingComponent {
             config.lease_ttl,
             config.lease_renew,
         ));
+        let webhooks = Leadership::new(Campaign::for_replica(
+            workers::webhooks::LEASE,
+            config.lease_ttl,
+            config.lease_renew,
+        ));
+        let sender = Sender::new(
+            Guard::new(
+                config.webhooks.allow_http,
+                config.webhooks.allow_networks.clone(),
+            ),
+            config.webhooks.timeout,
+        )?;
         Ok(Self {
             service,
             platform: platform.clone(),
@@ -82,6 +99,10 @@ impl TicketingComponent {
             timer_poll: config.timer_poll,
             sms,
             sms_poll: config.sms.poll,
+            webhooks,
+            sender: Arc::new(sender),
+            webhook_poll: config.webhooks.poll,
+            webhook_concurrency: config.webhooks.concurrency,
             lease_ttl: config.lease_ttl,
             streams: rest::Streams {
                 keep_alive: config.stream_keep_alive,
@@ -180,6 +201,23 @@ impl Component for TicketingComponent {
             self.sms.clone(),
             self.sms_poll,
             self.lease_ttl,
+            shutdown.clone(),
+        ));
+
+        tasks.spawn(self.webhooks.clone().run(
+            self.relay_db.clone(),
+            String::new(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(workers::webhooks::run(
+            self.service.clone(),
+            self.sender.clone(),
+            self.webhooks.clone(),
+            workers::webhooks::Settings {
+                poll: self.webhook_poll,
+                ttl: self.lease_ttl,
+                concurrency: self.webhook_concurrency,
+            },
             shutdown.clone(),
         ));
 

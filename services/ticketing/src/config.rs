@@ -51,6 +51,60 @@ pub struct TicketingConfig {
     /// Text messages to technicians (`[ticketing.sms]`).
     #[serde(default)]
     pub sms: SmsConfig,
+    /// Webhooks to partner systems (`[ticketing.webhooks]`).
+    #[serde(default)]
+    pub webhooks: WebhookConfig,
+}
+
+/// How events reach partner systems' endpoints.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// How often the holder of the lease `ticketing.webhooks` looks for due deliveries.
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+    /// One attempt's limit, connecting and answering included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The waits before each retry after a failed attempt; past the last, the
+    /// delivery has failed. Each wait is spread by up to `jitter` either way.
+    pub retry_schedule: Vec<humantime_serde::Serde<Duration>>,
+    /// Fraction (0 to 0.5) by which a retry's wait is spread.
+    pub jitter: f64,
+    /// A `Retry-After` longer than this is cut to it.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    /// Endpoints delivered to at once; one slow endpoint holds up only itself.
+    pub concurrency: usize,
+    /// After a secret is rotated, deliveries carry a signature with the old
+    /// one too, for this long.
+    #[serde(with = "humantime_serde")]
+    pub secret_overlap: Duration,
+    /// `http://` endpoints accepted (development only; https otherwise).
+    pub allow_http: bool,
+    /// Networks endpoints may resolve to although they are loopback,
+    /// private, link-local or otherwise not public (CIDRs; none by default).
+    pub allow_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        Self {
+            poll: Duration::from_millis(200),
+            timeout: Duration::from_secs(15),
+            // Standard Webhooks' schedule: about 27 hours in all.
+            retry_schedule: [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+                .map(|seconds| Duration::from_secs(seconds).into())
+                .into(),
+            jitter: 0.2,
+            max_retry_after: minutes(24 * 60),
+            concurrency: 32,
+            secret_overlap: minutes(24 * 60),
+            allow_http: false,
+            allow_networks: Vec::new(),
+        }
+    }
 }
 
 /// Where SMS go and what they say.
@@ -135,6 +189,7 @@ pub struct Settings {
     pub accept_timeout: chrono::Duration,
     pub max_auto_attempts: i32,
     pub sms: SmsConfig,
+    pub webhooks: WebhookConfig,
 }
 
 impl TicketingConfig {
@@ -164,6 +219,7 @@ impl TicketingConfig {
                 .map_err(|_| "ticketing.accept_timeout is too long".to_owned())?,
             max_auto_attempts: self.max_auto_attempts,
             sms: self.sms.clone(),
+            webhooks: self.webhooks.clone(),
         })
     }
 }
@@ -220,8 +276,41 @@ impl Validate for TicketingConfig {
                 ));
             }
         }
+        problems.extend(self.webhooks.problems());
         if self.customer_cache_ttl > Duration::from_secs(3600) {
             problems.push("ticketing.customer_cache_ttl must be at most 1h".into());
+        }
+        problems
+    }
+}
+
+impl WebhookConfig {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.poll < Duration::from_millis(20) || self.poll > Duration::from_secs(60) {
+            problems.push("ticketing.webhooks.poll must be between 20ms and 60s".into());
+        }
+        if self.timeout < Duration::from_secs(1) || self.timeout > Duration::from_secs(120) {
+            problems.push("ticketing.webhooks.timeout must be between 1s and 2m".into());
+        }
+        if self.retry_schedule.len() > 30
+            || self
+                .retry_schedule
+                .iter()
+                .any(|wait| **wait > Duration::from_secs(7 * 86_400))
+        {
+            problems.push(
+                "ticketing.webhooks.retry_schedule takes at most 30 waits of at most 7d".into(),
+            );
+        }
+        if !(0.0..=0.5).contains(&self.jitter) {
+            problems.push("ticketing.webhooks.jitter must be between 0 and 0.5".into());
+        }
+        if !(1..=1000).contains(&self.concurrency) {
+            problems.push("ticketing.webhooks.concurrency must be between 1 and 1000".into());
+        }
+        if self.secret_overlap > Duration::from_secs(30 * 86_400) {
+            problems.push("ticketing.webhooks.secret_overlap must be at most 30d".into());
         }
         problems
     }

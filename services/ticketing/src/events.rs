@@ -12,7 +12,10 @@ use hotline_kit::{
     sse::SseEvent,
 };
 use hotline_proto::{
-    events::v1::{CustomerActivity, CustomerChanged, CustomerMerged, WorkOrderChanged},
+    events::v1::{
+        CustomerActivity, CustomerChanged, CustomerMerged, SmsChanged, WebhookDeliveryChanged,
+        WorkOrderChanged,
+    },
     ticketing::v1 as wire,
 };
 use prost::Message;
@@ -22,7 +25,7 @@ use tokio::sync::broadcast;
 use crate::{
     domain::{order::Status, setup::Priority},
     service::TicketingService,
-    store::work_order,
+    store::{sms_message, webhook_delivery, work_order},
 };
 
 pub const TICKET_CREATED: &str = "ticketing.ticket.created";
@@ -39,6 +42,28 @@ pub const TICKET_CANCELLED: &str = "ticketing.ticket.cancelled";
 pub const TICKET_ESCALATED: &str = "ticketing.ticket.escalated";
 pub const TICKET_SLA_BREACHED: &str = "ticketing.ticket.sla_breached";
 /// Identity's timeline contract (`hotline.events.v1.CustomerActivity`).
+pub const SMS_SENT: &str = "ticketing.sms.sent";
+pub const SMS_DELIVERED: &str = "ticketing.sms.delivered";
+pub const SMS_FAILED: &str = "ticketing.sms.failed";
+pub const WEBHOOK_DELIVERED: &str = "ticketing.webhook.delivered";
+pub const WEBHOOK_FAILED: &str = "ticketing.webhook.failed";
+
+/// What a partner's endpoint may subscribe to: its orders' changes.
+pub const PARTNER_EVENTS: &[&str] = &[
+    TICKET_DISPATCHED,
+    TICKET_WITHDRAWN,
+    TICKET_ACCEPTED,
+    TICKET_DECLINED,
+    TICKET_STATUS_CHANGED,
+    TICKET_RESOLVED,
+    TICKET_CLOSED,
+    TICKET_REOPENED,
+    TICKET_CANCELLED,
+    TICKET_UPDATED,
+    TICKET_ESCALATED,
+    TICKET_SLA_BREACHED,
+];
+
 pub const ACTIVITY_RECORDED: &str = "ticketing.activity.recorded";
 
 const CUSTOMER_ERASED: &str = "identity.customer.erased";
@@ -258,4 +283,50 @@ impl EventHandler for EscalationFeed {
         let _ = self.0.send(SseEvent::new(name, data).with_id(id));
         Ok(())
     }
+}
+
+/// A webhook delivery's end (`kind`: [`WEBHOOK_DELIVERED`] or [`WEBHOOK_FAILED`]).
+pub fn webhook(
+    outbox: &Outbox,
+    kind: &str,
+    delivery: &webhook_delivery::Model,
+    at: DateTime<Utc>,
+) -> Event {
+    let data = WebhookDeliveryChanged {
+        delivery_id: delivery.id.to_string(),
+        endpoint_id: delivery.endpoint_id.to_string(),
+        partner_id: delivery.partner_id.clone(),
+        event_type: delivery.event_type.clone(),
+        work_order_id: delivery
+            .work_order_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        attempts: delivery.attempts,
+        last_status_code: delivery.last_status_code.unwrap_or_default(),
+        error: delivery.last_error.clone().unwrap_or_default(),
+        occurred_at: Some(timestamp(at)),
+    };
+    outbox.event(kind, delivery.endpoint_id.to_string(), data.encode_to_vec())
+}
+
+/// A text's step (`kind`: [`SMS_SENT`], [`SMS_DELIVERED`] or [`SMS_FAILED`]).
+pub fn sms(outbox: &Outbox, kind: &str, message: &sms_message::Model, at: DateTime<Utc>) -> Event {
+    let data = SmsChanged {
+        sms_id: message.id.to_string(),
+        work_order_id: message
+            .work_order_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        assignee_id: message
+            .assignee_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        purpose: message.purpose.clone(),
+        provider: message.provider.clone().unwrap_or_default(),
+        parts: message.parts,
+        attempts: message.attempts,
+        error: message.error.clone().unwrap_or_default(),
+        occurred_at: Some(timestamp(at)),
+    };
+    outbox.event(kind, message.id.to_string(), data.encode_to_vec())
 }

@@ -265,3 +265,40 @@ pub struct DispatchRulePatch {
     pub precedence: Option<i32>,
     pub active: Option<bool>,
 }
+
+/// Longest webhook URL.
+pub const MAX_URL: usize = 2000;
+
+/// A partner system's endpoint for its orders' events.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhookEndpoint {
+    /// The shop whose orders it hears of. Staff name it; a partner's own
+    /// token may leave it out and may not name another.
+    #[schema(min_length = 1, max_length = 100)]
+    pub partner_id: Option<String>,
+    /// `https://` (`http://` only where `ticketing.webhooks.allow_http` is
+    /// set); every address it resolves to must be public unless
+    /// `ticketing.webhooks.allow_networks` lets it through.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub url: String,
+    /// Event types it receives (`ticketing.ticket.dispatched`, …); empty or
+    /// absent: all of them.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointPatch {
+    #[schema(min_length = 1, max_length = 2000)]
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+    /// `false` stops deliveries (they wait); `true` resumes them, also after
+    /// the endpoint answered 410 Gone.
+    pub enabled: Option<bool>,
+}

@@ -14,6 +14,7 @@ pub mod service;
 pub mod sms;
 pub mod store;
 pub mod views;
+pub mod webhooks;
 pub mod workers;
 
 pub use component::TicketingComponent;

@@ -13,7 +13,8 @@ use crate::{
     domain::order::{Action, Status},
     store::{
         Scope, assignee, category, dispatch_attempt, dispatch_rule, history, note, region,
-        resolution_code, sla_policy, sms_inbound, sms_message, work_order, work_order_type,
+        resolution_code, sla_policy, sms_inbound, sms_message, webhook_attempt, webhook_delivery,
+        webhook_endpoint, work_order, work_order_type,
     },
 };
 
@@ -592,6 +593,134 @@ impl From<sms_inbound::Model> for InboundView {
             outcome: row.outcome,
             work_order_id: row.work_order_id,
             reply_id: row.reply_id,
+        }
+    }
+}
+
+/// A partner system's endpoint.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WebhookEndpointView {
+    pub id: Uuid,
+    pub partner_id: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Empty: every event of the partner's orders.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// `gone` (it answered 410) or `manual`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// It failed; nothing more is sent to it before this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<DateTime<Utc>>,
+    /// The secret before the last rotation signs deliveries too until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<webhook_endpoint::Model> for WebhookEndpointView {
+    fn from(row: webhook_endpoint::Model) -> Self {
+        Self {
+            event_types: serde_json::from_value(row.event_types).unwrap_or_default(),
+            id: row.id,
+            partner_id: row.partner_id,
+            url: row.url,
+            description: row.description,
+            enabled: row.enabled,
+            disabled_reason: row.disabled_reason,
+            paused_until: row.paused_until,
+            previous_secret_until: row.previous_until,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// An endpoint with its signing secret, shown when it is made and rotated only.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WebhookSecretView {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpointView,
+    /// `whsec_…`: verify `webhook-signature` with it (Standard Webhooks).
+    pub secret: String,
+}
+
+/// One event for one endpoint and what became of it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryView {
+    /// Also its `webhook-id`, the same on every attempt and replay.
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_order_id: Option<Uuid>,
+    /// pending, delivered or failed.
+    pub status: String,
+    /// Tries since it was queued or last replayed.
+    pub attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The body as sent.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Every try, oldest first (on a single delivery only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<Vec<WebhookAttemptView>>,
+}
+
+impl From<webhook_delivery::Model> for WebhookDeliveryView {
+    fn from(row: webhook_delivery::Model) -> Self {
+        Self {
+            next_attempt_at: (row.status == "pending").then_some(row.next_attempt_at),
+            payload: serde_json::from_str(&row.payload).unwrap_or_default(),
+            id: row.id,
+            endpoint_id: row.endpoint_id,
+            event_type: row.event_type,
+            work_order_id: row.work_order_id,
+            status: row.status,
+            attempts: row.attempts,
+            last_status_code: row.last_status_code,
+            last_error: row.last_error,
+            created_at: row.created_at,
+            delivered_at: row.delivered_at,
+            log: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WebhookAttemptView {
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: i32,
+    /// The start of the endpoint's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+}
+
+impl From<webhook_attempt::Model> for WebhookAttemptView {
+    fn from(row: webhook_attempt::Model) -> Self {
+        Self {
+            at: row.at,
+            status_code: row.status_code,
+            error: row.error,
+            duration_ms: row.duration_ms,
+            response: row.response_excerpt,
         }
     }
 }

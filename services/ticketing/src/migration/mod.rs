@@ -5,6 +5,7 @@ mod m20261202_000002_create_ticketing;
 mod m20261203_000001_add_sla;
 mod m20261204_000001_add_dispatch;
 mod m20261205_000001_add_sms;
+mod m20261206_000001_add_webhooks;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(m20261203_000001_add_sla::Migration));
         migrations.push(Box::new(m20261204_000001_add_dispatch::Migration));
         migrations.push(Box::new(m20261205_000001_add_sms::Migration));
+        migrations.push(Box::new(m20261206_000001_add_webhooks::Migration));
         migrations
     }
 }

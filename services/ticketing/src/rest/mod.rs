@@ -1,12 +1,14 @@
 //! Ticketing's REST resources: work orders and their steps, notes and
 //! history for agents, supervisors and partner shops; the supervisors'
 //! escalation stream; types, categories, regions, resolution codes, SLA
-//! policies, assignees and dispatch rules for supervisors.
+//! policies, assignees and dispatch rules for supervisors; partner systems'
+//! webhook endpoints and their delivery log.
 
 mod dispatch;
 mod escalations;
 mod setup;
 mod sms;
+mod webhooks;
 mod work_orders;
 
 use std::sync::Arc;
@@ -31,7 +33,8 @@ pub fn configure(config: &mut ServiceConfig, service: Arc<TicketingService>, str
         .configure(escalations::configure)
         .configure(setup::configure)
         .configure(dispatch::configure)
-        .configure(sms::configure);
+        .configure(sms::configure)
+        .configure(webhooks::configure);
 }
 
 /// 200 with the resource's `ETag`.

@@ -3,6 +3,7 @@
 
 mod dispatch;
 mod sms;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -190,6 +191,8 @@ pub struct TicketingService {
     numbers: Mutex<NumberBlock>,
     /// Escalations heard on this replica, for the supervisors' streams.
     escalations: tokio::sync::broadcast::Sender<hotline_kit::sse::SseEvent>,
+    /// What webhook URLs may point at.
+    guard: crate::webhooks::Guard,
 }
 
 fn actor_kind(scope: &Scope) -> &'static str {
@@ -344,10 +347,14 @@ impl TicketingService {
             outbox,
             identity,
             cache,
-            settings,
             clock,
             numbers: Mutex::new(NumberBlock::default()),
             escalations: tokio::sync::broadcast::channel(ESCALATION_BACKLOG).0,
+            guard: crate::webhooks::Guard::new(
+                settings.webhooks.allow_http,
+                settings.webhooks.allow_networks.clone(),
+            ),
+            settings,
         }
     }
 
@@ -1756,7 +1763,8 @@ impl TicketingService {
     async fn announce<C: ConnectionTrait>(&self, txn: &C, change: Change<'_>) -> Result<(), DbErr> {
         let mut batch = vec![events::changed(&self.outbox, &change)];
         batch.extend(events::timeline(&self.outbox, &change));
-        self.outbox.enqueue_many(txn, batch).await
+        self.outbox.enqueue_many(txn, batch).await?;
+        self.queue_webhooks(txn, &change).await
     }
 
     // ---- SLA -----------------------------------------------------------

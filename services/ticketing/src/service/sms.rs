@@ -25,6 +25,7 @@ use crate::{
         sms_command::{self, Command},
         sms_text, template,
     },
+    events,
     input::Step,
     sms::{OutboundSms, SmsProvider, SubmitError},
     store::{Scope, assignee, category, scope::STAFF, sms_inbound, sms_message, work_order},
@@ -252,7 +253,23 @@ impl TicketingService {
                 }
             }
             let saved = row.update(&txn).await?;
+            let kinds: &[&str] = match saved.status.as_str() {
+                "delivered" => &[events::SMS_SENT, events::SMS_DELIVERED],
+                "sent" => &[events::SMS_SENT],
+                "failed" => &[events::SMS_FAILED],
+                _ => &[],
+            };
+            if !kinds.is_empty() {
+                let batch = kinds
+                    .iter()
+                    .map(|kind| events::sms(&self.outbox, kind, &saved, now))
+                    .collect();
+                self.outbox.enqueue_many(&txn, batch).await?;
+            }
             txn.commit().await?;
+            if !kinds.is_empty() {
+                self.outbox.wake();
+            }
             tracing::info!(sms_id = %id, to = %mask::keep_ends(&saved.to_phone, 3, 4), status = %saved.status, "sms");
         }
         Ok(Fired::Done)

@@ -14,6 +14,9 @@ pub mod scope;
 pub mod sla_policy;
 pub mod sms_inbound;
 pub mod sms_message;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
 pub mod work_order;
 pub mod work_order_type;
 

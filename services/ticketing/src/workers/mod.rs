@@ -2,3 +2,4 @@
 
 pub mod sms;
 pub mod timers;
+pub mod webhooks;

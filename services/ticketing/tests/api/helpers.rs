@@ -28,8 +28,18 @@ fn identity_config() -> IdentityConfig {
     config
 }
 
-/// Ticketing's production defaults.
+/// Ticketing's production defaults, but webhooks may go to this machine's
+/// receivers over http (127.0.0.1 only).
 pub fn ticketing_config() -> TicketingConfig {
+    let mut config = production_config();
+    config.webhooks.allow_http = true;
+    config.webhooks.allow_networks = vec!["127.0.0.1/32".parse().expect("a network")];
+    config.webhooks.poll = std::time::Duration::from_millis(50);
+    config
+}
+
+/// Ticketing's production defaults.
+pub fn production_config() -> TicketingConfig {
     let config: TicketingConfig = serde_json::from_value(json!({
         "time_zone": "Asia/Shanghai",
         "default_region": "CN",
@@ -55,6 +65,7 @@ pub fn ticketing_config() -> TicketingConfig {
 pub struct Desk {
     pub app: TestApp,
     identity_config: IdentityConfig,
+    config: TicketingConfig,
     /// Ticketing's clock: Tuesday 2026-12-01 10:00 in Shanghai until advanced.
     pub clock: Arc<ManualClock>,
     pub admin: String,
@@ -78,26 +89,39 @@ pub struct Desk {
 
 impl Desk {
     pub async fn spawn(infra: Infra) -> Self {
-        Self::start(infra, true).await
+        Self::start(infra, true, ticketing_config()).await
+    }
+
+    /// The same center on ticketing's production defaults throughout.
+    pub async fn spawn_strict(infra: Infra) -> Self {
+        Self::start(infra, true, production_config()).await
     }
 
     /// The same center, with ticketing unable to reach identity (gRPC to a
     /// closed port); identity itself still serves tokens and customers.
     pub async fn spawn_with_identity_down(infra: Infra) -> Self {
-        Self::start(infra, false).await
+        Self::start(infra, false, ticketing_config()).await
     }
 
-    async fn start(infra: Infra, identity_reachable: bool) -> Self {
+    async fn start(infra: Infra, identity_reachable: bool, config: TicketingConfig) -> Self {
         let identity_config = identity_config();
         let clock = Arc::new(ManualClock::new(
             "2026-12-01T02:00:00Z".parse().expect("an instant"),
         ));
-        let app = Self::app(infra, &identity_config, clock.clone(), identity_reachable).await;
+        let app = Self::app(
+            infra,
+            &identity_config,
+            &config,
+            clock.clone(),
+            identity_reachable,
+        )
+        .await;
         let admin =
             hotline_testkit::client_token(&app.client, &app.http_url, ADMIN_ID, ADMIN_SECRET).await;
         let mut desk = Self {
             app,
             identity_config,
+            config,
             clock,
             admin,
             lead: String::new(),
@@ -177,6 +201,7 @@ impl Desk {
     async fn app(
         infra: Infra,
         identity_config: &IdentityConfig,
+        config: &TicketingConfig,
         clock: Arc<ManualClock>,
         identity_reachable: bool,
     ) -> TestApp {
@@ -195,10 +220,9 @@ impl Desk {
         } else {
             Arc::new(IdentityGrpcClient::connect_lazy("http://127.0.0.1:9").expect("an endpoint"))
         };
-        let ticketing =
-            TicketingComponent::build(&ticketing_config(), &platform, identity_api, clock)
-                .await
-                .expect("ticketing starts");
+        let ticketing = TicketingComponent::build(config, &platform, identity_api, clock)
+            .await
+            .expect("ticketing starts");
         let components: Vec<Arc<dyn Component>> = vec![Arc::new(identity), Arc::new(ticketing)];
         TestApp::start_with_descriptors(
             infra,
@@ -213,10 +237,27 @@ impl Desk {
     /// Stops the process and starts it again on the same data and clock; the
     /// tokens and ids stay valid.
     pub async fn restart(self) -> Self {
+        let config = self.config.clone();
+        self.restart_with(config).await
+    }
+
+    /// [`Self::restart`] with ticketing's configuration changed.
+    pub async fn restart_with(self, config: TicketingConfig) -> Self {
         let (infra, ended) = self.app.stop_keeping_infra().await;
         ended.expect("a clean stop");
-        let app = Self::app(infra, &self.identity_config, self.clock.clone(), true).await;
-        Self { app, ..self }
+        let app = Self::app(
+            infra,
+            &self.identity_config,
+            &config,
+            self.clock.clone(),
+            true,
+        )
+        .await;
+        Self {
+            app,
+            config,
+            ..self
+        }
     }
 
     /// A new API client: its id and a token.

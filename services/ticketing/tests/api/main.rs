@@ -13,3 +13,4 @@ mod outages;
 mod partners;
 mod sla;
 mod sms;
+mod webhooks;

@@ -6,7 +6,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Desk, problem, texts};
+use prost::Message;
+
+use crate::helpers::{Desk, problem, texts, until};
 
 crate::on_both_backends!(
     a_dispatched_technician_gets_the_order_by_sms,
@@ -43,9 +45,31 @@ async fn reply(desk: &Desk, from: &str, text: &str) -> Value {
 
 async fn a_dispatched_technician_gets_the_order_by_sms(desk: Desk) {
     let customer = desk.customer("刘女士", "13800138055").await;
+    let recording = desk.record(&["ticketing.sms.#"]);
     let (id, number) = dispatched_to_technician(&desk, &customer).await;
     let sent = texts(&desk, &id, 1).await;
     let text = &sent[0];
+    // Sent, then delivered (the sink at once), announced without the phone or text.
+    until("the text's events", async || recording.recorder.len() >= 2).await;
+    let events = recording.recorder.events();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["ticketing.sms.sent", "ticketing.sms.delivered"]);
+    let changed = hotline_proto::events::v1::SmsChanged::decode(events[1].data.as_slice()).unwrap();
+    assert_eq!(
+        (
+            changed.sms_id.as_str(),
+            changed.work_order_id.as_str(),
+            changed.purpose.as_str(),
+            changed.attempts
+        ),
+        (text["id"].as_str().unwrap(), id.as_str(), "new_order", 1)
+    );
+    assert_eq!(changed.assignee_id, desk.technician);
+    let raw = String::from_utf8_lossy(&events[1].data);
+    assert!(
+        !raw.contains("13900139000") && !raw.contains(&number),
+        "no phone, no text"
+    );
     assert_eq!(
         (
             &text["purpose"],

@@ -1,0 +1,175 @@
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(WebhookEndpoint::Table)
+                    .if_not_exists()
+                    .col(uuid(WebhookEndpoint::Id).primary_key())
+                    .col(string(WebhookEndpoint::PartnerId))
+                    .col(text(WebhookEndpoint::Url))
+                    .col(string_null(WebhookEndpoint::Description))
+                    .col(json(WebhookEndpoint::EventTypes))
+                    .col(string(WebhookEndpoint::Secret))
+                    .col(string_null(WebhookEndpoint::PreviousSecret))
+                    .col(timestamp_with_time_zone_null(
+                        WebhookEndpoint::PreviousUntil,
+                    ))
+                    .col(boolean(WebhookEndpoint::Enabled))
+                    .col(string_null(WebhookEndpoint::DisabledReason))
+                    .col(timestamp_with_time_zone_null(WebhookEndpoint::PausedUntil))
+                    .col(big_integer(WebhookEndpoint::Version))
+                    .col(timestamp_with_time_zone(WebhookEndpoint::CreatedAt))
+                    .col(timestamp_with_time_zone(WebhookEndpoint::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_webhook_endpoint_partner")
+                    .table(WebhookEndpoint::Table)
+                    .col(WebhookEndpoint::PartnerId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(WebhookDelivery::Table)
+                    .if_not_exists()
+                    .col(uuid(WebhookDelivery::Id).primary_key())
+                    .col(uuid(WebhookDelivery::EndpointId))
+                    .col(string(WebhookDelivery::PartnerId))
+                    .col(uuid_null(WebhookDelivery::WorkOrderId))
+                    .col(string(WebhookDelivery::EventType))
+                    .col(text(WebhookDelivery::Payload))
+                    .col(string(WebhookDelivery::Status))
+                    .col(integer(WebhookDelivery::Attempts))
+                    .col(timestamp_with_time_zone(WebhookDelivery::NextAttemptAt))
+                    .col(integer_null(WebhookDelivery::LastStatusCode))
+                    .col(string_null(WebhookDelivery::LastError))
+                    .col(timestamp_with_time_zone(WebhookDelivery::CreatedAt))
+                    .col(timestamp_with_time_zone_null(WebhookDelivery::DeliveredAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_webhook_delivery_due")
+                    .table(WebhookDelivery::Table)
+                    .col(WebhookDelivery::Status)
+                    .col(WebhookDelivery::NextAttemptAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_webhook_delivery_endpoint")
+                    .table(WebhookDelivery::Table)
+                    .col(WebhookDelivery::EndpointId)
+                    .col(WebhookDelivery::CreatedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(WebhookAttempt::Table)
+                    .if_not_exists()
+                    .col(uuid(WebhookAttempt::Id).primary_key())
+                    .col(uuid(WebhookAttempt::DeliveryId))
+                    .col(timestamp_with_time_zone(WebhookAttempt::At))
+                    .col(integer_null(WebhookAttempt::StatusCode))
+                    .col(string_null(WebhookAttempt::Error))
+                    .col(integer(WebhookAttempt::DurationMs))
+                    .col(string_null(WebhookAttempt::ResponseExcerpt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name("idx_webhook_attempt_delivery")
+                    .table(WebhookAttempt::Table)
+                    .col(WebhookAttempt::DeliveryId)
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            WebhookAttempt::Table.into_iden(),
+            WebhookDelivery::Table.into_iden(),
+            WebhookEndpoint::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum WebhookEndpoint {
+    Table,
+    Id,
+    PartnerId,
+    Url,
+    Description,
+    EventTypes,
+    Secret,
+    PreviousSecret,
+    PreviousUntil,
+    Enabled,
+    DisabledReason,
+    PausedUntil,
+    Version,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum WebhookDelivery {
+    Table,
+    Id,
+    EndpointId,
+    PartnerId,
+    WorkOrderId,
+    EventType,
+    Payload,
+    Status,
+    Attempts,
+    NextAttemptAt,
+    LastStatusCode,
+    LastError,
+    CreatedAt,
+    DeliveredAt,
+}
+
+#[derive(DeriveIden)]
+enum WebhookAttempt {
+    Table,
+    Id,
+    DeliveryId,
+    At,
+    StatusCode,
+    Error,
+    DurationMs,
+    ResponseExcerpt,
+}
