@@ -14,20 +14,20 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
-use common::{Replica, wait_ready};
+use common::{Clients, Replica, wait_ready};
 use hotline::simulate::{EventStream, offer_for};
 use hotline_proto::events::v1::RoutedTask;
 use hotline_testkit::{Infra, Recording, broker_queue};
 use prost::Message;
 use rand::Rng;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 const ADMIN: (&str, &str) = ("replicas-admin", "replicas-admin-secret-0123456789");
@@ -36,58 +36,6 @@ const AGENTS: usize = 24;
 const CALLS_PER_SECOND: f64 = 45.0;
 /// Offers a simulated agent leaves ringing (they time out after 3 s).
 const MISSED: f64 = 0.03;
-
-/// Sends to the replicas in turn, moving on from one that refuses connections
-/// and waiting out a 503 (a takeover in progress), as a load balancer and a
-/// patient client would.
-struct Clients {
-    replicas: Vec<String>,
-    http: reqwest::Client,
-    token: String,
-    next: AtomicUsize,
-    retries: AtomicU64,
-}
-
-impl Clients {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let replica =
-                &self.replicas[self.next.fetch_add(1, Ordering::Relaxed) % self.replicas.len()];
-            let mut request = self
-                .http
-                .request(method.clone(), format!("{replica}{path}"))
-                .bearer_auth(&self.token)
-                .timeout(Duration::from_secs(15));
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            match request.send().await {
-                Ok(response) if response.status() != 503 => {
-                    let status = response.status().as_u16();
-                    return (status, response.json().await.unwrap_or(Value::Null));
-                }
-                Ok(_) | Err(_) => {
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    assert!(
-                        Instant::now() < deadline,
-                        "{method} {path}: no replica answered for 30 s"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
-    }
-}
 
 /// A simulated agent: answers offers from their stream (reconnecting to the
 /// next replica when theirs goes), talks a little, ends the call; back to
@@ -252,16 +200,10 @@ async fn three_replicas_lose_no_task_and_double_no_offer_when_the_router_is_kill
         wait_ready(&probe, replica, &data_dir).await;
     }
     let token = hotline_testkit::client_token(&probe, &identity.http, ADMIN.0, ADMIN.1).await;
-    let clients = Arc::new(Clients {
-        replicas: replicas.iter().map(|r| r.http.clone()).collect(),
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .unwrap(),
+    let clients = Arc::new(Clients::new(
+        replicas.iter().map(|r| r.http.clone()).collect(),
         token,
-        next: AtomicUsize::new(0),
-        retries: AtomicU64::new(0),
-    });
+    ));
 
     let (status, queue) = clients
         .post(

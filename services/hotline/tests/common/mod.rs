@@ -5,11 +5,15 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use hotline_testkit::Infra;
+use serde_json::Value;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_hotline");
 
@@ -225,5 +229,85 @@ pub async fn wait_ready(
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends to the replicas in turn, moving on from one that refuses connections
+/// and waiting out a 503 (a takeover in progress), as a load balancer and a
+/// patient client would.
+pub struct Clients {
+    pub replicas: Vec<String>,
+    pub http: reqwest::Client,
+    pub token: String,
+    pub next: AtomicUsize,
+    pub retries: AtomicU64,
+}
+
+impl Clients {
+    pub fn new(replicas: Vec<String>, token: String) -> Self {
+        Self {
+            replicas,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            token,
+            next: AtomicUsize::new(0),
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.send_keyed(method, path, body, None).await
+    }
+
+    /// [`Self::send`] with an `Idempotency-Key`, so a retry after a lost
+    /// answer doesn't do it twice.
+    pub async fn send_keyed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let replica =
+                &self.replicas[self.next.fetch_add(1, Ordering::Relaxed) % self.replicas.len()];
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{replica}{path}"))
+                .bearer_auth(&self.token)
+                .timeout(Duration::from_secs(15));
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            match request.send().await {
+                Ok(response) if response.status() != 503 => {
+                    let status = response.status().as_u16();
+                    return (status, response.json().await.unwrap_or(Value::Null));
+                }
+                Ok(_) | Err(_) => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    assert!(
+                        Instant::now() < deadline,
+                        "{method} {path}: no replica answered for 30 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
     }
 }
