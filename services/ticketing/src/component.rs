@@ -21,7 +21,7 @@ use crate::{
     migration::Migrator,
     rest,
     service::TicketingService,
-    sms::Sink,
+    sms::{HttpProvider, Sink, SmsProvider},
     webhooks::{Guard, Sender},
     workers,
 };
@@ -38,6 +38,7 @@ pub struct TicketingComponent {
     timer_poll: std::time::Duration,
     sms: Arc<Leadership>,
     sms_poll: std::time::Duration,
+    sms_provider: Arc<dyn SmsProvider>,
     webhooks: Arc<Leadership>,
     sender: Arc<Sender>,
     webhook_poll: std::time::Duration,
@@ -90,6 +91,10 @@ impl TicketingComponent {
             ),
             config.webhooks.timeout,
         )?;
+        let sms_provider: Arc<dyn SmsProvider> = match config.sms.provider.as_str() {
+            "http" => Arc::new(HttpProvider::new(config.sms.http.clone())?),
+            _ => Arc::new(Sink),
+        };
         Ok(Self {
             service,
             platform: platform.clone(),
@@ -99,6 +104,7 @@ impl TicketingComponent {
             timer_poll: config.timer_poll,
             sms,
             sms_poll: config.sms.poll,
+            sms_provider,
             webhooks,
             sender: Arc::new(sender),
             webhook_poll: config.webhooks.poll,
@@ -197,7 +203,7 @@ impl Component for TicketingComponent {
         );
         tasks.spawn(workers::sms::run(
             self.service.clone(),
-            Arc::new(Sink),
+            self.sms_provider.clone(),
             self.sms.clone(),
             self.sms_poll,
             self.lease_ttl,

@@ -113,7 +113,8 @@ impl Default for WebhookConfig {
 pub struct SmsConfig {
     /// `sink`: messages are recorded, delivered at once and readable through
     /// `GET /api/v1/sms/messages`; technicians' replies are played with
-    /// `POST /api/v1/sms/sink/inbound`. SMPP and HTTP providers come next.
+    /// `POST /api/v1/sms/sink/inbound`. `http`: an HTTP gateway
+    /// (`[ticketing.sms.http]`). SMPP comes next.
     pub provider: String,
     /// How often the holder of the lease `ticketing.sms` looks for queued messages.
     #[serde(with = "humantime_serde")]
@@ -121,6 +122,8 @@ pub struct SmsConfig {
     /// Parts a message may take; past them the order's description is shortened.
     pub max_parts: usize,
     pub templates: SmsTemplates,
+    /// The HTTP gateway (`provider = "http"`).
+    pub http: crate::sms::HttpSmsConfig,
 }
 
 impl Default for SmsConfig {
@@ -130,6 +133,7 @@ impl Default for SmsConfig {
             poll: Duration::from_millis(200),
             max_parts: 6,
             templates: SmsTemplates::default(),
+            http: crate::sms::HttpSmsConfig::default(),
         }
     }
 }
@@ -257,11 +261,12 @@ impl Validate for TicketingConfig {
         if !(1..=100).contains(&self.max_auto_attempts) {
             problems.push("ticketing.max_auto_attempts must be between 1 and 100".into());
         }
-        if self.sms.provider != "sink" {
-            problems.push(format!(
-                "ticketing.sms.provider {:?}: only \"sink\" is built so far",
-                self.sms.provider
-            ));
+        match self.sms.provider.as_str() {
+            "sink" => {}
+            "http" => problems.extend(self.sms.http.problems()),
+            other => problems.push(format!(
+                "ticketing.sms.provider {other:?}: \"sink\" or \"http\" (SMPP is not built yet)"
+            )),
         }
         if !(1..=10).contains(&self.sms.max_parts) {
             problems.push("ticketing.sms.max_parts must be between 1 and 10".into());

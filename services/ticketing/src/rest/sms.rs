@@ -1,7 +1,7 @@
 //! Text messages: every provider's log of what technicians were sent, and
 //! the sink's stand-in for a technician's phone.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use hotline_kit::{ApiResult, auth::Principal};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +14,8 @@ pub fn configure(config: &mut ServiceConfig) {
     config.service(
         utoipa_actix_web::scope("/api/v1/sms")
             .service(list_messages)
-            .service(sink_inbound),
+            .service(sink_inbound)
+            .service(gateway_report),
     );
 }
 
@@ -87,4 +88,47 @@ async fn sink_inbound(
             .inbound_sms(&principal, "sink", &body.from, &body.text)
             .await?,
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct ReportQuery {
+    /// `ticketing.sms.http.callback_token`.
+    token: String,
+}
+
+/// An HTTP gateway's delivery report: JSON or a form, its fields named by
+/// `ticketing.sms.http.callback_id_field` and `callback_status_field`.
+/// Answers `delivered`, `failed`, `pending` (a status on the way) or
+/// `unchanged` (the text had ended already).
+#[utoipa::path(
+    tag = "sms",
+    params(ReportQuery),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object), (status = 401), (status = 404), (status = 422)),
+)]
+#[post("/http/status")]
+async fn gateway_report(
+    service: Service,
+    request: HttpRequest,
+    query: web::Query<ReportQuery>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let form = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let fields: std::collections::BTreeMap<String, String> = if form {
+        url::form_urlencoded::parse(&body).into_owned().collect()
+    } else {
+        let json: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+            .map_err(|_| {
+                hotline_kit::ApiError::bad_request("malformed_body", "a JSON object or a form")
+            })?;
+        json.into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect()
+    };
+    let outcome = service.sms_report(&query.token, &fields).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"outcome": outcome})))
 }

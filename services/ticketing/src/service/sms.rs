@@ -2,6 +2,8 @@
 //! causes them (the `sms_message` row is the outbox), sent by the holder of
 //! the lease `ticketing.sms`; their replies turned into steps of the order.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use hotline_kit::{
     ApiError, ApiResult,
@@ -206,6 +208,7 @@ impl TicketingService {
             let outbound = OutboundSms {
                 id: message.id,
                 to: message.to_phone.clone(),
+                text: message.body.clone(),
                 parts: split.parts,
                 encoding: split.encoding,
             };
@@ -273,6 +276,69 @@ impl TicketingService {
             tracing::info!(sms_id = %id, to = %mask::keep_ends(&saved.to_phone, 3, 4), status = %saved.status, "sms");
         }
         Ok(Fired::Done)
+    }
+
+    /// A gateway's delivery report (`provider = "http"`): `fields` name the
+    /// message by the id it was sent with and say what became of it. Reports
+    /// about a text already delivered or failed change nothing.
+    pub async fn sms_report(
+        &self,
+        token: &str,
+        fields: &BTreeMap<String, String>,
+    ) -> ApiResult<&'static str> {
+        let config = &self.settings.sms.http;
+        let authentic = self.settings.sms.provider == "http"
+            && !config.callback_token.is_empty()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(
+                token.as_bytes(),
+                config.callback_token.as_bytes(),
+            )
+            .is_ok();
+        if !authentic {
+            return Err(ApiError::unauthenticated(
+                "a delivery report needs the gateway's token",
+            ));
+        }
+        let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
+        let id = Uuid::parse_str(field(&config.callback_id_field)).map_err(|_| {
+            ApiError::invalid_field(
+                format!("/{}", config.callback_id_field),
+                "must be the id a text was sent with",
+            )
+        })?;
+        let status = field(&config.callback_status_field).to_owned();
+        let Some(delivered) = config.outcome(&status) else {
+            return Ok("pending");
+        };
+        let txn = self.db.begin().await?;
+        let message = sms_message::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ApiError::not_found("sms_not_found", "no such text message"))?;
+        if message.status != "sent" {
+            return Ok("unchanged");
+        }
+        let now = self.clock.now();
+        let mut row = message.into_active_model();
+        if delivered {
+            row.status = Set("delivered".to_owned());
+            row.delivered_at = Set(Some(now));
+        } else {
+            row.status = Set("failed".to_owned());
+            row.error = Set(Some(format!("the gateway reported {status}")));
+        }
+        let saved = row.update(&txn).await?;
+        let kind = if delivered {
+            events::SMS_DELIVERED
+        } else {
+            events::SMS_FAILED
+        };
+        self.outbox
+            .enqueue_many(&txn, vec![events::sms(&self.outbox, kind, &saved, now)])
+            .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        Ok(if delivered { "delivered" } else { "failed" })
     }
 
     pub async fn list_sms(

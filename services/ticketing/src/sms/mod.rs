@@ -1,11 +1,14 @@
-//! Where text messages leave the system: a provider takes one message at a
-//! time from the `ticketing.sms` loop and says what became of it.
+//! Where text messages leave the system: a provider (the dev sink, an HTTP
+//! gateway) takes one message at a time from the `ticketing.sms` loop and
+//! says what became of it.
 
+mod http;
 mod sink;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use http::{HttpProvider, HttpSmsConfig};
 pub use sink::Sink;
 
 use crate::domain::sms_text::Encoding;
@@ -17,6 +20,9 @@ pub struct OutboundSms {
     pub id: Uuid,
     /// E.164.
     pub to: String,
+    /// The whole text, for gateways that split it themselves...
+    pub text: String,
+    /// ...and its parts, for those that don't.
     pub parts: Vec<String>,
     pub encoding: Encoding,
 }

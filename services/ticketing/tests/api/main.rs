@@ -11,6 +11,7 @@ mod grpc;
 mod orders;
 mod outages;
 mod partners;
+mod receiver;
 mod sla;
 mod sms;
 mod webhooks;

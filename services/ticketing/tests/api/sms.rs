@@ -8,12 +8,16 @@ use serde_json::{Value, json};
 
 use prost::Message;
 
-use crate::helpers::{Desk, problem, texts, until};
+use crate::{
+    helpers::{Desk, problem, texts, ticketing_config, until},
+    receiver::{Answer, Receiver},
+};
 
 crate::on_both_backends!(
     a_dispatched_technician_gets_the_order_by_sms,
     a_technician_accepts_and_resolves_by_replying,
     replies_that_cannot_take_effect_are_answered_or_kept,
+    texts_go_through_an_http_gateway_retried_and_reported,
 );
 
 /// A new order for `customer`, dispatched to the desk's technician: its id and number.
@@ -252,4 +256,144 @@ async fn replies_that_cannot_take_effect_are_answered_or_kept(desk: Desk) {
         )
         .await;
     }
+}
+
+async fn messages(desk: &Desk, order: &str) -> Vec<Value> {
+    let page = desk
+        .ok_json(
+            desk.get(
+                &format!("/api/v1/sms/messages?work_order_id={order}"),
+                &desk.lead,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    let mut items = page["items"].as_array().unwrap().clone();
+    items.reverse();
+    items
+}
+
+async fn texts_go_through_an_http_gateway_retried_and_reported(desk: Desk) {
+    let gateway = Receiver::start(&[
+        Answer::Status(503),
+        Answer::Json(200, r#"{"message_id": "gw-1"}"#),
+        Answer::Json(400, r#"{"error": "number barred"}"#),
+    ])
+    .await;
+    let mut config = ticketing_config();
+    config.sms.provider = "http".into();
+    config.sms.http.url = gateway.url.clone();
+    config.sms.http.sender = "10690000".into();
+    config.sms.http.callback_token = "gateway-token".into();
+    let desk = desk.restart_with(config).await;
+    let recording = desk.record(&["ticketing.sms.#"]);
+    let customer = desk.customer("孙女士", "13800138081").await;
+    let (id, _) = dispatched_to_technician(&desk, &customer).await;
+
+    // The gateway is down: the text waits for its retry, 5 s later.
+    gateway.wait_for(1).await;
+    until("the failed attempt recorded", async || {
+        messages(&desk, &id).await[0]["attempts"] == 1
+    })
+    .await;
+    let waiting = &messages(&desk, &id).await[0];
+    assert_eq!(waiting["status"], "queued");
+    assert!(
+        waiting["error"].as_str().unwrap().contains("503"),
+        "{waiting}"
+    );
+    desk.clock.advance(chrono::Duration::seconds(6));
+    let requests = gateway.wait_for(2).await;
+    until("the text sent", async || {
+        messages(&desk, &id).await[0]["status"] == "sent"
+    })
+    .await;
+    let text = messages(&desk, &id).await[0].clone();
+    assert_eq!(
+        (&text["provider"], &text["attempts"]),
+        (&json!("http"), &json!(2))
+    );
+    // Both requests carry the same reference (the text's id), its whole text.
+    for request in &requests {
+        let fields: Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(
+            (
+                &fields["to"],
+                &fields["from"],
+                &fields["reference"],
+                &fields["text"]
+            ),
+            (
+                &json!("+8613900139000"),
+                &json!("10690000"),
+                &text["id"],
+                &text["body"]
+            )
+        );
+    }
+
+    // The gateway's delivery report: only with its token; a repeat changes nothing.
+    let report = json!({"reference": text["id"], "status": "DELIVRD"});
+    let forged = desk
+        .post("/api/v1/sms/http/status?token=guess", &desk.lead, &report)
+        .await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    for expected in ["delivered", "unchanged"] {
+        let answer = desk
+            .ok_json(
+                desk.post(
+                    "/api/v1/sms/http/status?token=gateway-token",
+                    &desk.lead,
+                    &report,
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(answer["outcome"], expected);
+    }
+    assert_eq!(messages(&desk, &id).await[0]["status"], "delivered");
+
+    // A text the gateway refuses outright fails at once.
+    desk.step(
+        &id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.shop_a_assignee}),
+    )
+    .await;
+    gateway.wait_for(3).await;
+    until("the refused text failed", async || {
+        messages(&desk, &id)
+            .await
+            .get(1)
+            .is_some_and(|m| m["status"] == "failed")
+    })
+    .await;
+    let refused = &messages(&desk, &id).await[1];
+    assert_eq!(
+        (&refused["purpose"], &refused["attempts"]),
+        (&json!("withdrawn"), &json!(1))
+    );
+    assert!(
+        refused["error"].as_str().unwrap().contains("number barred"),
+        "{refused}"
+    );
+    until("the texts' events", async || recording.recorder.len() >= 3).await;
+    let kinds: Vec<String> = recording
+        .recorder
+        .events()
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ticketing.sms.sent",
+            "ticketing.sms.delivered",
+            "ticketing.sms.failed"
+        ]
+    );
+    gateway.stop().await;
 }

@@ -6,17 +6,15 @@
 //! into the private network refused at registration and at delivery; a dead
 //! endpoint holds up nobody else.
 
-use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Desk, problem, production_config, until};
+use crate::{
+    helpers::{Desk, problem, production_config, until},
+    receiver::{Answer, Received, Receiver},
+};
 
 crate::on_both_backends!(
     a_shop_hears_of_its_own_orders_signed,
@@ -32,135 +30,6 @@ mod strict {
     hotline_testkit::on_both_backends!(
         crate::helpers::Desk::spawn_strict => urls_into_the_private_network_are_refused
     );
-}
-
-/// How the receiver answers the next request.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    Status(u16),
-    RetryAfter(u16, u64),
-    /// Never answers (within any test's time).
-    Hang,
-}
-
-#[derive(Clone, Debug)]
-struct Received {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
-}
-
-#[derive(Default)]
-struct Log {
-    script: VecDeque<Answer>,
-    received: Vec<Received>,
-}
-
-/// A partner's system: records every request and answers as scripted, then 200.
-struct Receiver {
-    url: String,
-    log: Arc<Mutex<Log>>,
-    server: actix_web::dev::ServerHandle,
-}
-
-impl Receiver {
-    async fn start(script: &[Answer]) -> Self {
-        let log = Arc::new(Mutex::new(Log {
-            script: script.iter().copied().collect(),
-            received: Vec::new(),
-        }));
-        let state = web::Data::new(log.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .default_service(web::to(answer))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let port = server.addrs()[0].port();
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self {
-            url: format!("http://127.0.0.1:{port}/hotline"),
-            log,
-            server: handle,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.log.lock().unwrap().received.clone()
-    }
-
-    /// Waits for `count` requests: all of them.
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
-        until(&format!("{count} webhook requests"), async || {
-            self.received().len() >= count
-        })
-        .await;
-        self.received()
-    }
-
-    /// The event types received, in order.
-    fn types(&self) -> Vec<String> {
-        self.received()
-            .iter()
-            .map(|r| {
-                serde_json::from_str::<Value>(&r.body).unwrap()["type"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
-    }
-
-    async fn stop(self) {
-        self.server.stop(false).await;
-    }
-}
-
-async fn answer(
-    log: web::Data<Arc<Mutex<Log>>>,
-    request: HttpRequest,
-    body: String,
-) -> HttpResponse {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let next = {
-        let mut log = log.lock().unwrap();
-        log.received.push(Received {
-            id: header("webhook-id"),
-            timestamp: header("webhook-timestamp"),
-            signature: header("webhook-signature"),
-            body,
-        });
-        log.script.pop_front()
-    };
-    match next {
-        None => HttpResponse::Ok().body("thanks"),
-        Some(Answer::Status(code)) => {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
-                .body("not now")
-        }
-        Some(Answer::RetryAfter(code, seconds)) => {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
-                .insert_header(("Retry-After", seconds.to_string()))
-                .finish()
-        }
-        Some(Answer::Hang) => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            HttpResponse::Ok().finish()
-        }
-    }
 }
 
 /// What the `standardwebhooks` package says of each request under `secret`:
