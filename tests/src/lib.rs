@@ -1,6 +1,20 @@
 //! Shared by the benchmarks (`make seed`, `make bench`): settings, tokens, the seeded population.
 
+pub mod suite;
+
 use hotline::Config;
+
+/// The bootstrap admin of the suites the benchmarks start.
+pub const ADMIN: (&str, &str) = ("bench-admin", "bench-admin-secret-0123456789");
+
+/// The value at quantile `q` (0 to 1) of sorted `values`, 0 when there are none.
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(last))
+        .copied()
+        .unwrap_or(0)
+}
 
 /// Phone number `index` of the seeded population (unique mobile numbers).
 pub fn seeded_phone(index: u64) -> String {

@@ -8,7 +8,6 @@
 //! the same run: the most a design that commits once per assignment could reach.
 
 use std::{
-    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -17,108 +16,14 @@ use std::{
 };
 
 use anyhow::Context;
-use hotline_system_tests::{env_number, token};
+use hotline_system_tests::{
+    ADMIN, env_number, quantile,
+    suite::{Server, pgbench},
+    token,
+};
 use hotline_testkit::Infra;
 use rand::Rng;
 use serde_json::{Value, json};
-
-const ADMIN: (&str, &str) = ("bench-admin", "bench-admin-secret-0123456789");
-
-/// `hotline` built beside this benchmark (`cargo build --release -p hotline`).
-fn binary() -> anyhow::Result<std::path::PathBuf> {
-    let path = std::env::current_exe()?
-        .parent()
-        .context("no directory")?
-        .join("hotline");
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: cargo build --release -p hotline",
-        path.display()
-    );
-    Ok(path)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct Server {
-    child: Child,
-    http: String,
-    grpc: String,
-}
-
-impl Server {
-    fn start(
-        targets: &str,
-        data_dir: &std::path::Path,
-        env: &[(String, String)],
-    ) -> anyhow::Result<Self> {
-        let (http, grpc) = (free_port()?, free_port()?);
-        let mut command = Command::new(binary()?);
-        command
-            .args(["serve", "--target", targets, "--data-dir"])
-            .arg(data_dir)
-            .args([
-                "--http-addr",
-                &format!("127.0.0.1:{http}"),
-                "--grpc-addr",
-                &format!("127.0.0.1:{grpc}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (name, _) in std::env::vars() {
-            if name.starts_with("HOTLINE_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0)
-            .env("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1)
-            .env(
-                "HOTLINE_IDENTITY__PII_KEY",
-                "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=",
-            )
-            .env("HOTLINE_TELEMETRY__LEVEL", "warn")
-            .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        Ok(Self {
-            child: command.spawn()?,
-            http: format!("http://127.0.0.1:{http}"),
-            grpc: format!("http://127.0.0.1:{grpc}"),
-        })
-    }
-
-    async fn ready(&mut self, client: &reqwest::Client) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(response) = client.get(format!("{}/readyz", self.http)).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("{} exited: {status}", self.http);
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "{} never became ready",
-                self.http
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 struct Setup {
     name: &'static str,
@@ -310,13 +215,7 @@ async fn load(
         not_offered += missed;
     }
     latencies.sort_unstable();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let at = |q: f64| quantile(&latencies, q) as f64 / 1000.0;
     Ok(Figures {
         assignments: latencies.len() as u64,
         per_second: latencies.len() as f64 / seconds as f64,
@@ -324,59 +223,6 @@ async fn load(
         p99_ms: at(0.99),
         not_offered,
     })
-}
-
-/// pgbench's single-row insert commits per second with 16 clients, in a schema of its own.
-fn pgbench(database_url: &str, run: &str) -> anyhow::Result<f64> {
-    let url = reqwest::Url::parse(database_url)?;
-    let (host, port, user) = (
-        url.host_str().unwrap_or("127.0.0.1").to_owned(),
-        url.port().unwrap_or(5432).to_string(),
-        if url.username().is_empty() {
-            "postgres".to_owned()
-        } else {
-            url.username().to_owned()
-        },
-    );
-    let database = url.path().trim_start_matches('/').to_owned();
-    let schema = format!("{run}_pgbench");
-    let psql = |sql: &str| -> anyhow::Result<()> {
-        let status = Command::new("psql")
-            .args([
-                "-q", "-h", &host, "-p", &port, "-U", &user, "-d", &database, "-c", sql,
-            ])
-            .envs(url.password().map(|p| ("PGPASSWORD", p.to_owned())))
-            .stdout(Stdio::null())
-            .status()
-            .context("psql (PostgreSQL's client) is needed")?;
-        anyhow::ensure!(status.success(), "psql failed: {sql}");
-        Ok(())
-    };
-    psql(&format!(
-        "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".t (id bigserial PRIMARY KEY, v int, at timestamptz DEFAULT now())"
-    ))?;
-    let script = std::env::temp_dir().join(format!("{schema}.sql"));
-    std::fs::write(
-        &script,
-        format!("INSERT INTO \"{schema}\".t (v) VALUES (1);\n"),
-    )?;
-    let output = Command::new("pgbench")
-        .args([
-            "-n", "-c", "16", "-j", "2", "-T", "10", "-h", &host, "-p", &port, "-U", &user, "-f",
-        ])
-        .arg(&script)
-        .arg(&database)
-        .envs(url.password().map(|p| ("PGPASSWORD", p.to_owned())))
-        .output()
-        .context("pgbench is needed (Debian: postgresql-contrib or postgresql-client)")?;
-    let _ = std::fs::remove_file(&script);
-    psql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|line| line.strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|tps| tps.parse().ok())
-        .with_context(|| format!("no tps in pgbench's output: {text}"))
 }
 
 fn uuid_like() -> String {
