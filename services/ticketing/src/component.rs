@@ -22,7 +22,7 @@ use crate::{
     rest,
     service::TicketingService,
     sms::{HttpProvider, Sink, SmsProvider},
-    webhooks::{Guard, Sender},
+    webhooks::Sender,
     workers,
 };
 
@@ -84,13 +84,8 @@ impl TicketingComponent {
             config.lease_ttl,
             config.lease_renew,
         ));
-        let sender = Sender::new(
-            Guard::new(
-                config.webhooks.allow_http,
-                config.webhooks.allow_networks.clone(),
-            ),
-            config.webhooks.timeout,
-        )?;
+        // Deliveries pass the same guard as registrations.
+        let sender = Sender::new(service.guard().clone(), config.webhooks.timeout)?;
         let sms_provider: Arc<dyn SmsProvider> = match config.sms.provider.as_str() {
             "http" => Arc::new(HttpProvider::new(config.sms.http.clone())?),
             _ => Arc::new(Sink),

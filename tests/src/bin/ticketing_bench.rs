@@ -111,7 +111,7 @@ async fn populate(
     Ok(json!({"category": category["id"], "region": region["id"], "customer": customer["id"]}))
 }
 
-/// Rows of `table` in ticketing's schema with `status`.
+/// The `n` a counting query answers.
 async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
     use sea_orm::ConnectionTrait;
     let row = db

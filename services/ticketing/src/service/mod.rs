@@ -362,6 +362,11 @@ impl TicketingService {
         &self.outbox
     }
 
+    /// What webhook URLs may point at.
+    pub fn guard(&self) -> &crate::webhooks::Guard {
+        &self.guard
+    }
+
     /// Where the escalations this replica hears go.
     pub fn escalation_feed(&self) -> tokio::sync::broadcast::Sender<hotline_kit::sse::SseEvent> {
         self.escalations.clone()

@@ -256,21 +256,16 @@ impl TicketingService {
                 }
             }
             let saved = row.update(&txn).await?;
+            // Straight to delivered (the sink): sent, then delivered.
             let kinds: &[&str] = match saved.status.as_str() {
                 "delivered" => &[events::SMS_SENT, events::SMS_DELIVERED],
                 "sent" => &[events::SMS_SENT],
                 "failed" => &[events::SMS_FAILED],
                 _ => &[],
             };
-            if !kinds.is_empty() {
-                let batch = kinds
-                    .iter()
-                    .map(|kind| events::sms(&self.outbox, kind, &saved, now))
-                    .collect();
-                self.outbox.enqueue_many(&txn, batch).await?;
-            }
+            let announced = self.announce_sms(&txn, kinds, &saved, now).await?;
             txn.commit().await?;
-            if !kinds.is_empty() {
+            if announced {
                 self.outbox.wake();
             }
             tracing::info!(sms_id = %id, to = %mask::keep_ends(&saved.to_phone, 3, 4), status = %saved.status, "sms");
@@ -327,18 +322,47 @@ impl TicketingService {
             row.status = Set("failed".to_owned());
             row.error = Set(Some(format!("the gateway reported {status}")));
         }
-        let saved = row.update(&txn).await?;
+        // Only from sent: of two reports racing, one takes effect.
+        let Some(saved) = sms_message::Entity::update_many()
+            .set(row)
+            .filter(sms_message::Column::Id.eq(id))
+            .filter(sms_message::Column::Status.eq("sent"))
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok("unchanged");
+        };
         let kind = if delivered {
             events::SMS_DELIVERED
         } else {
             events::SMS_FAILED
         };
-        self.outbox
-            .enqueue_many(&txn, vec![events::sms(&self.outbox, kind, &saved, now)])
-            .await?;
+        self.announce_sms(&txn, &[kind], &saved, now).await?;
         txn.commit().await?;
         self.outbox.wake();
         Ok(if delivered { "delivered" } else { "failed" })
+    }
+
+    /// The text's steps `kinds` as events, in the transaction that took them;
+    /// whether there were any.
+    async fn announce_sms<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        kinds: &[&str],
+        message: &sms_message::Model,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
+        if kinds.is_empty() {
+            return Ok(false);
+        }
+        let batch = kinds
+            .iter()
+            .map(|kind| events::sms(&self.outbox, kind, message, at))
+            .collect();
+        self.outbox.enqueue_many(txn, batch).await?;
+        Ok(true)
     }
 
     pub async fn list_sms(

@@ -486,7 +486,7 @@ impl TicketingService {
         limit: u64,
     ) -> Result<Vec<(endpoint::Model, Vec<delivery::Model>)>, DbErr> {
         let now = self.clock.now();
-        let mut ready: HashMap<Uuid, endpoint::Model> = endpoint::Entity::find()
+        let candidates: HashSet<Uuid> = endpoint::Entity::find()
             .filter(endpoint::Column::Enabled.eq(true))
             .filter(
                 Condition::any()
@@ -497,19 +497,32 @@ impl TicketingService {
             .await?
             .into_iter()
             .filter(|e| !busy.contains(&e.id))
-            .map(|e| (e.id, e))
+            .map(|e| e.id)
             .collect();
-        if ready.is_empty() {
+        if candidates.is_empty() {
             return Ok(Vec::new());
         }
         let due = delivery::Entity::find()
             .filter(delivery::Column::Status.eq(PENDING))
             .filter(delivery::Column::NextAttemptAt.lte(now))
-            .filter(delivery::Column::EndpointId.is_in(ready.keys().copied()))
+            .filter(delivery::Column::EndpointId.is_in(candidates.iter().copied()))
             .order_by_asc(delivery::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read again after the deliveries: a rotation or change that committed
+        // before a delivery was queued is what that delivery is sent with.
+        let mut ready: HashMap<Uuid, endpoint::Model> = endpoint::Entity::find()
+            .filter(endpoint::Column::Id.is_in(due.iter().map(|d| d.endpoint_id)))
+            .filter(endpoint::Column::Enabled.eq(true))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
         let mut grouped: Vec<(endpoint::Model, Vec<delivery::Model>)> = Vec::new();
         let mut at: HashMap<Uuid, usize> = HashMap::new();
         for row in due {
@@ -680,11 +693,12 @@ impl TicketingService {
         let mut after = endpoint.clone().into_active_model();
         after.paused_until = Set(until);
         if gone {
+            // What waited for it fails too, each announced like any other failure.
             after.enabled = Set(false);
             after.disabled_reason = Set(Some("gone".to_owned()));
             after.version = Set(endpoint.version + 1);
             after.updated_at = Set(now);
-            delivery::Entity::update_many()
+            let failed = delivery::Entity::update_many()
                 .col_expr(delivery::Column::Status, Expr::value(FAILED))
                 .col_expr(
                     delivery::Column::LastError,
@@ -692,8 +706,15 @@ impl TicketingService {
                 )
                 .filter(delivery::Column::EndpointId.eq(endpoint.id))
                 .filter(delivery::Column::Status.eq(PENDING))
-                .exec(txn)
+                .exec_with_returning(txn)
                 .await?;
+            if !failed.is_empty() {
+                let batch = failed
+                    .iter()
+                    .map(|row| events::webhook(&self.outbox, events::WEBHOOK_FAILED, row, now))
+                    .collect();
+                self.outbox.enqueue_many(txn, batch).await?;
+            }
         }
         after.update(txn).await
     }

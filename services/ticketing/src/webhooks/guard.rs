@@ -68,6 +68,11 @@ impl Guard {
         Ok(parsed)
     }
 
+    /// The resolver for a delivery client.
+    pub fn resolver(&self) -> Arc<Self> {
+        Arc::new(self.clone())
+    }
+
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         if is_public(ip) || self.allow.iter().any(|net| net.contains(&ip)) {
             Ok(())
@@ -100,12 +105,6 @@ impl Resolve for Guard {
             let addresses = Guard::resolve(&guard, name.as_str()).await?;
             Ok(Box::new(addresses.into_iter()) as Addrs)
         })
-    }
-}
-
-impl Guard {
-    pub fn resolver(&self) -> Arc<Self> {
-        Arc::new(self.clone())
     }
 }
 
