@@ -8,6 +8,7 @@ mod infra;
 mod keys;
 mod proxy;
 mod rest;
+mod smsc;
 mod sse;
 mod whoami;
 
@@ -27,6 +28,7 @@ pub use infra::{Backends, Infra};
 pub use keys::TestKeys;
 pub use proxy::{Link, TcpProxy};
 pub use rest::{ok_json, problem};
+pub use smsc::{Behaviour, Part, Smsc};
 pub use sse::Sse;
 pub use whoami::WhoAmI;
 

@@ -21,7 +21,7 @@ use crate::{
     migration::Migrator,
     rest,
     service::TicketingService,
-    sms::{HttpProvider, Sink, SmsProvider},
+    sms::{HttpProvider, Sink, SmppProvider, SmsProvider},
     webhooks::Sender,
     workers,
 };
@@ -39,6 +39,8 @@ pub struct TicketingComponent {
     sms: Arc<Leadership>,
     sms_poll: std::time::Duration,
     sms_provider: Arc<dyn SmsProvider>,
+    /// The same provider when it is an SMSC: its bind and reports run too.
+    smpp: Option<Arc<SmppProvider>>,
     webhooks: Arc<Leadership>,
     sender: Arc<Sender>,
     webhook_poll: std::time::Duration,
@@ -86,8 +88,11 @@ impl TicketingComponent {
         ));
         // Deliveries pass the same guard as registrations.
         let sender = Sender::new(service.guard().clone(), config.webhooks.timeout)?;
-        let sms_provider: Arc<dyn SmsProvider> = match config.sms.provider.as_str() {
-            "http" => Arc::new(HttpProvider::new(config.sms.http.clone())?),
+        let smpp = (config.sms.provider == "smpp")
+            .then(|| Arc::new(SmppProvider::new(config.sms.smpp.clone())));
+        let sms_provider: Arc<dyn SmsProvider> = match (&smpp, config.sms.provider.as_str()) {
+            (Some(smpp), _) => smpp.clone(),
+            (None, "http") => Arc::new(HttpProvider::new(config.sms.http.clone())?),
             _ => Arc::new(Sink),
         };
         Ok(Self {
@@ -100,6 +105,7 @@ impl TicketingComponent {
             sms,
             sms_poll: config.sms.poll,
             sms_provider,
+            smpp,
             webhooks,
             sender: Arc::new(sender),
             webhook_poll: config.webhooks.poll,
@@ -204,6 +210,20 @@ impl Component for TicketingComponent {
             self.lease_ttl,
             shutdown.clone(),
         ));
+        if let Some(smpp) = &self.smpp {
+            // Reports wait here while the service records them.
+            let (reports, received) = tokio::sync::mpsc::channel(4096);
+            tasks.spawn(
+                smpp.clone()
+                    .run(self.sms.clone(), reports.clone(), shutdown.clone()),
+            );
+            tasks.spawn(workers::sms::reports(
+                self.service.clone(),
+                reports,
+                received,
+                shutdown.clone(),
+            ));
+        }
 
         tasks.spawn(self.webhooks.clone().run(
             self.relay_db.clone(),

@@ -114,7 +114,7 @@ pub struct SmsConfig {
     /// `sink`: messages are recorded, delivered at once and readable through
     /// `GET /api/v1/sms/messages`; technicians' replies are played with
     /// `POST /api/v1/sms/sink/inbound`. `http`: an HTTP gateway
-    /// (`[ticketing.sms.http]`). SMPP comes next.
+    /// (`[ticketing.sms.http]`). `smpp`: an SMSC (`[ticketing.sms.smpp]`).
     pub provider: String,
     /// How often the holder of the lease `ticketing.sms` looks for queued messages.
     #[serde(with = "humantime_serde")]
@@ -124,6 +124,8 @@ pub struct SmsConfig {
     pub templates: SmsTemplates,
     /// The HTTP gateway (`provider = "http"`).
     pub http: crate::sms::HttpSmsConfig,
+    /// The SMSC (`provider = "smpp"`).
+    pub smpp: crate::sms::SmppConfig,
 }
 
 impl Default for SmsConfig {
@@ -134,6 +136,7 @@ impl Default for SmsConfig {
             max_parts: 6,
             templates: SmsTemplates::default(),
             http: crate::sms::HttpSmsConfig::default(),
+            smpp: crate::sms::SmppConfig::default(),
         }
     }
 }
@@ -264,8 +267,9 @@ impl Validate for TicketingConfig {
         match self.sms.provider.as_str() {
             "sink" => {}
             "http" => problems.extend(self.sms.http.problems()),
+            "smpp" => problems.extend(self.sms.smpp.problems()),
             other => problems.push(format!(
-                "ticketing.sms.provider {other:?}: \"sink\" or \"http\" (SMPP is not built yet)"
+                "ticketing.sms.provider {other:?}: \"sink\", \"smpp\" or \"http\""
             )),
         }
         if !(1..=10).contains(&self.sms.max_parts) {

@@ -520,7 +520,7 @@ pub struct SmsMessageView {
     pub work_order_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee_id: Option<Uuid>,
-    /// new_order, withdrawn, cancelled, reply_ok or reply_error.
+    /// new_order, withdrawn, cancelled, reply_ok, reply_error or notice.
     pub purpose: String,
     /// E.164.
     pub to: String,
@@ -528,6 +528,10 @@ pub struct SmsMessageView {
     /// gsm7 or ucs2.
     pub encoding: String,
     pub parts: i32,
+    /// The provider's ids of the parts as sent (an SMSC's message ids: what
+    /// its support asks for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provider_ids: Vec<String>,
     /// queued, sent, delivered or failed.
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -542,6 +546,14 @@ pub struct SmsMessageView {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
+/// A notice queued: one text per technician, each followed like any other
+/// (`GET /api/v1/sms/messages`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoticeView {
+    /// The texts' ids, one per recipient.
+    pub queued: Vec<Uuid>,
+}
+
 impl From<sms_message::Model> for SmsMessageView {
     fn from(row: sms_message::Model) -> Self {
         Self {
@@ -553,6 +565,10 @@ impl From<sms_message::Model> for SmsMessageView {
             body: row.body,
             encoding: row.encoding,
             parts: row.parts,
+            provider_ids: row
+                .part_ids
+                .and_then(|ids| serde_json::from_value(ids).ok())
+                .unwrap_or_default(),
             status: row.status,
             provider: row.provider,
             attempts: row.attempts,

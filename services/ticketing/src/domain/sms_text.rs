@@ -53,6 +53,42 @@ pub fn encoding(text: &str) -> Encoding {
     }
 }
 
+/// A text an SMSC passed on in the GSM default alphabet, one septet per
+/// octet (unpacked); an escape takes the extension table's character.
+pub fn decode_gsm(septets: &[u8]) -> String {
+    const EXTENSION: [(u8, char); 10] = [
+        (0x0A, '\u{000C}'),
+        (0x14, '^'),
+        (0x28, '{'),
+        (0x29, '}'),
+        (0x2F, '\\'),
+        (0x3C, '['),
+        (0x3D, '~'),
+        (0x3E, ']'),
+        (0x40, '|'),
+        (0x65, '€'),
+    ];
+    let basic: Vec<char> = GSM_BASIC.chars().collect();
+    let mut text = String::with_capacity(septets.len());
+    let mut escaped = false;
+    for &septet in septets {
+        if escaped {
+            escaped = false;
+            if let Some((_, c)) = EXTENSION.iter().find(|(code, _)| *code == septet) {
+                text.push(*c);
+                continue;
+            }
+        } else if septet == 0x1B {
+            escaped = true;
+            continue;
+        }
+        // The table leaves out the escape's own place, 0x1B.
+        let index = usize::from(septet) - usize::from(septet > 0x1B);
+        text.push(basic.get(index).copied().unwrap_or('?'));
+    }
+    text
+}
+
 /// The text as it goes out: its encoding and the parts it is sent in (one
 /// for a short message).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,6 +171,14 @@ mod tests {
         // One character outside GSM makes the whole message UCS-2.
         assert_eq!(encoding("Order WO-1 accepted 好"), Encoding::Ucs2);
         assert_eq!(encoding("Order WO-1 accepted"), Encoding::Gsm7);
+    }
+
+    #[test]
+    fn gsm_septets_decode_with_the_extension_table() {
+        // "ACCEPT WO-1 {ok}" with @ (0x00) and € (escape 0x65).
+        let mut septets = b"ACCEPT WO-1 ".to_vec();
+        septets.extend_from_slice(&[0x1B, 0x28, b'o', b'k', 0x1B, 0x29, 0x00, 0x1B, 0x65]);
+        assert_eq!(decode_gsm(&septets), "ACCEPT WO-1 {ok}@€");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod m20261203_000001_add_sla;
 mod m20261204_000001_add_dispatch;
 mod m20261205_000001_add_sms;
 mod m20261206_000001_add_webhooks;
+mod m20261207_000001_add_sms_parts;
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         migrations.push(Box::new(m20261204_000001_add_dispatch::Migration));
         migrations.push(Box::new(m20261205_000001_add_sms::Migration));
         migrations.push(Box::new(m20261206_000001_add_webhooks::Migration));
+        migrations.push(Box::new(m20261207_000001_add_sms_parts::Migration));
         migrations
     }
 }

@@ -8,12 +8,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::Service;
-use crate::views::{InboundView, SmsMessageView};
+use crate::views::{InboundView, NoticeView, SmsMessageView};
 
 pub fn configure(config: &mut ServiceConfig) {
     config.service(
         utoipa_actix_web::scope("/api/v1/sms")
             .service(list_messages)
+            .service(send_notice)
             .service(sink_inbound)
             .service(gateway_report),
     );
@@ -52,6 +53,40 @@ async fn list_messages(
                 query.cursor.as_deref(),
                 query.limit,
             )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Notice {
+    /// Active technicians with a phone, 1 to 1,000, each once.
+    #[schema(min_items = 1, max_items = 1000)]
+    assignee_ids: Vec<uuid::Uuid>,
+    /// Sent as written; it must fit `ticketing.sms.max_parts` parts.
+    #[schema(min_length = 1, max_length = 1600)]
+    text: String,
+}
+
+/// Texts a notice to technicians (an outage in their area, a typhoon
+/// warning): queued at once, one text each, sent like every other text
+/// (supervisors, admins).
+#[utoipa::path(
+    tag = "sms",
+    request_body = Notice,
+    responses((status = 202, body = NoticeView), (status = 403), (status = 422)),
+    security(("bearer" = []))
+)]
+#[post("/notices")]
+async fn send_notice(
+    principal: Principal,
+    service: Service,
+    body: web::Json<Notice>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    Ok(HttpResponse::Accepted().json(
+        service
+            .send_notice(&principal, &body.assignee_ids, &body.text)
             .await?,
     ))
 }

@@ -3,7 +3,10 @@
 
 mod dispatch;
 mod sms;
+mod sms_delivery;
 mod webhooks;
+
+pub use sms_delivery::SmsOutcome;
 
 use std::sync::Arc;
 

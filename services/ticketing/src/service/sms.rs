@@ -2,24 +2,20 @@
 //! causes them (the `sms_message` row is the outbox), sent by the holder of
 //! the lease `ticketing.sms`; their replies turned into steps of the order.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use hotline_kit::{
     ApiError, ApiResult,
     auth::{Principal, Role},
-    lease::{self, FenceError, Grant},
     mask,
     rest::{self, Page},
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{Fired, TicketingService, dispatch::Trigger};
+use super::{TicketingService, dispatch::Trigger};
 use crate::{
     domain::{
         order::{Action, Status},
@@ -29,9 +25,8 @@ use crate::{
     },
     events,
     input::Step,
-    sms::{OutboundSms, SmsProvider, SubmitError},
     store::{Scope, assignee, category, scope::STAFF, sms_inbound, sms_message, work_order},
-    views::{InboundView, SmsMessageView, status_of},
+    views::{InboundView, NoticeView, SmsMessageView, status_of},
 };
 
 /// Why a message is sent: which template it is.
@@ -42,6 +37,8 @@ pub(crate) enum Purpose {
     Cancelled,
     ReplyOk,
     ReplyError,
+    /// A supervisor's notice: its text as they wrote it.
+    Notice,
 }
 
 impl Purpose {
@@ -52,12 +49,14 @@ impl Purpose {
             Self::Cancelled => "cancelled",
             Self::ReplyOk => "reply_ok",
             Self::ReplyError => "reply_error",
+            Self::Notice => "notice",
         }
     }
 }
 
-/// Resends after a transient failure; then the message has failed.
-const RETRY_AFTER: [i64; 5] = [5, 30, 120, 600, 1800];
+/// Who may text technicians a notice, and to how many at once.
+const NOTICE_SENDERS: &[Role] = &[Role::Supervisor, Role::Admin];
+const MAX_NOTICE: usize = 1000;
 /// Who may play a technician's reply into the sink.
 const SINK_PLAYERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 
@@ -142,6 +141,8 @@ impl TicketingService {
             Purpose::Cancelled => &templates.cancelled,
             Purpose::ReplyOk => &templates.reply_ok,
             Purpose::ReplyError => &templates.reply_error,
+            // Written by the supervisor, not from a template.
+            Purpose::Notice => "{text}",
         };
         template::render_fitting(text, values, self.settings.sms.max_parts)
             .unwrap_or_else(|| template::render(text, values))
@@ -156,11 +157,26 @@ impl TicketingService {
         to: &str,
         body: &str,
     ) -> Result<Uuid, DbErr> {
+        let row = self.sms_row(order, assignee, purpose, to, body);
+        let id = row.id.clone().unwrap();
+        sms_message::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await?;
+        Ok(id)
+    }
+
+    fn sms_row(
+        &self,
+        order: Option<Uuid>,
+        assignee: Option<Uuid>,
+        purpose: Purpose,
+        to: &str,
+        body: &str,
+    ) -> sms_message::ActiveModel {
         let split = sms_text::split(body);
         let now = self.clock.now();
-        let id = Uuid::now_v7();
-        sms_message::Entity::insert(sms_message::ActiveModel {
-            id: Set(id),
+        sms_message::ActiveModel {
+            id: Set(Uuid::now_v7()),
             work_order_id: Set(order),
             assignee_id: Set(assignee),
             purpose: Set(purpose.as_str().to_owned()),
@@ -177,177 +193,80 @@ impl TicketingService {
             created_at: Set(now),
             sent_at: Set(None),
             delivered_at: Set(None),
-        })
-        .exec_without_returning(txn)
-        .await?;
-        Ok(id)
+        }
     }
 
-    /// Sends the queued messages that are due, oldest first, through
-    /// `provider`; each result recorded in a transaction fenced by `grant`.
-    pub async fn send_due_sms(
+    /// A supervisor's notice to technicians (an outage in their area, a
+    /// typhoon warning): one text to each, queued in one transaction. Every
+    /// recipient must be an active technician; a text that can't fit
+    /// `sms.max_parts` is refused.
+    pub async fn send_notice(
         &self,
-        grant: &Grant,
-        ttl: std::time::Duration,
-        provider: &dyn SmsProvider,
-        limit: u64,
-    ) -> Result<Fired, DbErr> {
-        let due = sms_message::Entity::find()
-            .filter(sms_message::Column::Status.eq("queued"))
-            .filter(sms_message::Column::NextAttemptAt.lte(self.clock.now()))
-            .order_by_asc(sms_message::Column::NextAttemptAt)
-            .order_by_asc(sms_message::Column::Id)
-            .limit(limit)
+        principal: &Principal,
+        assignee_ids: &[Uuid],
+        text: &str,
+    ) -> ApiResult<NoticeView> {
+        principal.require_any(NOTICE_SENDERS)?;
+        let mut problems = hotline_kit::error::Problems::default();
+        problems.prose("/text", text, 1600);
+        if text.trim().is_empty() {
+            problems.add("/text", "must not be empty");
+        }
+        if sms_text::split(text).parts.len() > self.settings.sms.max_parts {
+            problems.add(
+                "/text",
+                format!("must fit {} parts", self.settings.sms.max_parts),
+            );
+        }
+        let unique: std::collections::BTreeSet<Uuid> = assignee_ids.iter().copied().collect();
+        if unique.is_empty() || unique.len() > MAX_NOTICE || unique.len() != assignee_ids.len() {
+            problems.add(
+                "/assignee_ids",
+                format!("must name 1 to {MAX_NOTICE} technicians, each once"),
+            );
+        }
+        problems.finish(()).map_err(ApiError::invalid)?;
+        let technicians = assignee::Entity::find()
+            .filter(assignee::Column::Id.is_in(unique.iter().copied()))
+            .filter(assignee::Column::Active.eq(true))
+            .filter(assignee::Column::Kind.eq(AssigneeKind::Technician.as_str()))
+            .filter(assignee::Column::Phone.is_not_null())
             .all(&self.db)
             .await?;
-        if due.is_empty() {
-            return Ok(Fired::Skipped);
-        }
-        for message in due {
-            let split = sms_text::split(&message.body);
-            let outbound = OutboundSms {
-                id: message.id,
-                to: message.to_phone.clone(),
-                text: message.body.clone(),
-                parts: split.parts,
-                encoding: split.encoding,
-            };
-            let result = provider.submit(&outbound).await;
-            let txn = self.db.begin().await?;
-            match lease::fence(&txn, grant, ttl).await {
-                Ok(()) => {}
-                Err(FenceError::Lost(_)) => return Ok(Fired::Lost),
-                Err(FenceError::Db(error)) => return Err(error),
-            }
-            let now = self.clock.now();
-            let attempts = message.attempts + 1;
-            let id = message.id;
-            let mut row = message.into_active_model();
-            row.attempts = Set(attempts);
-            row.provider = Set(Some(provider.name().to_owned()));
-            match result {
-                Ok(submitted) => {
-                    row.status = Set(if submitted.delivered {
-                        "delivered"
-                    } else {
-                        "sent"
-                    }
-                    .to_owned());
-                    row.part_ids = Set(Some(json!(submitted.part_ids)));
-                    row.sent_at = Set(Some(now));
-                    row.delivered_at = Set(submitted.delivered.then_some(now));
-                    row.error = Set(None);
-                }
-                Err(SubmitError::Transient(error)) => {
-                    match usize::try_from(attempts - 1)
-                        .ok()
-                        .and_then(|n| RETRY_AFTER.get(n))
-                    {
-                        Some(seconds) => {
-                            row.next_attempt_at = Set(now + chrono::Duration::seconds(*seconds));
-                        }
-                        None => row.status = Set("failed".to_owned()),
-                    }
-                    row.error = Set(Some(error));
-                }
-                Err(SubmitError::Permanent(error)) => {
-                    row.status = Set("failed".to_owned());
-                    row.error = Set(Some(error));
-                }
-            }
-            let saved = row.update(&txn).await?;
-            // Straight to delivered (the sink): sent, then delivered.
-            let kinds: &[&str] = match saved.status.as_str() {
-                "delivered" => &[events::SMS_SENT, events::SMS_DELIVERED],
-                "sent" => &[events::SMS_SENT],
-                "failed" => &[events::SMS_FAILED],
-                _ => &[],
-            };
-            let announced = self.announce_sms(&txn, kinds, &saved, now).await?;
-            txn.commit().await?;
-            if announced {
-                self.outbox.wake();
-            }
-            tracing::info!(sms_id = %id, to = %mask::keep_ends(&saved.to_phone, 3, 4), status = %saved.status, "sms");
-        }
-        Ok(Fired::Done)
-    }
-
-    /// A gateway's delivery report (`provider = "http"`): `fields` name the
-    /// message by the id it was sent with and say what became of it. Reports
-    /// about a text already delivered or failed change nothing.
-    pub async fn sms_report(
-        &self,
-        token: &str,
-        fields: &BTreeMap<String, String>,
-    ) -> ApiResult<&'static str> {
-        let config = &self.settings.sms.http;
-        let authentic = self.settings.sms.provider == "http"
-            && !config.callback_token.is_empty()
-            && aws_lc_rs::constant_time::verify_slices_are_equal(
-                token.as_bytes(),
-                config.callback_token.as_bytes(),
-            )
-            .is_ok();
-        if !authentic {
-            return Err(ApiError::unauthenticated(
-                "a delivery report needs the gateway's token",
+        if technicians.len() != unique.len() {
+            let found: std::collections::BTreeSet<Uuid> =
+                technicians.iter().map(|t| t.id).collect();
+            let missing: Vec<String> = unique.difference(&found).map(ToString::to_string).collect();
+            return Err(ApiError::invalid_field(
+                "/assignee_ids",
+                format!(
+                    "not active technicians with a phone: {}",
+                    missing.join(", ")
+                ),
             ));
         }
-        let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
-        let id = Uuid::parse_str(field(&config.callback_id_field)).map_err(|_| {
-            ApiError::invalid_field(
-                format!("/{}", config.callback_id_field),
-                "must be the id a text was sent with",
-            )
-        })?;
-        let status = field(&config.callback_status_field).to_owned();
-        let Some(delivered) = config.outcome(&status) else {
-            return Ok("pending");
-        };
+        let rows: Vec<_> = technicians
+            .iter()
+            .filter_map(|t| {
+                let phone = t.phone.as_deref()?;
+                Some(self.sms_row(None, Some(t.id), Purpose::Notice, phone, text))
+            })
+            .collect();
+        let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.id.clone().take()).collect();
         let txn = self.db.begin().await?;
-        let message = sms_message::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| ApiError::not_found("sms_not_found", "no such text message"))?;
-        if message.status != "sent" {
-            return Ok("unchanged");
+        // In slices: a statement's bound values are limited (SQLite's 32,766).
+        for chunk in rows.chunks(1000) {
+            sms_message::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
         }
-        let now = self.clock.now();
-        let mut row = message.into_active_model();
-        if delivered {
-            row.status = Set("delivered".to_owned());
-            row.delivered_at = Set(Some(now));
-        } else {
-            row.status = Set("failed".to_owned());
-            row.error = Set(Some(format!("the gateway reported {status}")));
-        }
-        // Only from sent: of two reports racing, one takes effect.
-        let Some(saved) = sms_message::Entity::update_many()
-            .set(row)
-            .filter(sms_message::Column::Id.eq(id))
-            .filter(sms_message::Column::Status.eq("sent"))
-            .exec_with_returning(&txn)
-            .await?
-            .into_iter()
-            .next()
-        else {
-            return Ok("unchanged");
-        };
-        let kind = if delivered {
-            events::SMS_DELIVERED
-        } else {
-            events::SMS_FAILED
-        };
-        self.announce_sms(&txn, &[kind], &saved, now).await?;
         txn.commit().await?;
-        self.outbox.wake();
-        Ok(if delivered { "delivered" } else { "failed" })
+        Ok(NoticeView { queued: ids })
     }
 
     /// The text's steps `kinds` as events, in the transaction that took them;
     /// whether there were any.
-    async fn announce_sms<C: ConnectionTrait>(
+    pub(super) async fn announce_sms<C: ConnectionTrait>(
         &self,
         txn: &C,
         kinds: &[&str],
@@ -417,6 +336,17 @@ impl TicketingService {
         text: &str,
     ) -> ApiResult<InboundView> {
         principal.require_any(SINK_PLAYERS)?;
+        self.receive_sms(provider, from, text).await
+    }
+
+    /// A text from a phone as a provider received it (the sink's player, an
+    /// SMSC's `deliver_sm`).
+    pub async fn receive_sms(
+        &self,
+        provider: &str,
+        from: &str,
+        text: &str,
+    ) -> ApiResult<InboundView> {
         let mut problems = hotline_kit::error::Problems::default();
         problems.text("/from", from, 32);
         problems.prose("/text", text, 1600);

@@ -28,6 +28,8 @@ pub struct HttpSmsConfig {
     pub sender: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Requests in flight at once.
+    pub concurrency: usize,
     /// Where the gateway's own message id is in its JSON answer (a JSON
     /// pointer); empty: not recorded.
     pub message_id_pointer: String,
@@ -59,6 +61,7 @@ impl Default for HttpSmsConfig {
             headers: BTreeMap::new(),
             sender: String::new(),
             timeout: Duration::from_secs(10),
+            concurrency: 16,
             message_id_pointer: "/message_id".into(),
             callback_token: String::new(),
             callback_id_field: "reference".into(),
@@ -88,6 +91,9 @@ impl HttpSmsConfig {
         }
         if self.timeout < Duration::from_secs(1) || self.timeout > Duration::from_secs(120) {
             problems.push("ticketing.sms.http.timeout must be between 1s and 2m".into());
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            problems.push("ticketing.sms.http.concurrency must be between 1 and 256".into());
         }
         problems
     }
@@ -149,6 +155,10 @@ impl HttpProvider {
 impl SmsProvider for HttpProvider {
     fn name(&self) -> &'static str {
         "http"
+    }
+
+    fn window(&self) -> usize {
+        self.config.concurrency
     }
 
     async fn submit(&self, message: &OutboundSms) -> Result<Submitted, SubmitError> {

@@ -1,15 +1,17 @@
 //! Where text messages leave the system: a provider (the dev sink, an HTTP
-//! gateway) takes one message at a time from the `ticketing.sms` loop and
-//! says what became of it.
+//! gateway, an SMSC over SMPP) takes messages from the `ticketing.sms` loop,
+//! up to its window at once, and says what became of each.
 
 mod http;
 mod sink;
+pub mod smpp;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use http::{HttpProvider, HttpSmsConfig};
 pub use sink::Sink;
+pub use smpp::{Report, SmppConfig, SmppProvider};
 
 use crate::domain::sms_text::Encoding;
 
@@ -36,6 +38,16 @@ pub struct Submitted {
     pub delivered: bool,
 }
 
+/// An SMSC's word on one part, by its id for the part.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    pub part_id: String,
+    /// Reached the phone; else it never will.
+    pub delivered: bool,
+    /// As the SMSC said it (DELIVRD, UNDELIV, …).
+    pub state: String,
+}
+
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SubmitError {
     /// Worth trying again later (a lost link, a throttle).
@@ -49,5 +61,7 @@ pub enum SubmitError {
 #[async_trait]
 pub trait SmsProvider: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Messages the loop may have in flight at once.
+    fn window(&self) -> usize;
     async fn submit(&self, message: &OutboundSms) -> Result<Submitted, SubmitError>;
 }

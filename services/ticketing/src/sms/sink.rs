@@ -13,6 +13,10 @@ impl SmsProvider for Sink {
         "sink"
     }
 
+    fn window(&self) -> usize {
+        256
+    }
+
     async fn submit(&self, message: &OutboundSms) -> Result<Submitted, SubmitError> {
         Ok(Submitted {
             part_ids: (1..=message.parts.len())

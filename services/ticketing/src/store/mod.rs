@@ -14,6 +14,7 @@ pub mod scope;
 pub mod sla_policy;
 pub mod sms_inbound;
 pub mod sms_message;
+pub mod sms_part;
 pub mod webhook_attempt;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;

@@ -13,5 +13,6 @@ mod outages;
 mod partners;
 mod receiver;
 mod sla;
+mod smpp;
 mod sms;
 mod webhooks;

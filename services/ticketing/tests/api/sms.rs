@@ -18,10 +18,11 @@ crate::on_both_backends!(
     a_technician_accepts_and_resolves_by_replying,
     replies_that_cannot_take_effect_are_answered_or_kept,
     texts_go_through_an_http_gateway_retried_and_reported,
+    a_supervisor_texts_technicians_a_notice,
 );
 
 /// A new order for `customer`, dispatched to the desk's technician: its id and number.
-async fn dispatched_to_technician(desk: &Desk, customer: &str) -> (String, String) {
+pub(crate) async fn dispatched_to_technician(desk: &Desk, customer: &str) -> (String, String) {
     let order = desk.order(customer).await;
     let id = order["id"].as_str().unwrap().to_owned();
     desk.step(
@@ -258,7 +259,7 @@ async fn replies_that_cannot_take_effect_are_answered_or_kept(desk: Desk) {
     }
 }
 
-async fn messages(desk: &Desk, order: &str) -> Vec<Value> {
+pub(crate) async fn messages(desk: &Desk, order: &str) -> Vec<Value> {
     let page = desk
         .ok_json(
             desk.get(
@@ -396,4 +397,94 @@ async fn texts_go_through_an_http_gateway_retried_and_reported(desk: Desk) {
         ]
     );
     gateway.stop().await;
+}
+
+async fn a_supervisor_texts_technicians_a_notice(desk: Desk) {
+    let second = desk
+        .assignee(json!({"kind": "technician", "name": "赵师傅", "phone": "13900139021"}))
+        .await;
+    let notice = "台风预警：今晚停止上门维修，请注意安全。";
+    let body = json!({"assignee_ids": [desk.technician, second], "text": notice});
+    let queued = desk
+        .ok_json(
+            desk.post("/api/v1/sms/notices", &desk.lead, &body).await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let ids = queued["queued"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 2);
+    until("both notices delivered", async || {
+        let page = desk
+            .ok_json(
+                desk.get("/api/v1/sms/messages", &desk.lead).await,
+                StatusCode::OK,
+            )
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| ids.contains(&m["id"]) && m["status"] == "delivered")
+            .count()
+            == 2
+    })
+    .await;
+    let page = desk
+        .ok_json(
+            desk.get("/api/v1/sms/messages", &desk.lead).await,
+            StatusCode::OK,
+        )
+        .await;
+    let sent: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| ids.contains(&m["id"]))
+        .collect();
+    let mut phones: Vec<&str> = sent.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    phones.sort_unstable();
+    assert_eq!(phones, ["+8613900139000", "+8613900139021"]);
+    assert!(
+        sent.iter()
+            .all(|m| m["body"] == notice && m["purpose"] == "notice" && m["encoding"] == "ucs2")
+    );
+
+    // Only supervisors and admins; only active technicians with a phone, each
+    // once; a text that fits. Nothing is queued by a refusal.
+    let forbidden = desk.post("/api/v1/sms/notices", &desk.agent, &body).await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    for (bad, pointer) in [
+        (
+            json!({"assignee_ids": [desk.shop_a_assignee], "text": "x"}),
+            "/assignee_ids",
+        ),
+        (
+            json!({"assignee_ids": [uuid::Uuid::now_v7()], "text": "x"}),
+            "/assignee_ids",
+        ),
+        (
+            json!({"assignee_ids": [second, second], "text": "x"}),
+            "/assignee_ids",
+        ),
+        (json!({"assignee_ids": [], "text": "x"}), "/assignee_ids"),
+        (json!({"assignee_ids": [second], "text": "  "}), "/text"),
+        (
+            json!({"assignee_ids": [second], "text": "长".repeat(67 * 6 + 1)}),
+            "/text",
+        ),
+    ] {
+        let refused = desk.post("/api/v1/sms/notices", &desk.lead, &bad).await;
+        let problem = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+    }
+    let after = desk
+        .ok_json(
+            desk.get("/api/v1/sms/messages", &desk.lead).await,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        page["items"].as_array().unwrap().len()
+    );
 }
