@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test lint fmt bench bench-lookup bench-routing bench-ticketing seed chart image check-duplicates
+.PHONY: help run test lint fmt bench bench-lookup bench-routing bench-ticketing bench-sms seed chart image check-duplicates
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,7 +44,7 @@ seed bench-lookup: export HOTLINE_TELEMETRY__LEVEL ?= warn
 seed: ## load 1,000,000 customers into PostgreSQL (HOTLINE_BENCH_CUSTOMERS to change)
 	$(CARGO) run --release -p hotline-system-tests --bin seed
 
-bench: bench-lookup bench-routing bench-ticketing ## the benchmarks below
+bench: bench-lookup bench-routing bench-ticketing bench-sms ## the benchmarks below
 
 bench-lookup: ## screen-pop lookups against identity on PostgreSQL + Redis; prints lookups/s, p50, p99
 	$(CARGO) run --release -p hotline-system-tests --bin lookup-bench
@@ -52,6 +52,10 @@ bench-lookup: ## screen-pop lookups against identity on PostgreSQL + Redis; prin
 bench-ticketing: ## work orders opened and dispatched per second, p50, p99, texts and webhooks drained, beside pgbench
 	$(CARGO) build --release -p hotline --bin hotline
 	$(CARGO) run --release -p hotline-system-tests --bin ticketing-bench
+
+bench-sms: ## texts/s over SMPP to a stand-in SMSC answering at once and after 50 ms, beside Jasmin's figures and pgbench
+	$(CARGO) build --release -p hotline --bin hotline
+	$(CARGO) run --release -p hotline-system-tests --bin sms-bench
 
 bench-routing: ## routing assignments/s, p50, p99: embedded, 1 and 3 replicas on PostgreSQL + Redis + RabbitMQ, beside pgbench
 	$(CARGO) build --release -p hotline --bin hotline

@@ -3,6 +3,7 @@
 pub mod suite;
 
 use hotline::Config;
+use serde_json::Value;
 
 /// The bootstrap admin of the suites the benchmarks start.
 pub const ADMIN: (&str, &str) = ("bench-admin", "bench-admin-secret-0123456789");
@@ -60,4 +61,23 @@ pub async fn token(
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("no access_token in {body}"))
+}
+
+/// POSTs `body` to `path`, expecting 201: the created resource.
+pub async fn create(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    let created: Value = response.json().await?;
+    anyhow::ensure!(status == 201, "{url}: {status} {created}");
+    Ok(created)
 }

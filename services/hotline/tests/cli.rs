@@ -65,6 +65,30 @@ fn config_prints_the_effective_settings_with_secrets_redacted() {
 }
 
 #[test]
+fn numeric_smpp_credentials_from_the_environment_stay_text() {
+    // SMSCs hand out numeric accounts and senders; the environment can't say
+    // they are strings.
+    let output = hotline(&["config"])
+        .env("HOTLINE_TICKETING__SMS__PROVIDER", "smpp")
+        .env("HOTLINE_TICKETING__SMS__SMPP__ADDRESS", "smpp://smsc:2775")
+        .env("HOTLINE_TICKETING__SMS__SMPP__SYSTEM_ID", "106900")
+        .env("HOTLINE_TICKETING__SMS__SMPP__PASSWORD", "20261202")
+        .env("HOTLINE_TICKETING__SMS__SMPP__SOURCE_ADDR", "10690000")
+        .output()
+        .unwrap();
+    assert_succeeded(&output);
+    let text = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "system_id = \"106900\"",
+        "source_addr = \"10690000\"",
+        "password = \"[redacted]\"",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert!(!text.contains("20261202"), "{text}");
+}
+
+#[test]
 fn a_misspelt_setting_stops_the_start_with_a_message_naming_it() {
     let output = hotline(&["config"])
         .env("HOTLINE_SERVER__HTTP_ADR", "0.0.0.0:1")

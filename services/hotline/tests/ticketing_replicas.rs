@@ -1,12 +1,13 @@
 //! Ticketing across replicas: two `hotline serve --target ticketing`
 //! processes (beside one identity) on PostgreSQL + Redis + RabbitMQ. Orders
 //! are opened and dispatched through both, in turn to a technician (a text
-//! each) and to a partner shop (a webhook each, to a receiver that takes its
-//! time), and the replica holding the webhook lease is killed with SIGKILL
-//! mid-run. Then, from the receiver and the database: every text and every
-//! webhook delivered, each webhook under a `webhook-id` the database knows
-//! (a resend after the kill repeats an id, never invents one), the leases
-//! taken over by the survivor.
+//! each, over SMPP to a stand-in SMSC that answers after 100 ms) and to a
+//! partner shop (a webhook each, to a receiver that takes its time), and the
+//! replica holding the leases is killed with SIGKILL mid-run. Then, from the
+//! SMSC, the receiver and the database: every text and every webhook
+//! delivered, each under an id the database knows (a resend after the kill
+//! repeats an id, never invents one), the survivor bound to the SMSC and
+//! holding the leases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -22,7 +23,7 @@ use std::{
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::{Clients, Replica, wait_ready};
-use hotline_testkit::Infra;
+use hotline_testkit::{Infra, Smsc};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
@@ -122,6 +123,12 @@ async fn two_replicas_lose_no_text_or_webhook_when_one_is_killed() {
     let server_handle = server.handle();
     tokio::spawn(server);
 
+    // The operator's SMSC: receipts for every part, each answer 100 ms late so
+    // the kill finds submits outstanding.
+    let smsc = Smsc::start("hotline", "smpp-pw").await;
+    smsc.behave(|b| b.delay = Duration::from_millis(100));
+    let smsc_url = smsc.url();
+
     let admin = [
         ("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0),
         ("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1),
@@ -142,6 +149,12 @@ async fn two_replicas_lose_no_text_or_webhook_when_one_is_killed() {
                     ("HOTLINE_TICKETING__LEASE_TTL", "2s"),
                     ("HOTLINE_TICKETING__LEASE_RENEW", "500ms"),
                     ("HOTLINE_TICKETING__SMS__POLL", "50ms"),
+                    ("HOTLINE_TICKETING__SMS__PROVIDER", "smpp"),
+                    ("HOTLINE_TICKETING__SMS__SMPP__ADDRESS", smsc_url.as_str()),
+                    ("HOTLINE_TICKETING__SMS__SMPP__SYSTEM_ID", "hotline"),
+                    ("HOTLINE_TICKETING__SMS__SMPP__PASSWORD", "smpp-pw"),
+                    ("HOTLINE_TICKETING__SMS__SMPP__SOURCE_ADDR", "10690000"),
+                    ("HOTLINE_TICKETING__SMS__SMPP__RECONNECT_MAX", "2s"),
                     ("HOTLINE_TICKETING__WEBHOOKS__POLL", "50ms"),
                     ("HOTLINE_TICKETING__WEBHOOKS__ALLOW_HTTP", "true"),
                     (
@@ -232,7 +245,7 @@ async fn two_replicas_lose_no_text_or_webhook_when_one_is_killed() {
         }
     }
 
-    // Half-way, the webhook lease's holder dies mid-delivery.
+    // Half-way, the leases' holder dies mid-delivery.
     let db = Database::connect(&infra.database_url).await.unwrap();
     let schema = format!("{}_ticketing", infra.run_id);
     let holder = db
@@ -277,10 +290,29 @@ async fn two_replicas_lose_no_text_or_webhook_when_one_is_killed() {
         if waiting == 0 {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{waiting} texts and webhooks never delivered"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    format!(
+                        "SELECT status, COALESCE(error, '') AS error, CAST(count(*) AS BIGINT) AS n \
+                         FROM \"{schema}\".sms_message WHERE status <> 'delivered' GROUP BY 1, 2"
+                    ),
+                ))
+                .await
+                .unwrap();
+            let texts: Vec<(String, String, i64)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.try_get("", "status").unwrap(),
+                        r.try_get("", "error").unwrap(),
+                        r.try_get("", "n").unwrap(),
+                    )
+                })
+                .collect();
+            panic!("{waiting} texts and webhooks never delivered; texts: {texts:?}");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let shop_orders = i64::try_from(ORDERS / 2).unwrap();
@@ -327,6 +359,51 @@ async fn two_replicas_lose_no_text_or_webhook_when_one_is_killed() {
         "only a request cut by the kill is sent again ({resent})"
     );
 
+    // Every text reached the SMSC under its own id; only those in flight at
+    // the kill twice. The survivor bound again.
+    let text_ids: Vec<String> = {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT CAST(id AS text) AS id, parts FROM \"{schema}\".sms_message"),
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| row.try_get::<String>("", "id").unwrap())
+            .collect()
+    };
+    let mut parts_seen: HashMap<String, usize> = HashMap::new();
+    for part in smsc.parts() {
+        *parts_seen
+            .entry(part.stable_id.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    for id in &text_ids {
+        assert!(
+            parts_seen.contains_key(id),
+            "text {id} never reached the SMSC"
+        );
+    }
+    assert_eq!(
+        parts_seen.len(),
+        text_ids.len(),
+        "no text id the database doesn't know"
+    );
+    let parts_expected = count(
+        &db,
+        format!(
+            "SELECT CAST(COALESCE(SUM(parts), 0) AS BIGINT) AS n FROM \"{schema}\".sms_message"
+        ),
+    )
+    .await;
+    let parts_resent = smsc.parts().len() - usize::try_from(parts_expected).unwrap();
+    assert!(
+        parts_resent <= 64 * 6,
+        "at most a window of texts sent again ({parts_resent} parts)"
+    );
+    assert!(smsc.binds() >= 2, "the survivor bound to the SMSC");
+
     let epochs = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
@@ -344,15 +421,15 @@ async fn two_replicas_lose_no_text_or_webhook_when_one_is_killed() {
             row.try_get("", "holder").unwrap(),
             row.try_get("", "epoch").unwrap(),
         );
-        if name == "ticketing.webhooks" {
-            assert!(epoch >= 2, "{name} taken over (epoch {epoch})");
-        }
+        assert!(epoch >= 2, "{name} taken over (epoch {epoch})");
         assert!(holder.starts_with(survivor), "{name} held by {holder}");
     }
     eprintln!(
-        "{ORDERS} orders through 2 replicas, {} retried requests; {} webhooks ({resent} resent), {texts} texts",
+        "{ORDERS} orders through 2 replicas, {} retried requests; {} webhooks ({resent} resent), {texts} texts ({} parts at the SMSC, {parts_resent} resent, {} binds)",
         staff.retries.load(Ordering::Relaxed),
-        ids.len()
+        ids.len(),
+        smsc.parts().len(),
+        smsc.binds()
     );
     server_handle.stop(false).await;
 }

@@ -82,10 +82,33 @@ pub trait Validate {
     fn validate(&self) -> Vec<String>;
 }
 
+/// A setting that is text even when it reads as a number: an SMSC's system id,
+/// a sender number, a password. The environment gives `10690000` as a number;
+/// use with `#[serde(deserialize_with = "kit::config::text")]`.
+pub fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+            Ok(value.to_owned())
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+    }
+    deserializer.deserialize_any(Text)
+}
+
 /// A secret setting: never printed, logged or serialised in clear.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(#[serde(deserialize_with = "text")] String);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {

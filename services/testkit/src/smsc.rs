@@ -1,7 +1,8 @@
 //! A stand-in SMSC on rusmpp's tokio codec: binds, `submit_sm` answered at
 //! once or after a delay (each on its own, so a client's window shows),
-//! delivery receipts, technicians' texts (MO), throttling, refused binds and
-//! cut links, and a record of every part it took.
+//! delivery receipts and technicians' texts (MO), redelivered on the next bind
+//! until acknowledged, throttling, refused binds and cut links, and a record
+//! of every part it took.
 
 use std::{
     net::SocketAddr,
@@ -119,6 +120,8 @@ struct State {
     /// `submit_sm` taken and not answered yet, and the most there were.
     outstanding: AtomicUsize,
     most_outstanding: AtomicUsize,
+    /// `deliver_sm` sent and not acknowledged, by sequence number.
+    unacked: Mutex<std::collections::BTreeMap<u32, Command>>,
     /// Where to write to each bound session.
     sessions: Mutex<Vec<mpsc::UnboundedSender<Command>>>,
     /// Bumped to cut every link.
@@ -155,6 +158,7 @@ impl Smsc {
             receipts_acked: AtomicUsize::new(0),
             outstanding: AtomicUsize::new(0),
             most_outstanding: AtomicUsize::new(0),
+            unacked: Mutex::new(std::collections::BTreeMap::new()),
             sessions: Mutex::new(Vec::new()),
             cut: watch::Sender::new(0),
             changed: Notify::new(),
@@ -264,13 +268,26 @@ impl Drop for Smsc {
 }
 
 impl State {
+    /// Sends `deliver` to the newest bound session and keeps it until it is
+    /// acknowledged: one a dying client never answered goes again on the next
+    /// bind, as an SMSC redelivers.
     fn push(&self, deliver: DeliverSm) {
         static SEQUENCE: AtomicU64 = AtomicU64::new(1);
         let sequence =
             u32::try_from(SEQUENCE.fetch_add(1, Ordering::SeqCst) % 0x7FFF_FFFF).unwrap_or(1);
         let command = Command::new(CommandStatus::EsmeRok, sequence, Pdu::DeliverSm(deliver));
+        self.unacked
+            .lock()
+            .unwrap()
+            .insert(sequence, command.clone());
         if let Some(session) = self.sessions.lock().unwrap().last() {
             let _ = session.send(command);
+        }
+    }
+
+    fn redeliver(&self, session: &mpsc::UnboundedSender<Command>) {
+        for command in self.unacked.lock().unwrap().values() {
+            let _ = session.send(command.clone());
         }
     }
 }
@@ -340,6 +357,7 @@ async fn serve(framed: Framed<tokio::net::TcpStream, CommandCodec>, state: Arc<S
                 if ok {
                     state.binds.fetch_add(1, Ordering::SeqCst);
                     state.sessions.lock().unwrap().push(out.clone());
+                    state.redeliver(&out);
                     state.changed.notify_waiters();
                 }
             }
@@ -445,7 +463,9 @@ async fn serve(framed: Framed<tokio::net::TcpStream, CommandCodec>, state: Arc<S
                 }
             }
             Some(Pdu::DeliverSmResp(_)) => {
-                state.receipts_acked.fetch_add(1, Ordering::SeqCst);
+                if state.unacked.lock().unwrap().remove(&sequence).is_some() {
+                    state.receipts_acked.fetch_add(1, Ordering::SeqCst);
+                }
                 state.changed.notify_waiters();
             }
             Some(Pdu::EnquireLink) => {

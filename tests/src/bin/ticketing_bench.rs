@@ -19,31 +19,12 @@ use std::{
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use hotline_system_tests::{
-    ADMIN, env_number, quantile,
+    ADMIN, create, env_number, quantile,
     suite::{Server, pgbench},
     token,
 };
 use hotline_testkit::Infra;
 use serde_json::{Value, json};
-
-/// POSTs `body` to `path`, expecting 201: the created resource.
-async fn create(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = response.status();
-    let created: Value = response.json().await?;
-    anyhow::ensure!(status == 201, "{url}: {status} {created}");
-    Ok(created)
-}
 
 /// What the load generator asks for: a category, a region, a technician and
 /// a shop covering it, a least-loaded rule, a customer; the shop's endpoint.

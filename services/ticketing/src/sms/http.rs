@@ -25,6 +25,7 @@ pub struct HttpSmsConfig {
     /// Extra headers, e.g. `Authorization` (set it through the environment).
     pub headers: BTreeMap<String, String>,
     /// The source address or sender id `{sender}` stands for.
+    #[serde(deserialize_with = "hotline_kit::config::text")]
     pub sender: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,

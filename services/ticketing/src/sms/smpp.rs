@@ -36,10 +36,13 @@ use crate::domain::sms_text::{self, Encoding};
 pub struct SmppConfig {
     /// `smpp://host:port`, or `smpps://host:port` for TLS.
     pub address: String,
+    #[serde(deserialize_with = "hotline_kit::config::text")]
     pub system_id: String,
     pub password: Secret,
+    #[serde(deserialize_with = "hotline_kit::config::text")]
     pub system_type: String,
     /// The sender technicians see, with its type of number and numbering plan.
+    #[serde(deserialize_with = "hotline_kit::config::text")]
     pub source_addr: String,
     pub source_ton: u8,
     pub source_npi: u8,

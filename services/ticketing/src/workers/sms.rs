@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hotline_kit::lease::Leadership;
+use hotline_kit::{ErrorCode, lease::Leadership};
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -50,13 +50,17 @@ pub async fn run(
     let mut next_look = Instant::now();
     let mut flush_by: Option<Instant> = None;
     loop {
-        let grant = held.borrow().clone();
-        if grant.is_some() && sending.len() < window && Instant::now() >= next_look {
-            match service.due_sms(&in_flight, window - sending.len()).await {
+        let holding = held.borrow().is_some();
+        // Looks are taken for a quarter of the window at least, not for each
+        // text that finishes.
+        let room = window - sending.len();
+        let worth = room >= (window / 4).max(1) || sending.is_empty();
+        if holding && worth && Instant::now() >= next_look {
+            match service.due_sms(&in_flight, room).await {
                 Ok(due) => {
                     // A full page means more are waiting: look again as soon
                     // as there is room.
-                    next_look = if due.len() == window - sending.len() {
+                    next_look = if due.len() == room {
                         Instant::now()
                     } else {
                         Instant::now() + poll
@@ -76,10 +80,15 @@ pub async fn run(
                 }
             }
         }
-        let wake = flush_by
-            .unwrap_or(next_look)
-            .min(next_look)
-            .max(Instant::now());
+        // Wake for the next look only when one could be taken.
+        let mut wake = Instant::now() + poll;
+        if holding && worth {
+            wake = wake.min(next_look);
+        }
+        if let Some(at) = flush_by {
+            wake = wake.min(at);
+        }
+        let wake = wake.max(Instant::now());
         tokio::select! {
             () = shutdown.cancelled() => break,
             finished = sending.join_next(), if !sending.is_empty() => {
@@ -164,11 +173,20 @@ pub async fn reports(
             match report {
                 Report::Text { from, text, ack } => {
                     match service.receive_sms("smpp", &from, &text).await {
-                        Ok(_) => ack.send().await,
-                        // Unacknowledged: the SMSC sends it again.
-                        Err(error) => {
-                            tracing::warn!(%error, "a technician's text was not recorded")
+                        Err(error)
+                            if matches!(
+                                error.code,
+                                ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout
+                            ) =>
+                        {
+                            // Unacknowledged: the SMSC sends it again.
+                            tracing::warn!(%error, "a technician's text was not recorded");
                         }
+                        Err(error) => {
+                            tracing::info!(%error, "a text from a phone refused");
+                            ack.send().await;
+                        }
+                        Ok(_) => ack.send().await,
                     }
                 }
                 Report::Receipt { receipt, ack } => {

@@ -1,0 +1,240 @@
+//! SMS benchmark (`make bench-sms`): texts to technicians sent over SMPP 3.4
+//! by a ticketing replica (`hotline serve`, PostgreSQL + Redis + RabbitMQ) to
+//! a stand-in SMSC in this process — first one answering every `submit_sm`
+//! at once (the kind of sink Jasmin's figures were measured against), then
+//! one answering after 50 ms. The load: supervisors' notices to 1,000
+//! technicians each, posted back to back over a few connections, every
+//! answer read. A text counts when the SMSC has taken it; the rate is from
+//! the first text the SMSC took to the last. Printed beside Jasmin's figures
+//! on this machine kind and pgbench's single-row insert commits from the same
+//! run.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hotline_system_tests::{
+    ADMIN, create, env_number, quantile,
+    suite::{Server, pgbench},
+    token,
+};
+use hotline_testkit::{Infra, Smsc};
+use serde_json::{Value, json};
+
+/// Jasmin 0.11.1 on this machine kind, SMPP→SMPP with its consumer prefetch
+/// raised to 100, against an asyncio sink SMSC (the measurement).
+const JASMIN_BEST: f64 = 1_077.0;
+/// One UCS-2 part: a text is a message.
+const NOTICE: &str = "停电通知：朝阳区今晚22点至次日6点线路检修，暂停上门，请提前告知客户。";
+const RECIPIENTS: usize = 1000;
+
+/// Posts notices over `connections` until `texts` are queued: the
+/// requests' latencies in µs.
+async fn post_notices(
+    base: &str,
+    token: &str,
+    technicians: &[Value],
+    connections: usize,
+    texts: usize,
+) -> anyhow::Result<Vec<u64>> {
+    let notices = texts.div_ceil(RECIPIENTS);
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..connections {
+        let (base, token) = (base.to_owned(), token.to_owned());
+        let body = json!({"assignee_ids": technicians, "text": NOTICE});
+        workers.spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()?;
+            let mut latencies = Vec::new();
+            for _ in (worker..notices).step_by(connections) {
+                let sent = Instant::now();
+                let response = client
+                    .post(format!("{base}/api/v1/sms/notices"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await?;
+                let status = response.status();
+                let answer: Value = response.json().await?;
+                anyhow::ensure!(status == 202, "notice refused: {status} {answer}");
+                anyhow::ensure!(
+                    answer["queued"].as_array().map(Vec::len) == Some(RECIPIENTS),
+                    "{answer}"
+                );
+                latencies.push(sent.elapsed().as_micros() as u64);
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        latencies.extend(done??);
+    }
+    latencies.sort_unstable();
+    Ok(latencies)
+}
+
+/// One run against `smsc` as it behaves now: texts/s the SMSC took.
+async fn run(
+    smsc: &Smsc,
+    base: &str,
+    token: &str,
+    technicians: &[Value],
+    connections: usize,
+    texts: usize,
+) -> anyhow::Result<f64> {
+    let before = smsc.taken();
+    let load = Instant::now();
+    let posting = post_notices(base, token, technicians, connections, texts);
+    let watching = async {
+        let mut first = None;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let taken = smsc.taken() - before;
+            if taken > 0 && first.is_none() {
+                first = Some(Instant::now());
+            }
+            if taken >= texts || Instant::now() > deadline {
+                return (first.unwrap_or(load), Instant::now(), taken);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let (latencies, (first, last, taken)) = tokio::join!(posting, watching);
+    let latencies = latencies?;
+    anyhow::ensure!(
+        taken >= texts,
+        "only {taken} of {texts} texts reached the SMSC"
+    );
+    let ms = |q: f64| quantile(&latencies, q) as f64 / 1000.0;
+    let seconds = last.duration_since(first).as_secs_f64();
+    let rate = taken as f64 / seconds;
+    println!(
+        "  {taken} texts taken by the SMSC in {seconds:.2} s: {rate:.0} msg/s ({:.1} × Jasmin's best); notices of {RECIPIENTS}: p50 {:.1} ms, p99 {:.1} ms ({} posted, {:.0} texts/s queued)",
+        rate / JASMIN_BEST,
+        ms(0.5),
+        ms(0.99),
+        latencies.len(),
+        taken as f64 / load.elapsed().as_secs_f64().max(seconds),
+    );
+    Ok(rate)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let connections = env_number("HOTLINE_BENCH_CONNECTIONS", 4) as usize;
+    let texts = env_number("HOTLINE_BENCH_TEXTS", 30_000) as usize;
+    let window = env_number("HOTLINE_BENCH_SMPP_WINDOW", 512);
+    let infra = Infra::real()
+        .await
+        .context("PostgreSQL, RabbitMQ and Redis must be reachable (make infra starts them)")?;
+    let reference = pgbench(&infra.database_url, &infra.run_id)?;
+
+    // Counts what it takes; no receipts (as the sink Jasmin was measured against).
+    let smsc = Smsc::start_on("127.0.0.1:0", "bench", "bench-pw", false).await;
+    smsc.behave(|b| b.receipts = None);
+
+    let client = reqwest::Client::new();
+    let dir = infra.data_dir();
+    let env = infra.process_env();
+    let mut identity = Server::start("identity", &dir, &env)?;
+    identity.ready(&client).await?;
+    let mut ticketing_env = env.clone();
+    ticketing_env.extend(
+        [
+            ("HOTLINE_PEERS__IDENTITY_GRPC", identity.grpc.clone()),
+            ("HOTLINE_PEERS__IDENTITY_HTTP", identity.http.clone()),
+            ("HOTLINE_TICKETING__SMS__PROVIDER", "smpp".into()),
+            ("HOTLINE_TICKETING__SMS__SMPP__ADDRESS", smsc.url()),
+            ("HOTLINE_TICKETING__SMS__SMPP__SYSTEM_ID", "bench".into()),
+            ("HOTLINE_TICKETING__SMS__SMPP__PASSWORD", "bench-pw".into()),
+            (
+                "HOTLINE_TICKETING__SMS__SMPP__SOURCE_ADDR",
+                "10690000".into(),
+            ),
+            ("HOTLINE_TICKETING__SMS__SMPP__WINDOW", window.to_string()),
+        ]
+        .map(|(n, v)| (n.to_owned(), v)),
+    );
+    // Reporting will consume the texts' events; until then they'd be unroutable.
+    infra
+        .bind_stand_in_queue(
+            "hotline.events",
+            "bench.reporting",
+            "ticketing.sms.#",
+            1_000_000,
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut ticketing = Server::start("ticketing", &dir, &ticketing_env)?;
+    ticketing.ready(&client).await?;
+    let token = token(&client, &identity.http, ADMIN.0, ADMIN.1).await?;
+    let mut technicians = Vec::with_capacity(RECIPIENTS);
+    for n in 0..RECIPIENTS {
+        let created = create(
+            &client,
+            &format!("{}/api/v1/assignees", ticketing.http),
+            &token,
+            json!({"kind": "technician", "name": format!("师傅 {n}"),
+                   "phone": format!("1390{n:07}")}),
+        )
+        .await?;
+        technicians.push(created["id"].clone());
+    }
+    anyhow::ensure!(
+        smsc.wait(Duration::from_secs(30), |s| s.binds() > 0).await,
+        "ticketing never bound to the SMSC"
+    );
+
+    println!(
+        "sms: notices to {RECIPIENTS} technicians posted over {connections} connections, {texts} texts (one UCS-2 part each) per run, sent over one SMPP transceiver bind with a window of {window} to a stand-in SMSC in this process; PostgreSQL + Redis + RabbitMQ, one ticketing replica"
+    );
+    println!(
+        "pgbench, 16 clients, single-row insert commits: {reference:.0}/s; Jasmin 0.11.1 on this machine kind: 823 msg/s HTTP→SMPP, {JASMIN_BEST:.0} msg/s SMPP→SMPP (target 5 ×: {:.0} msg/s)",
+        JASMIN_BEST * 5.0
+    );
+    // A short first run warms the pools, the bind and the caches.
+    run(
+        &smsc,
+        &ticketing.http,
+        &token,
+        &technicians,
+        connections,
+        2_000,
+    )
+    .await?;
+    println!("SMSC answering at once:");
+    let instant = run(
+        &smsc,
+        &ticketing.http,
+        &token,
+        &technicians,
+        connections,
+        texts,
+    )
+    .await?;
+    smsc.behave(|b| b.delay = Duration::from_millis(50));
+    println!("SMSC answering after 50 ms:");
+    let slow = run(
+        &smsc,
+        &ticketing.http,
+        &token,
+        &technicians,
+        connections,
+        texts,
+    )
+    .await?;
+    let target = JASMIN_BEST * 5.0;
+    println!(
+        "target: ≥ {target:.0} msg/s at once and after 50 ms: {}",
+        if instant >= target && slow >= target {
+            "met"
+        } else {
+            "missed"
+        }
+    );
+    drop(ticketing);
+    drop(identity);
+    Ok(())
+}
