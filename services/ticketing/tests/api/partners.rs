@@ -4,11 +4,12 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Desk, problem};
+use crate::helpers::{Desk, problem, until};
 
 crate::on_both_backends!(
     a_shop_works_its_own_orders_and_sees_no_internals,
     another_shops_orders_are_404_in_every_operation,
+    every_documented_operation_on_another_shops_objects_is_refused,
 );
 
 async fn a_shop_works_its_own_orders_and_sees_no_internals(desk: Desk) {
@@ -290,4 +291,166 @@ async fn another_shops_orders_are_404_in_every_operation(desk: Desk) {
         StatusCode::OK,
     )
     .await;
+}
+
+/// What an operation needs in its body to get as far as the ownership check.
+fn body_for(method: &str, path: &str, desk: &Desk) -> Value {
+    match (method, path.rsplit('/').next().unwrap_or_default()) {
+        ("post", "dispatch") => json!({"assignee_id": desk.shop_b_assignee}),
+        ("post", "decline" | "reopen" | "cancel") => json!({"reason": "not ours"}),
+        ("post", "hold") => json!({"reason": "waiting_parts"}),
+        ("post", "resolve") => json!({"resolution_code": "fixed"}),
+        ("post", "notes") => json!({"body": "hello"}),
+        ("post", "merge") => json!({"merged_id": uuid::Uuid::now_v7()}),
+        ("put", "{priority}") => json!({"first_response": "4h", "resolution": "48h"}),
+        ("patch", "{id}") if path.contains("webhook-endpoints") => json!({"enabled": false}),
+        ("patch", "{id}") if path.contains("work-orders") => json!({"description": "changed"}),
+        ("patch", "{id}") => json!({"name": "changed"}),
+        _ => json!({}),
+    }
+}
+
+/// Every operation of the served OpenAPI document that names an object in its
+/// path, called with shop B's token on shop A's order, endpoint and delivery
+/// (other objects: ids shop B has no business with): 404, or 403 where
+/// partners may not call it at all, and nothing changes. An endpoint added
+/// tomorrow is swept the day it appears; one that needs a body to reach the
+/// ownership check gets it from `body_for`, and this fails until it does.
+async fn every_documented_operation_on_another_shops_objects_is_refused(desk: Desk) {
+    let customer = desk.customer("钱女士", "13800138012").await;
+    let endpoint = desk
+        .ok_json(
+            desk.post(
+                "/api/v1/webhook-endpoints",
+                &desk.shop_a,
+                &json!({"url": "http://127.0.0.1:9/hotline"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    let order = desk.order(&customer).await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    desk.step(
+        &order_id,
+        "dispatch",
+        &desk.lead,
+        json!({"assignee_id": desk.shop_a_assignee}),
+    )
+    .await;
+    let deliveries_path = format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries");
+    until("the delivery queued", async || {
+        let page = desk
+            .ok_json(
+                desk.get(&deliveries_path, &desk.shop_a).await,
+                StatusCode::OK,
+            )
+            .await;
+        !page["items"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let deliveries = desk
+        .ok_json(
+            desk.get(&deliveries_path, &desk.shop_a).await,
+            StatusCode::OK,
+        )
+        .await;
+    let delivery_id = deliveries["items"][0]["id"].as_str().unwrap().to_owned();
+    let before = (
+        desk.read(&order_id, &desk.lead).await,
+        desk.history(&order_id, &desk.lead).await.len(),
+        desk.ok_json(
+            desk.get(
+                &format!("/api/v1/webhook-endpoints/{endpoint_id}"),
+                &desk.shop_a,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await["version"]
+            .clone(),
+    );
+
+    let spec: Value = desk
+        .app
+        .client
+        .get(format!("{}/openapi.json", desk.app.http_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut swept = 0;
+    let mut escaped = Vec::new();
+    for (template, item) in spec["paths"].as_object().unwrap() {
+        if !template.contains('{') {
+            continue;
+        }
+        let path = template
+            .replace("/work-orders/{id}", &format!("/work-orders/{order_id}"))
+            .replace(
+                "/webhook-endpoints/{id}",
+                &format!("/webhook-endpoints/{endpoint_id}"),
+            )
+            .replace(
+                "/webhook-deliveries/{id}",
+                &format!("/webhook-deliveries/{delivery_id}"),
+            )
+            .replace("{type}", "fault_repair")
+            .replace("{priority}", "normal");
+        let path = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    uuid::Uuid::now_v7().to_string()
+                } else {
+                    segment.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().unwrap().keys() {
+            let verb = match method.as_str() {
+                "get" => reqwest::Method::GET,
+                "post" => reqwest::Method::POST,
+                "put" => reqwest::Method::PUT,
+                "patch" => reqwest::Method::PATCH,
+                "delete" => reqwest::Method::DELETE,
+                _ => continue,
+            };
+            let body = (verb != reqwest::Method::GET && verb != reqwest::Method::DELETE)
+                .then(|| body_for(method, template, &desk));
+            let status = desk
+                .app
+                .call(verb, &path, &desk.shop_b, body.as_ref())
+                .await
+                .status();
+            swept += 1;
+            if status != StatusCode::NOT_FOUND && status != StatusCode::FORBIDDEN {
+                escaped.push(format!("{method} {template}: {status}"));
+            }
+        }
+    }
+    assert!(escaped.is_empty(), "not refused: {escaped:#?}");
+    assert!(swept >= 25, "only {swept} operations swept");
+
+    // Nothing changed: the order, its history, the endpoint's settings (its
+    // delivery to a closed port fails meanwhile, which is no change of them).
+    let after = (
+        desk.read(&order_id, &desk.lead).await,
+        desk.history(&order_id, &desk.lead).await.len(),
+        desk.ok_json(
+            desk.get(
+                &format!("/api/v1/webhook-endpoints/{endpoint_id}"),
+                &desk.shop_a,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await["version"]
+            .clone(),
+    );
+    assert_eq!(before, after);
 }
