@@ -163,7 +163,7 @@ impl Ack {
 
 pub struct SmppProvider {
     config: SmppConfig,
-    window: Semaphore,
+    window: Arc<Semaphore>,
     limiter: Option<DefaultDirectRateLimiter>,
     /// The bound session, while there is one.
     bound: watch::Sender<Option<Client>>,
@@ -174,7 +174,7 @@ impl SmppProvider {
         let limiter = NonZeroU32::new(config.throughput)
             .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Self {
-            window: Semaphore::new(config.window),
+            window: Arc::new(Semaphore::new(config.window)),
             limiter,
             bound: watch::Sender::new(None),
             config,
@@ -232,14 +232,16 @@ impl SmppProvider {
     /// The client and its event stream, which lives as long as the link.
     async fn bind(&self) -> Result<(Client, BoxStream<'static, Event>), Error> {
         let config = &self.config;
-        let (client, events) = ConnectionBuilder::new()
+        let (client, events, connection) = ConnectionBuilder::new()
             .enquire_link_interval(config.enquire_link)
             .enquire_link_response_timeout(config.response_timeout)
             .response_timeout(config.response_timeout)
             // SMPP 3.4, which the crate (written for 5.0) otherwise refuses.
             .disable_interface_version_check()
+            .no_spawn()
             .connect(config.address.as_str())
             .await?;
+        tokio::spawn(drive(connection, self.config.window, self.window.clone()));
         let bind = BindTransceiver::builder()
             .system_id(c_octets(&config.system_id))
             .password(c_octets(config.password.expose()))
@@ -367,6 +369,26 @@ impl SmsProvider for SmppProvider {
             part_ids,
             delivered: false,
         })
+    }
+}
+
+/// Runs rusmppc's connection. Its poll stops after a few commands and, when
+/// nothing else wakes it, leaves the rest queued until its next timer: with a
+/// full window, texts went out in bursts every `enquire_link` (30 s). So while
+/// submits are outstanding it is polled again at once (after yielding to
+/// every other task), and every millisecond otherwise.
+async fn drive(connection: impl Future<Output = ()>, window: usize, busy: Arc<Semaphore>) {
+    let mut connection = std::pin::pin!(connection);
+    let mut nudge = tokio::time::interval(Duration::from_millis(1));
+    nudge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let outstanding = busy.available_permits() < window;
+        tokio::select! {
+            biased;
+            () = &mut connection => return,
+            () = tokio::task::yield_now(), if outstanding => {}
+            _ = nudge.tick() => {}
+        }
     }
 }
 
