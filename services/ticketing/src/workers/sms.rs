@@ -3,20 +3,21 @@
 //! global and each message goes out from one place.
 //!
 //! Up to the provider's window of messages are in flight at once, each in its
-//! own task; results are recorded in batches (every [`FLUSH`] or
-//! [`BATCH`] results) while the next ones are on their way. Nothing marks a
-//! message as taken: one in flight when the holder dies is still `queued`,
+//! own task; a recorder task writes their results in batches (every [`FLUSH`]
+//! or [`BATCH`] results) while the next ones are on their way. Nothing marks
+//! a message as taken: one in flight when the holder dies is still `queued`,
 //! and the next holder sends it again with the same id.
 
 use std::{
     collections::HashSet,
-    sync::Arc,
-    time::{Duration, Instant},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
 };
 
 use hotline_kit::{ErrorCode, lease::Leadership};
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::{
     service::{Fired, SmsOutcome, TicketingService},
@@ -34,6 +35,14 @@ const FLUSH: Duration = Duration::from_millis(20);
 const EARLY_RECEIPT_WAIT: Duration = Duration::from_secs(1);
 const EARLY_RECEIPT_TRIES: u32 = 60;
 
+/// Texts sent or being sent whose results aren't recorded yet: not to be
+/// read as due again.
+type InFlight = Arc<Mutex<HashSet<Uuid>>>;
+
+fn lock(set: &InFlight) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+    set.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 pub async fn run(
     service: Arc<TicketingService>,
     provider: Arc<dyn SmsProvider>,
@@ -44,103 +53,115 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let held = leadership.watch();
     let window = provider.window().max(1);
-    let mut in_flight: HashSet<uuid::Uuid> = HashSet::new();
-    let mut sending: JoinSet<SmsOutcome> = JoinSet::new();
-    let mut done: Vec<SmsOutcome> = Vec::new();
-    let mut next_look = Instant::now();
-    let mut flush_by: Option<Instant> = None;
+    let slots = Arc::new(Semaphore::new(window));
+    let in_flight = InFlight::default();
+    let (results, outcomes) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(
+        service.clone(),
+        provider.name(),
+        leadership.clone(),
+        ttl,
+        outcomes,
+        in_flight.clone(),
+    ));
+    // Looks are taken for a quarter of the window at least, not for each
+    // text that finishes.
+    let quarter = u32::try_from((window / 4).max(1)).unwrap_or(1);
     loop {
-        let holding = held.borrow().is_some();
-        // Looks are taken for a quarter of the window at least, not for each
-        // text that finishes.
-        let room = window - sending.len();
-        let worth = room >= (window / 4).max(1) || sending.is_empty();
-        if holding && worth && Instant::now() >= next_look {
-            match service.due_sms(&in_flight, room).await {
-                Ok(due) => {
-                    // A full page means more are waiting: look again as soon
-                    // as there is room.
-                    next_look = if due.len() == room {
-                        Instant::now()
-                    } else {
-                        Instant::now() + poll
-                    };
-                    for (message, outbound) in due {
-                        in_flight.insert(message.id);
-                        let provider = provider.clone();
-                        sending.spawn(async move {
-                            let result = provider.submit(&outbound).await;
-                            SmsOutcome { message, result }
-                        });
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "reading queued text messages failed; will retry");
-                    next_look = Instant::now() + poll;
-                }
+        if held.borrow().is_none() || lock(&in_flight).len() >= 4 * window {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(poll) => continue,
             }
         }
-        // Wake for the next look only when one could be taken.
-        let mut wake = Instant::now() + poll;
-        if holding && worth {
-            wake = wake.min(next_look);
-        }
-        if let Some(at) = flush_by {
-            wake = wake.min(at);
-        }
-        let wake = wake.max(Instant::now());
-        tokio::select! {
+        let mut permits = tokio::select! {
             () = shutdown.cancelled() => break,
-            finished = sending.join_next(), if !sending.is_empty() => {
-                match finished {
-                    Some(Ok(outcome)) => {
-                        flush_by.get_or_insert_with(|| Instant::now() + FLUSH);
-                        done.push(outcome);
-                    }
-                    Some(Err(error)) => tracing::error!(%error, "a text's send task failed"),
-                    None => {}
-                }
-            }
-            () = tokio::time::sleep_until(wake.into()) => {}
-        }
-        let due = flush_by.is_some_and(|at| Instant::now() >= at);
-        if done.len() >= BATCH
-            || (due && !done.is_empty())
-            || (sending.is_empty() && !done.is_empty())
+            permits = slots.clone().acquire_many_owned(quarter) => permits?,
+        };
+        let free = u32::try_from(slots.available_permits()).unwrap_or(0);
+        if free > 0
+            && let Ok(more) = slots.clone().try_acquire_many_owned(free)
         {
-            flush_by = None;
-            let batch = std::mem::take(&mut done);
-            let ids: Vec<_> = batch.iter().map(|o| o.message.id).collect();
-            let current = held.borrow().clone();
-            match current {
-                Some(grant) => match service
-                    .record_sms(&grant, ttl, provider.name(), batch)
-                    .await
-                {
-                    Ok(Fired::Done | Fired::Skipped) => {}
-                    Ok(Fired::Lost) => leadership.lost(&grant),
-                    // They stay queued: sent again, with the same ids.
-                    Err(error) => tracing::warn!(%error, "recording sent text messages failed"),
-                },
-                None => tracing::warn!(
-                    count = ids.len(),
-                    "the lease ended before sent texts were recorded; they will be sent again"
-                ),
+            permits.merge(more);
+        }
+        let room = permits.num_permits();
+        let skip = lock(&in_flight).clone();
+        let due = match service.due_sms(&skip, room).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "reading queued text messages failed; will retry");
+                Vec::new()
             }
-            for id in ids {
-                in_flight.remove(&id);
+        };
+        let full = due.len() == room;
+        for (message, outbound) in due {
+            let Some(slot) = permits.split(1) else {
+                break;
+            };
+            lock(&in_flight).insert(message.id);
+            let (provider, results) = (provider.clone(), results.clone());
+            tokio::spawn(async move {
+                let result = provider.submit(&outbound).await;
+                drop(slot);
+                let _ = results.send(SmsOutcome { message, result });
+            });
+        }
+        drop(permits);
+        if !full {
+            // Caught up: look again after `poll`.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(poll) => {}
             }
         }
     }
-    // What was sent before the end is recorded if the lease still holds.
-    while let Some(Ok(outcome)) = sending.join_next().await {
-        done.push(outcome);
-    }
-    let current = held.borrow().clone();
-    if let Some(grant) = current {
-        let _ = service.record_sms(&grant, ttl, provider.name(), done).await;
-    }
+    // What is on its way is recorded if the lease still holds.
+    let all = u32::try_from(window).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
+    drop(results);
+    let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
     Ok(())
+}
+
+/// Writes what the provider did, in batches, fenced by the lease; then the
+/// texts may be read as due again (those that must be tried again).
+async fn record(
+    service: Arc<TicketingService>,
+    provider: &'static str,
+    leadership: Arc<Leadership>,
+    ttl: Duration,
+    mut outcomes: mpsc::UnboundedReceiver<SmsOutcome>,
+    in_flight: InFlight,
+) {
+    let held = leadership.watch();
+    while let Some(first) = outcomes.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + FLUSH;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, outcomes.recv()).await {
+                Ok(Some(outcome)) => batch.push(outcome),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let ids: Vec<Uuid> = batch.iter().map(|o| o.message.id).collect();
+        let current = held.borrow().clone();
+        match current {
+            Some(grant) => match service.record_sms(&grant, ttl, provider, batch).await {
+                Ok(Fired::Done | Fired::Skipped) => {}
+                Ok(Fired::Lost) => leadership.lost(&grant),
+                // They stay queued: sent again, with the same ids.
+                Err(error) => tracing::warn!(%error, "recording sent text messages failed"),
+            },
+            None => tracing::warn!(
+                count = ids.len(),
+                "the lease ended before sent texts were recorded; they will be sent again"
+            ),
+        }
+        let mut set = lock(&in_flight);
+        for id in ids {
+            set.remove(&id);
+        }
+    }
 }
 
 /// What an SMSC reports (receipts, technicians' texts), recorded and then
