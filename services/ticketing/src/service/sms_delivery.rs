@@ -14,8 +14,8 @@ use hotline_kit::{
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, Condition, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use serde_json::json;
@@ -40,18 +40,36 @@ pub struct SmsOutcome {
 }
 
 impl TicketingService {
-    /// Queued texts due now, oldest first, except those in `skip` (in flight).
+    /// Queued texts due now, oldest first, except those in `skip` (in
+    /// flight); with `after`, only those after it in that order (the last
+    /// one read), so a loop draining a backlog doesn't read what it is
+    /// sending again.
     pub async fn due_sms(
         &self,
         skip: &HashSet<Uuid>,
+        after: Option<(DateTime<Utc>, Uuid)>,
         limit: usize,
     ) -> Result<Vec<(sms_message::Model, OutboundSms)>, DbErr> {
-        let rows = sms_message::Entity::find()
+        let mut query = sms_message::Entity::find()
             .filter(sms_message::Column::Status.eq("queued"))
-            .filter(sms_message::Column::NextAttemptAt.lte(self.clock.now()))
+            .filter(sms_message::Column::NextAttemptAt.lte(self.clock.now()));
+        let mut read = skip.len() + limit;
+        if let Some((at, id)) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(sms_message::Column::NextAttemptAt.gt(at))
+                    .add(
+                        Condition::all()
+                            .add(sms_message::Column::NextAttemptAt.eq(at))
+                            .add(sms_message::Column::Id.gt(id)),
+                    ),
+            );
+            read = limit;
+        }
+        let rows = query
             .order_by_asc(sms_message::Column::NextAttemptAt)
             .order_by_asc(sms_message::Column::Id)
-            .limit(u64::try_from(skip.len() + limit).unwrap_or(u64::MAX))
+            .limit(u64::try_from(read).unwrap_or(u64::MAX))
             .all(&self.db)
             .await?;
         Ok(rows
@@ -73,7 +91,7 @@ impl TicketingService {
     }
 
     /// Records what `provider` did with each message, in one transaction
-    /// fenced by `grant`: accepted ones are sent (or delivered), with their
+    /// fenced by `grant` (several may run at once): accepted ones are sent (or delivered), with their
     /// parts' ids; transient failures wait for their next attempt.
     pub async fn record_sms(
         &self,
@@ -86,11 +104,6 @@ impl TicketingService {
             return Ok(Fired::Skipped);
         }
         let txn = self.db.begin().await?;
-        match lease::fence(&txn, grant, ttl).await {
-            Ok(()) => {}
-            Err(FenceError::Lost(_)) => return Ok(Fired::Lost),
-            Err(FenceError::Db(error)) => return Err(error),
-        }
         let now = self.clock.now();
         let mut saved = Vec::with_capacity(outcomes.len());
         let mut refused = Vec::new();
@@ -201,6 +214,13 @@ impl TicketingService {
         let announced = !batch.is_empty();
         if announced {
             self.outbox.enqueue_many(&txn, batch).await?;
+        }
+        // Fenced last: the lease row stays locked only for the commit, so
+        // batches recorded side by side overlap.
+        match lease::fence(&txn, grant, ttl).await {
+            Ok(()) => {}
+            Err(FenceError::Lost(_)) => return Ok(Fired::Lost),
+            Err(FenceError::Db(error)) => return Err(error),
         }
         txn.commit().await?;
         if announced {

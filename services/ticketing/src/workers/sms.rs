@@ -30,6 +30,8 @@ pub const LEASE: &str = "ticketing.sms";
 const BATCH: usize = 500;
 /// ...and held back this long at most.
 const FLUSH: Duration = Duration::from_millis(20);
+/// Batches recorded at once.
+const RECORDERS: usize = 3;
 /// A receipt for a part not recorded yet (it overtook its `submit_sm_resp`)
 /// is tried again this often, this many times, then dropped.
 const EARLY_RECEIPT_WAIT: Duration = Duration::from_secs(1);
@@ -67,6 +69,8 @@ pub async fn run(
     // Looks are taken for a quarter of the window at least, not for each
     // text that finishes.
     let quarter = u32::try_from((window / 4).max(1)).unwrap_or(1);
+    // Where the last full look ended: the next reads on from there.
+    let mut cursor = None;
     loop {
         if held.borrow().is_none() || lock(&in_flight).len() >= 4 * window {
             tokio::select! {
@@ -86,7 +90,7 @@ pub async fn run(
         }
         let room = permits.num_permits();
         let skip = lock(&in_flight).clone();
-        let due = match service.due_sms(&skip, room).await {
+        let due = match service.due_sms(&skip, cursor, room).await {
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(%error, "reading queued text messages failed; will retry");
@@ -94,6 +98,10 @@ pub async fn run(
             }
         };
         let full = due.len() == room;
+        cursor = due
+            .last()
+            .filter(|_| full)
+            .map(|(message, _)| (message.next_attempt_at, message.id));
         for (message, outbound) in due {
             let Some(slot) = permits.split(1) else {
                 break;
@@ -123,8 +131,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Writes what the provider did, in batches, fenced by the lease; then the
-/// texts may be read as due again (those that must be tried again).
+/// Writes what the provider did, in batches, fenced by the lease, up to
+/// [`RECORDERS`] transactions at once; then the texts may be read as due
+/// again (those that must be tried again).
 async fn record(
     service: Arc<TicketingService>,
     provider: &'static str,
@@ -134,6 +143,7 @@ async fn record(
     in_flight: InFlight,
 ) {
     let held = leadership.watch();
+    let mut writing = tokio::task::JoinSet::new();
     while let Some(first) = outcomes.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + FLUSH;
@@ -143,25 +153,33 @@ async fn record(
                 Ok(None) | Err(_) => break,
             }
         }
-        let ids: Vec<Uuid> = batch.iter().map(|o| o.message.id).collect();
+        while writing.len() >= RECORDERS {
+            writing.join_next().await;
+        }
         let current = held.borrow().clone();
-        match current {
-            Some(grant) => match service.record_sms(&grant, ttl, provider, batch).await {
-                Ok(Fired::Done | Fired::Skipped) => {}
-                Ok(Fired::Lost) => leadership.lost(&grant),
-                // They stay queued: sent again, with the same ids.
-                Err(error) => tracing::warn!(%error, "recording sent text messages failed"),
-            },
-            None => tracing::warn!(
-                count = ids.len(),
-                "the lease ended before sent texts were recorded; they will be sent again"
-            ),
-        }
-        let mut set = lock(&in_flight);
-        for id in ids {
-            set.remove(&id);
-        }
+        let (service, leadership, in_flight) =
+            (service.clone(), leadership.clone(), in_flight.clone());
+        writing.spawn(async move {
+            let ids: Vec<Uuid> = batch.iter().map(|o| o.message.id).collect();
+            match current {
+                Some(grant) => match service.record_sms(&grant, ttl, provider, batch).await {
+                    Ok(Fired::Done | Fired::Skipped) => {}
+                    Ok(Fired::Lost) => leadership.lost(&grant),
+                    // They stay queued: sent again, with the same ids.
+                    Err(error) => tracing::warn!(%error, "recording sent text messages failed"),
+                },
+                None => tracing::warn!(
+                    count = ids.len(),
+                    "the lease ended before sent texts were recorded; they will be sent again"
+                ),
+            }
+            let mut set = lock(&in_flight);
+            for id in ids {
+                set.remove(&id);
+            }
+        });
     }
+    while writing.join_next().await.is_some() {}
 }
 
 /// What an SMSC reports (receipts, technicians' texts), recorded and then
