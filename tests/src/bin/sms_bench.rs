@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let connections = env_number("HOTLINE_BENCH_CONNECTIONS", 4) as usize;
     let texts = env_number("HOTLINE_BENCH_TEXTS", 30_000) as usize;
-    let window = env_number("HOTLINE_BENCH_SMPP_WINDOW", 512);
+    let window = env_number("HOTLINE_BENCH_SMPP_WINDOW", 1024);
     let infra = Infra::real()
         .await
         .context("PostgreSQL, RabbitMQ and Redis must be reachable (make infra starts them)")?;
