@@ -158,3 +158,50 @@ pub fn pgbench(database_url: &str, run: &str) -> anyhow::Result<f64> {
         .and_then(|tps| tps.parse().ok())
         .with_context(|| format!("no tps in pgbench's output: {text}"))
 }
+
+/// Identity and one ticketing replica started on `infra`'s backends, ready,
+/// with the bootstrap admin's token.
+pub struct TicketingSuite {
+    pub identity: Server,
+    pub ticketing: Server,
+    pub token: String,
+}
+
+impl TicketingSuite {
+    /// Ticketing gets `settings` (`HOTLINE_…` variables) on top of the
+    /// backends'; its events bound by `events` go to a stand-in queue, as
+    /// reporting will consume them (until then they'd be unroutable).
+    pub async fn start(
+        infra: &hotline_testkit::Infra,
+        client: &reqwest::Client,
+        settings: &[(&str, String)],
+        events: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = infra.data_dir();
+        let env = infra.process_env();
+        let mut identity = Server::start("identity", &dir, &env)?;
+        identity.ready(client).await?;
+        let mut ticketing_env = env.clone();
+        ticketing_env.push((
+            "HOTLINE_PEERS__IDENTITY_GRPC".to_owned(),
+            identity.grpc.clone(),
+        ));
+        ticketing_env.push((
+            "HOTLINE_PEERS__IDENTITY_HTTP".to_owned(),
+            identity.http.clone(),
+        ));
+        ticketing_env.extend(settings.iter().map(|(n, v)| ((*n).to_owned(), v.clone())));
+        infra
+            .bind_stand_in_queue("hotline.events", "bench.reporting", events, 1_000_000)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let mut ticketing = Server::start("ticketing", &dir, &ticketing_env)?;
+        ticketing.ready(client).await?;
+        let token = crate::token(client, &identity.http, ADMIN.0, ADMIN.1).await?;
+        Ok(Self {
+            identity,
+            ticketing,
+            token,
+        })
+    }
+}

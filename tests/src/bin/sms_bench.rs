@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hotline_system_tests::{
-    ADMIN, create, env_number, quantile,
-    suite::{Server, pgbench},
-    token,
+    create, env_number, quantile,
+    suite::{TicketingSuite, pgbench},
 };
 use hotline_testkit::{Infra, Smsc};
 use serde_json::{Value, json};
@@ -176,15 +175,10 @@ async fn main() -> anyhow::Result<()> {
     smsc.behave(|b| b.receipts = None);
 
     let client = reqwest::Client::new();
-    let dir = infra.data_dir();
-    let env = infra.process_env();
-    let mut identity = Server::start("identity", &dir, &env)?;
-    identity.ready(&client).await?;
-    let mut ticketing_env = env.clone();
-    ticketing_env.extend(
-        [
-            ("HOTLINE_PEERS__IDENTITY_GRPC", identity.grpc.clone()),
-            ("HOTLINE_PEERS__IDENTITY_HTTP", identity.http.clone()),
+    let suite = TicketingSuite::start(
+        &infra,
+        &client,
+        &[
             ("HOTLINE_TICKETING__SMS__PROVIDER", "smpp".into()),
             ("HOTLINE_TICKETING__SMS__SMPP__ADDRESS", smsc.url()),
             ("HOTLINE_TICKETING__SMS__SMPP__SYSTEM_ID", "bench".into()),
@@ -199,28 +193,17 @@ async fn main() -> anyhow::Result<()> {
                 "HOTLINE_TICKETING__SMS__SMPP__RESPONSE_TIMEOUT",
                 "120s".into(),
             ),
-        ]
-        .map(|(n, v)| (n.to_owned(), v)),
-    );
-    // Reporting will consume the texts' events; until then they'd be unroutable.
-    infra
-        .bind_stand_in_queue(
-            "hotline.events",
-            "bench.reporting",
-            "ticketing.sms.#",
-            1_000_000,
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let mut ticketing = Server::start("ticketing", &dir, &ticketing_env)?;
-    ticketing.ready(&client).await?;
-    let token = token(&client, &identity.http, ADMIN.0, ADMIN.1).await?;
+        ],
+        "ticketing.sms.#",
+    )
+    .await?;
+    let (ticketing, token) = (&suite.ticketing, &suite.token);
     let mut technicians = Vec::with_capacity(RECIPIENTS);
     for n in 0..RECIPIENTS {
         let created = create(
             &client,
             &format!("{}/api/v1/assignees", ticketing.http),
-            &token,
+            token,
             json!({"kind": "technician", "name": format!("师傅 {n}"),
                    "phone": format!("1390{n:07}")}),
         )
@@ -241,7 +224,7 @@ async fn main() -> anyhow::Result<()> {
     );
     // A short first run, not measured, warms the pools, the bind and the caches.
     let before = smsc.taken();
-    post_notices(&ticketing.http, &token, &technicians, connections, 2_000).await?;
+    post_notices(&ticketing.http, token, &technicians, connections, 2_000).await?;
     taken(&smsc, before, 2_000).await?;
     let mut drained = Vec::new();
     for (name, delay) in [
@@ -253,7 +236,7 @@ async fn main() -> anyhow::Result<()> {
         live(
             &smsc,
             &ticketing.http,
-            &token,
+            token,
             &technicians,
             connections,
             texts,
@@ -263,7 +246,7 @@ async fn main() -> anyhow::Result<()> {
             backlog(
                 &smsc,
                 &ticketing.http,
-                &token,
+                token,
                 &technicians,
                 connections,
                 texts,
@@ -280,7 +263,6 @@ async fn main() -> anyhow::Result<()> {
             "missed"
         }
     );
-    drop(ticketing);
-    drop(identity);
+    drop(suite);
     Ok(())
 }

@@ -19,9 +19,8 @@ use std::{
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use hotline_system_tests::{
-    ADMIN, create, env_number, quantile,
-    suite::{Server, pgbench},
-    token,
+    create, env_number, quantile,
+    suite::{TicketingSuite, pgbench},
 };
 use hotline_testkit::Infra;
 use serde_json::{Value, json};
@@ -134,42 +133,26 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(receiver);
 
     let client = reqwest::Client::new();
-    let dir = infra.data_dir();
-    let env = infra.process_env();
-    let mut identity = Server::start("identity", &dir, &env)?;
-    identity.ready(&client).await?;
-    let mut ticketing_env = env.clone();
-    ticketing_env.extend(
-        [
-            ("HOTLINE_PEERS__IDENTITY_GRPC", identity.grpc.clone()),
-            ("HOTLINE_PEERS__IDENTITY_HTTP", identity.http.clone()),
+    let suite = TicketingSuite::start(
+        &infra,
+        &client,
+        &[
             ("HOTLINE_TICKETING__WEBHOOKS__ALLOW_HTTP", "true".into()),
             (
                 "HOTLINE_TICKETING__WEBHOOKS__ALLOW_NETWORKS",
                 "[\"127.0.0.1/32\"]".into(),
             ),
-        ]
-        .map(|(n, v)| (n.to_owned(), v)),
-    );
-    // Reporting will consume ticketing's events; until then they'd be unroutable.
-    infra
-        .bind_stand_in_queue(
-            "hotline.events",
-            "bench.reporting",
-            "ticketing.ticket.#",
-            1_000_000,
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let mut ticketing = Server::start("ticketing", &dir, &ticketing_env)?;
-    ticketing.ready(&client).await?;
-    let token = token(&client, &identity.http, ADMIN.0, ADMIN.1).await?;
+        ],
+        "ticketing.ticket.#",
+    )
+    .await?;
+    let (identity, ticketing, token) = (&suite.identity, &suite.ticketing, &suite.token);
     let setup = Arc::new(
         populate(
             &client,
             &identity.http,
             &ticketing.http,
-            &token,
+            token,
             &receiver_url,
         )
         .await?,

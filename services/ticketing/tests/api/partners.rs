@@ -293,6 +293,26 @@ async fn another_shops_orders_are_404_in_every_operation(desk: Desk) {
     .await;
 }
 
+/// What another shop must not change: the order, its history's length, the
+/// endpoint's settings (its version).
+async fn state(desk: &Desk, order: &str, endpoint: &str) -> (Value, usize, Value) {
+    let settings = desk
+        .ok_json(
+            desk.get(
+                &format!("/api/v1/webhook-endpoints/{endpoint}"),
+                &desk.shop_a,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    (
+        desk.read(order, &desk.lead).await,
+        desk.history(order, &desk.lead).await.len(),
+        settings["version"].clone(),
+    )
+}
+
 /// What an operation needs in its body to get as far as the ownership check.
 fn body_for(method: &str, path: &str, desk: &Desk) -> Value {
     match (method, path.rsplit('/').next().unwrap_or_default()) {
@@ -357,20 +377,7 @@ async fn every_documented_operation_on_another_shops_objects_is_refused(desk: De
         )
         .await;
     let delivery_id = deliveries["items"][0]["id"].as_str().unwrap().to_owned();
-    let before = (
-        desk.read(&order_id, &desk.lead).await,
-        desk.history(&order_id, &desk.lead).await.len(),
-        desk.ok_json(
-            desk.get(
-                &format!("/api/v1/webhook-endpoints/{endpoint_id}"),
-                &desk.shop_a,
-            )
-            .await,
-            StatusCode::OK,
-        )
-        .await["version"]
-            .clone(),
-    );
+    let before = state(&desk, &order_id, &endpoint_id).await;
 
     let spec: Value = desk
         .app
@@ -438,19 +445,6 @@ async fn every_documented_operation_on_another_shops_objects_is_refused(desk: De
 
     // Nothing changed: the order, its history, the endpoint's settings (its
     // delivery to a closed port fails meanwhile, which is no change of them).
-    let after = (
-        desk.read(&order_id, &desk.lead).await,
-        desk.history(&order_id, &desk.lead).await.len(),
-        desk.ok_json(
-            desk.get(
-                &format!("/api/v1/webhook-endpoints/{endpoint_id}"),
-                &desk.shop_a,
-            )
-            .await,
-            StatusCode::OK,
-        )
-        .await["version"]
-            .clone(),
-    );
+    let after = state(&desk, &order_id, &endpoint_id).await;
     assert_eq!(before, after);
 }
