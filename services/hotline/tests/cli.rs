@@ -71,16 +71,19 @@ fn numeric_smpp_credentials_from_the_environment_stay_text() {
     let output = hotline(&["config"])
         .env("HOTLINE_TICKETING__SMS__PROVIDER", "smpp")
         .env("HOTLINE_TICKETING__SMS__SMPP__ADDRESS", "smpp://smsc:2775")
-        .env("HOTLINE_TICKETING__SMS__SMPP__SYSTEM_ID", "106900")
+        .env("HOTLINE_TICKETING__SMS__SMPP__SYSTEM_ID", "0106900")
         .env("HOTLINE_TICKETING__SMS__SMPP__PASSWORD", "20261202")
         .env("HOTLINE_TICKETING__SMS__SMPP__SOURCE_ADDR", "10690000")
+        .env("HOTLINE_TICKETING__SMS__HTTP__SENDER", "+8610690000")
         .output()
         .unwrap();
     assert_succeeded(&output);
     let text = String::from_utf8_lossy(&output.stdout);
     for line in [
-        "system_id = \"106900\"",
+        // A leading zero and a sign kept, not read as numbers.
+        "system_id = \"0106900\"",
         "source_addr = \"10690000\"",
+        "sender = \"+8610690000\"",
         "password = \"[redacted]\"",
     ] {
         assert!(text.contains(line), "{line} in {text}");

@@ -5,7 +5,7 @@ use std::{fmt, net::SocketAddr, path::Path, time::Duration};
 
 use figment::{
     Figment,
-    providers::{Env, Format, Toml},
+    providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -44,8 +44,18 @@ pub fn load<T: DeserializeOwned + Validate>(
                 && !NOT_CONFIG.contains(&key.as_str())
         })
         .split("__");
+    // figment reads `007` or `+86…` as a number and drops the zeros or the
+    // sign; such values are given back exactly as written.
+    let verbatim: Vec<(String, String)> = env
+        .iter()
+        .filter(|(_, raw)| integer_loses_text(raw))
+        .map(|(key, raw)| (key.to_string(), raw))
+        .collect();
+    figment = figment.merge(env);
+    for (key, raw) in verbatim {
+        figment = figment.merge(Serialized::default(&key, raw));
+    }
     let config: T = figment
-        .merge(env)
         .extract()
         .map_err(|error| ConfigError::Parse(describe(error)))?;
     let problems = config.validate();
@@ -54,6 +64,13 @@ pub fn load<T: DeserializeOwned + Validate>(
     } else {
         Err(ConfigError::Invalid(problems))
     }
+}
+
+/// Whether `raw` reads as an integer that doesn't write back the same
+/// (`007`, `+8610690000`).
+fn integer_loses_text(raw: &str) -> bool {
+    let raw = raw.trim();
+    raw.parse::<i128>().is_ok_and(|n| n.to_string() != raw)
 }
 
 fn describe(error: figment::Error) -> String {
@@ -83,8 +100,9 @@ pub trait Validate {
 }
 
 /// A setting that is text even when it reads as a number: an SMSC's system id,
-/// a sender number, a password. The environment gives `10690000` as a number;
-/// use with `#[serde(deserialize_with = "kit::config::text")]`.
+/// a sender number, a password. The environment gives `10690000` as a number
+/// (and `0106900` as the text it was, see `load`); use with
+/// `#[serde(deserialize_with = "kit::config::text")]`.
 pub fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     struct Text;
     impl serde::de::Visitor<'_> for Text {

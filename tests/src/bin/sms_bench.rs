@@ -28,20 +28,22 @@ const JASMIN_BEST: f64 = 1_077.0;
 const NOTICE: &str = "停电通知：朝阳区今晚22点至次日6点线路检修，暂停上门，请提前告知客户。";
 const RECIPIENTS: usize = 1000;
 
-/// Posts notices over `connections` until `texts` are queued: the
-/// requests' latencies in µs.
-async fn post_notices(
-    base: &str,
-    token: &str,
-    technicians: &[Value],
+/// Who the load posts notices as, to whom, over how many connections.
+struct Load<'a> {
+    base: &'a str,
+    token: &'a str,
+    technicians: &'a [Value],
     connections: usize,
-    texts: usize,
-) -> anyhow::Result<Vec<u64>> {
+}
+
+/// Posts notices until `texts` are queued: the requests' latencies in µs.
+async fn post_notices(load: &Load<'_>, texts: usize) -> anyhow::Result<Vec<u64>> {
     let notices = texts.div_ceil(RECIPIENTS);
+    let connections = load.connections;
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..connections {
-        let (base, token) = (base.to_owned(), token.to_owned());
-        let body = json!({"assignee_ids": technicians, "text": NOTICE});
+        let (base, token) = (load.base.to_owned(), load.token.to_owned());
+        let body = json!({"assignee_ids": load.technicians, "text": NOTICE});
         workers.spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -108,19 +110,9 @@ fn latency(latencies: &[u64]) -> String {
 }
 
 /// Texts sent while the notices arrive: texts/s from the SMSC's first to its last.
-async fn live(
-    smsc: &Smsc,
-    base: &str,
-    token: &str,
-    technicians: &[Value],
-    connections: usize,
-    texts: usize,
-) -> anyhow::Result<f64> {
+async fn live(smsc: &Smsc, load: &Load<'_>, texts: usize) -> anyhow::Result<f64> {
     let before = smsc.taken();
-    let (latencies, sent) = tokio::join!(
-        post_notices(base, token, technicians, connections, texts),
-        taken(smsc, before, texts)
-    );
+    let (latencies, sent) = tokio::join!(post_notices(load, texts), taken(smsc, before, texts));
     let (latencies, (first, last)) = (latencies?, sent?);
     let seconds = last.duration_since(first).as_secs_f64();
     let rate = texts as f64 / seconds;
@@ -135,17 +127,10 @@ async fn live(
 /// A backlog queued while the SMSC holds its answers (a window's worth
 /// waiting at the SMSC, the rest in the database), then sent once it answers
 /// again: texts/s from that moment to the last text taken.
-async fn backlog(
-    smsc: &Smsc,
-    base: &str,
-    token: &str,
-    technicians: &[Value],
-    connections: usize,
-    texts: usize,
-) -> anyhow::Result<f64> {
+async fn backlog(smsc: &Smsc, load: &Load<'_>, texts: usize) -> anyhow::Result<f64> {
     let before = smsc.taken();
     smsc.behave(|b| b.hold = true);
-    let latencies = post_notices(base, token, technicians, connections, texts).await?;
+    let latencies = post_notices(load, texts).await?;
     let released = Instant::now();
     smsc.behave(|b| b.hold = false);
     let (_, last) = taken(smsc, before, texts).await?;
@@ -222,9 +207,15 @@ async fn main() -> anyhow::Result<()> {
         "pgbench, 16 clients, single-row insert commits: {reference:.0}/s; Jasmin 0.11.1 on this machine kind: 823 msg/s HTTP→SMPP, {JASMIN_BEST:.0} msg/s SMPP→SMPP (target 5 ×: {:.0} msg/s)",
         JASMIN_BEST * 5.0
     );
+    let load = Load {
+        base: &ticketing.http,
+        token,
+        technicians: &technicians,
+        connections,
+    };
     // A short first run, not measured, warms the pools, the bind and the caches.
     let before = smsc.taken();
-    post_notices(&ticketing.http, token, &technicians, connections, 2_000).await?;
+    post_notices(&load, 2_000).await?;
     taken(&smsc, before, 2_000).await?;
     let mut drained = Vec::new();
     for (name, delay) in [
@@ -233,26 +224,8 @@ async fn main() -> anyhow::Result<()> {
     ] {
         smsc.behave(|b| b.delay = delay);
         println!("{name}");
-        live(
-            &smsc,
-            &ticketing.http,
-            token,
-            &technicians,
-            connections,
-            texts,
-        )
-        .await?;
-        drained.push(
-            backlog(
-                &smsc,
-                &ticketing.http,
-                token,
-                &technicians,
-                connections,
-                texts,
-            )
-            .await?,
-        );
+        live(&smsc, &load, texts).await?;
+        drained.push(backlog(&smsc, &load, texts).await?);
     }
     let target = JASMIN_BEST * 5.0;
     println!(

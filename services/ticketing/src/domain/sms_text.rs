@@ -53,6 +53,18 @@ pub fn encoding(text: &str) -> Encoding {
     }
 }
 
+/// A text an SMSC passed on in UCS-2 (big-endian UTF-16); a broken unit
+/// reads as `�`, a dangling odd octet is dropped.
+pub fn decode_ucs2(octets: &[u8]) -> String {
+    char::decode_utf16(
+        octets
+            .chunks_exact(2)
+            .map(|pair| u16::from_be_bytes([pair[0], pair[1]])),
+    )
+    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+    .collect()
+}
+
 /// A text an SMSC passed on in the GSM default alphabet, one septet per
 /// octet (unpacked); an escape takes the extension table's character.
 pub fn decode_gsm(septets: &[u8]) -> String {
@@ -171,6 +183,19 @@ mod tests {
         // One character outside GSM makes the whole message UCS-2.
         assert_eq!(encoding("Order WO-1 accepted 好"), Encoding::Ucs2);
         assert_eq!(encoding("Order WO-1 accepted"), Encoding::Gsm7);
+    }
+
+    #[test]
+    fn ucs2_from_a_phone_survives_broken_input() {
+        let mut octets: Vec<u8> = "接单 WO-1"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert_eq!(decode_ucs2(&octets), "接单 WO-1");
+        // A lone surrogate and an odd trailing octet, as a hostile or broken
+        // sender might give them.
+        octets.extend_from_slice(&[0xD8, 0x00, 0x41]);
+        assert_eq!(decode_ucs2(&octets), "接单 WO-1\u{FFFD}");
     }
 
     #[test]

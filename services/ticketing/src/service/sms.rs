@@ -141,8 +141,8 @@ impl TicketingService {
             Purpose::Cancelled => &templates.cancelled,
             Purpose::ReplyOk => &templates.reply_ok,
             Purpose::ReplyError => &templates.reply_error,
-            // Written by the supervisor, not from a template.
-            Purpose::Notice => "{text}",
+            // Sent as the supervisor wrote it (`send_notice`), never rendered.
+            Purpose::Notice => "",
         };
         template::render_fitting(text, values, self.settings.sms.max_parts)
             .unwrap_or_else(|| template::render(text, values))
@@ -157,9 +157,8 @@ impl TicketingService {
         to: &str,
         body: &str,
     ) -> Result<Uuid, DbErr> {
-        let row = self.sms_row(order, assignee, purpose, to, body);
-        let id = row.id.clone().unwrap();
-        sms_message::Entity::insert(row)
+        let id = Uuid::now_v7();
+        sms_message::Entity::insert(self.sms_row(id, order, assignee, purpose, to, body))
             .exec_without_returning(txn)
             .await?;
         Ok(id)
@@ -167,6 +166,7 @@ impl TicketingService {
 
     fn sms_row(
         &self,
+        id: Uuid,
         order: Option<Uuid>,
         assignee: Option<Uuid>,
         purpose: Purpose,
@@ -176,7 +176,7 @@ impl TicketingService {
         let split = sms_text::split(body);
         let now = self.clock.now();
         sms_message::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             work_order_id: Set(order),
             assignee_id: Set(assignee),
             purpose: Set(purpose.as_str().to_owned()),
@@ -245,14 +245,17 @@ impl TicketingService {
                 ),
             ));
         }
-        let rows: Vec<_> = technicians
+        let (ids, rows): (Vec<Uuid>, Vec<_>) = technicians
             .iter()
             .filter_map(|t| {
+                let id = Uuid::now_v7();
                 let phone = t.phone.as_deref()?;
-                Some(self.sms_row(None, Some(t.id), Purpose::Notice, phone, text))
+                Some((
+                    id,
+                    self.sms_row(id, None, Some(t.id), Purpose::Notice, phone, text),
+                ))
             })
-            .collect();
-        let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.id.clone().take()).collect();
+            .unzip();
         let txn = self.db.begin().await?;
         // In slices: a statement's bound values are limited (SQLite's 32,766).
         for chunk in rows.chunks(1000) {

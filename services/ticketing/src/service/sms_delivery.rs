@@ -14,8 +14,8 @@ use hotline_kit::{
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, Condition, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use serde_json::json;
@@ -91,8 +91,9 @@ impl TicketingService {
     }
 
     /// Records what `provider` did with each message, in one transaction
-    /// fenced by `grant` (several may run at once): accepted ones are sent (or delivered), with their
-    /// parts' ids; transient failures wait for their next attempt.
+    /// fenced by `grant` (several may run at once): accepted ones are sent
+    /// (or delivered), with their parts' ids; transient failures wait for
+    /// their next attempt.
     pub async fn record_sms(
         &self,
         grant: &Grant,
@@ -212,9 +213,7 @@ impl TicketingService {
             }
         }
         let announced = !batch.is_empty();
-        if announced {
-            self.outbox.enqueue_many(&txn, batch).await?;
-        }
+        self.outbox.enqueue_many(&txn, batch).await?;
         // Fenced last: the lease row stays locked only for the commit, so
         // batches recorded side by side overlap.
         match lease::fence(&txn, grant, ttl).await {
@@ -281,8 +280,10 @@ impl TicketingService {
             .filter(sms_message::Column::Status.eq("sent"))
             .all(&txn)
             .await?;
-        let states: HashMap<Uuid, &str> = receipts
+        // Why a text failed: the state of a part that did.
+        let failures: HashMap<Uuid, &str> = receipts
             .iter()
+            .filter(|r| !r.delivered)
             .filter_map(|r| Some((known.get(&r.part_id)?.sms_message_id, r.state.as_str())))
             .collect();
         let mut batch = Vec::new();
@@ -294,7 +295,7 @@ impl TicketingService {
             let complete = usize::try_from(message.parts).is_ok_and(|n| statuses.len() >= n);
             let mut row = message.clone().into_active_model();
             let kind = if statuses.iter().any(|s| s == "failed") {
-                let state = states.get(&message.id).copied().unwrap_or("UNDELIV");
+                let state = failures.get(&message.id).copied().unwrap_or("UNDELIV");
                 row.status = Set("failed".to_owned());
                 row.error = Set(Some(format!("the SMSC reported {state}")));
                 events::SMS_FAILED
@@ -305,23 +306,13 @@ impl TicketingService {
             } else {
                 continue;
             };
-            let Some(saved) = sms_message::Entity::update_many()
-                .set(row)
-                .filter(sms_message::Column::Id.eq(message.id))
-                .filter(sms_message::Column::Status.eq("sent"))
-                .exec_with_returning(&txn)
-                .await?
-                .into_iter()
-                .next()
-            else {
+            let Some(saved) = settle(&txn, message.id, row).await? else {
                 continue;
             };
             batch.push(events::sms(&self.outbox, kind, &saved, now));
         }
         let announced = !batch.is_empty();
-        if announced {
-            self.outbox.enqueue_many(&txn, batch).await?;
-        }
+        self.outbox.enqueue_many(&txn, batch).await?;
         txn.commit().await?;
         if announced {
             self.outbox.wake();
@@ -381,16 +372,7 @@ impl TicketingService {
             row.status = Set("failed".to_owned());
             row.error = Set(Some(format!("the gateway reported {status}")));
         }
-        // Only from sent: of two reports racing, one takes effect.
-        let Some(saved) = sms_message::Entity::update_many()
-            .set(row)
-            .filter(sms_message::Column::Id.eq(id))
-            .filter(sms_message::Column::Status.eq("sent"))
-            .exec_with_returning(&txn)
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let Some(saved) = settle(&txn, id, row).await? else {
             return Ok("unchanged");
         };
         let kind = if delivered {
@@ -403,4 +385,21 @@ impl TicketingService {
         self.outbox.wake();
         Ok(if delivered { "delivered" } else { "failed" })
     }
+}
+
+/// A sent text's final state, `row`, written only if it is still `sent`: of
+/// two reports racing, one takes effect. The text as written, if it was.
+async fn settle<C: ConnectionTrait>(
+    txn: &C,
+    id: Uuid,
+    row: sms_message::ActiveModel,
+) -> Result<Option<sms_message::Model>, DbErr> {
+    Ok(sms_message::Entity::update_many()
+        .set(row)
+        .filter(sms_message::Column::Id.eq(id))
+        .filter(sms_message::Column::Status.eq("sent"))
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .next())
 }

@@ -217,7 +217,15 @@ impl SmppProvider {
             let end = serve(&client, events, &mut held, &reports, &shutdown).await;
             self.bound.send_replace(None);
             match end {
-                End::Lost => tracing::warn!("the SMPP link was lost; rebinding"),
+                // After a pause: an SMSC that accepts binds and drops them
+                // at once isn't hammered.
+                End::Lost => {
+                    tracing::warn!(retry_in = ?delay, "the SMPP link was lost; rebinding");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
                 End::Released | End::Shutdown => {
                     let _ = tokio::time::timeout(Duration::from_secs(2), client.unbind()).await;
                     let _ = client.close().await;
@@ -340,16 +348,12 @@ impl SmsProvider for SmppProvider {
     async fn submit(&self, message: &OutboundSms) -> Result<Submitted, SubmitError> {
         let pdus = self.pdus(message)?;
         let mut bound = self.bound.subscribe();
-        let client = match tokio::time::timeout(
+        let waited = tokio::time::timeout(
             self.config.response_timeout,
             bound.wait_for(Option::is_some),
         )
-        .await
-        {
-            Ok(Ok(client)) => client.clone(),
-            _ => return Err(SubmitError::Transient("not bound to the SMSC".into())),
-        };
-        let Some(client) = client else {
+        .await;
+        let Some(client) = waited.ok().and_then(|seen| seen.ok()?.clone()) else {
             return Err(SubmitError::Transient("not bound to the SMSC".into()));
         };
         let mut part_ids = Vec::with_capacity(pdus.len());
@@ -487,12 +491,7 @@ fn report(deliver: &DeliverSm, ack: Ack) -> Option<Report> {
         });
     }
     let text = if deliver.data_coding == DataCoding::Ucs2 {
-        char::decode_utf16(
-            body.chunks_exact(2)
-                .map(|pair| u16::from_be_bytes([pair[0], pair[1]])),
-        )
-        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
+        sms_text::decode_ucs2(body)
     } else if deliver.data_coding == DataCoding::Latin1 {
         body.iter().map(|&b| char::from(b)).collect()
     } else {

@@ -110,8 +110,10 @@ pub async fn run(
             let (provider, results) = (provider.clone(), results.clone());
             tokio::spawn(async move {
                 let result = provider.submit(&outbound).await;
-                drop(slot);
+                // Handed over before the slot frees: at shutdown, all slots
+                // back means every result is with the recorder.
                 let _ = results.send(SmsOutcome { message, result });
+                drop(slot);
             });
         }
         drop(permits);
@@ -237,25 +239,33 @@ pub async fn reports(
         if receipts.is_empty() {
             continue;
         }
-        let known = match service.sms_receipts(&receipts).await {
-            Ok(known) => known,
+        let mut held_back = Vec::new();
+        match service.sms_receipts(&receipts).await {
+            Ok(known) => {
+                for ((receipt, ack), known) in receipts.into_iter().zip(acks).zip(known) {
+                    let tried = tries.entry(receipt.part_id.clone()).or_default();
+                    *tried += 1;
+                    if known || *tried >= EARLY_RECEIPT_TRIES {
+                        if !known {
+                            tracing::warn!(part_id = %receipt.part_id, "a delivery receipt for no known part dropped");
+                        }
+                        tries.remove(&receipt.part_id);
+                        ack.send().await;
+                    } else {
+                        held_back.push(Report::Receipt { receipt, ack });
+                    }
+                }
+            }
+            // Kept unacknowledged and uncounted however long the database is
+            // away: only a receipt for no known part is ever dropped.
             Err(error) => {
                 tracing::warn!(%error, "recording delivery receipts failed; will retry");
-                vec![false; receipts.len()]
-            }
-        };
-        let mut held_back = Vec::new();
-        for ((receipt, ack), known) in receipts.into_iter().zip(acks).zip(known) {
-            let tried = tries.entry(receipt.part_id.clone()).or_default();
-            *tried += 1;
-            if known || *tried >= EARLY_RECEIPT_TRIES {
-                if !known {
-                    tracing::warn!(part_id = %receipt.part_id, "a delivery receipt for no known part dropped");
-                }
-                tries.remove(&receipt.part_id);
-                ack.send().await;
-            } else {
-                held_back.push(Report::Receipt { receipt, ack });
+                held_back.extend(
+                    receipts
+                        .into_iter()
+                        .zip(acks)
+                        .map(|(receipt, ack)| Report::Receipt { receipt, ack }),
+                );
             }
         }
         if !held_back.is_empty() {
