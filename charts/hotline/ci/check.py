@@ -7,7 +7,10 @@
   mode (kubernetes-validate), for the oldest and newest supported Kubernetes;
 - checks that every HOTLINE_* variable the chart sets is a key of
   services/hotline/config/default.toml (the binary rejects unknown keys);
-- checks that validate.yaml refuses contradictory values;
+- checks that values.schema.json refuses wrong types, misspelt keys and services the
+  image does not contain (with `helm template` and `helm lint`), that its list of
+  services matches values.yaml's `components`, and that validate.yaml refuses
+  contradictory values;
 - checks that every value in values.yaml is documented by a `# --` comment (on
   itself, or on each of its children for a grouping key).
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -34,6 +38,9 @@ except ImportError as error:  # pragma: no cover
 CHART = Path(__file__).resolve().parent.parent
 CI = CHART / "ci"
 DEFAULT_TOML = CHART.parent.parent / "services" / "hotline" / "config" / "default.toml"
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+# The services the image contains: values.schema.json's components (the one list).
+SERVICES = sorted(SCHEMA["properties"]["components"]["properties"])
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 RELEASE, NAMESPACE = "hl", "cc"
 # Non-configuration HOTLINE_ variables the binary knows (services/kit config.rs NOT_CONFIG).
@@ -62,7 +69,7 @@ def load(name: str) -> dict:
 
 
 def cases() -> list[tuple[str, dict]]:
-    every_component = {name: {"enabled": True} for name in ("identity", "routing", "ticketing", "knowledge", "surveys", "reporting")}
+    every_component = {name: {"enabled": True} for name in SERVICES}
     return [
         ("monolith-values.yaml", load("monolith-values.yaml")),
         ("microservices-values.yaml", load("microservices-values.yaml")),
@@ -83,13 +90,40 @@ def refusals() -> list[tuple[str, dict, str]]:
         ("microservices without a database", merge(micro, {"database": {"existingSecret": ""}}), "needs PostgreSQL"),
         ("microservices without RabbitMQ", merge(micro, {"bus": {"existingSecret": ""}}), "needs RabbitMQ"),
         ("microservices without Redis", merge(micro, {"cache": {"existingSecret": ""}}), "needs Redis"),
-        ("microservices with nothing enabled", merge(micro, {"components": {"identity": {"enabled": False}}}), "no component is enabled"),
+        ("microservices with nothing enabled", merge(micro, {"components": {name: {"enabled": False} for name in SERVICES}}), "no component is enabled"),
         ("PostgreSQL identity without a pii key", merge(micro, {"piiKey": {"existingSecret": ""}}), "encryption key"),
         ("HPA minReplicas > maxReplicas", merge(micro, {"components": {"identity": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}}}), "greater than maxReplicas"),
         ("PDB without a budget", merge(micro, {"components": {"identity": {"podDisruptionBudget": {"maxUnavailable": None}}}}), "podDisruptionBudget"),
         ("grace period too short", {"shutdown": {"terminationGracePeriodSeconds": 30}}, "must exceed"),
-        ("unknown mode", {"deploymentMode": "both"}, "deploymentMode must be"),
+        ("unknown mode", {"deploymentMode": "both"}, "'/deploymentMode': value must be one of"),
+        ("replicas as text", {"monolith": {"replicas": "two"}}, "'/monolith/replicas': got string, want integer"),
+        ("a misspelt key", {"monolith": {"replica": 2}}, "additional properties 'replica' not allowed"),
+        ("a misspelt nested key", merge(micro, {"components": {"identity": {"autoscaling": {"maxReplica": 9}}}}), "additional properties 'maxReplica' not allowed"),
+        ("a service the image does not contain", merge(micro, {"components": {"knowledge": {"enabled": True, "replicas": 2}}}), "additional properties 'knowledge' not allowed"),
+        ("a monolith target the image does not contain", {"monolith": {"target": "identity,knowledge"}}, "which the image does not contain"),
+        ("an unknown pull policy", {"image": {"pullPolicy": "Sometimes"}}, "'/image/pullPolicy': value must be one of"),
+        ("a log format the binary lacks", {"telemetry": {"logFormat": "xml"}}, "'/telemetry/logFormat': value must be one of"),
+        ("a negative replica count", {"monolith": {"replicas": -1}}, "'/monolith/replicas': minimum"),
+        ("a non-string annotation", {"podAnnotations": {"sidecar.example/inject": True}}, "'/podAnnotations/sidecar.example~1inject': got boolean, want string"),
+        ("an image tag given as a number", {"image": {"tag": 1.0}}, "'/image/tag': got number, want string"),
+        ("a digest without its algorithm", {"image": {"digest": "0123abcd"}}, "'/image/digest'"),
     ]
+
+
+def lint_refusals() -> list[tuple[str, dict, str]]:
+    """Values `helm lint` must report as errors (the schema)."""
+    return [
+        ("replicas as text", {"monolith": {"replicas": "two"}}, "got string, want integer"),
+        ("a misspelt key", {"serviceMonitor": {"enabeld": True}}, "additional properties 'enabeld' not allowed"),
+    ]
+
+
+def schema_agrees_with_values() -> list[str]:
+    """values.yaml has a components block for each service in the schema, and no other."""
+    blocks = sorted(yaml.safe_load((CHART / "values.yaml").read_text())["components"])
+    if blocks != SERVICES:
+        return [f"values.yaml components {blocks} != values.schema.json components {SERVICES}"]
+    return []
 
 
 def config_keys() -> set[str]:
@@ -225,6 +259,9 @@ def main() -> int:
                 ok = expected in str(error)
                 report(ok, f"refuses {label}", None if ok else [f"expected {expected!r} in: {error}"])
 
+    disagreements = schema_agrees_with_values()
+    report(not disagreements, f"values.schema.json and values.yaml list the same services ({', '.join(SERVICES)})", disagreements)
+
     undocumented = undocumented_values()
     report(not undocumented, "every value in values.yaml has a `# --` comment", [f"undocumented: {p}" for p in undocumented])
 
@@ -233,6 +270,11 @@ def main() -> int:
         messages = [m for m in result.get("messages", []) if m.get("severity", 0) >= 2] if result else []
         errors = [*result.get("errors", []), *(f"{m.get('path')}: {m.get('error')}" for m in messages)] if result else ["no lint result"]
         report(not errors, f"helm lint --strict -f ci/{name}", errors)
+
+    for label, values, expected in lint_refusals():
+        result = helm.lint(str(CHART), values, strict=True, namespace=NAMESPACE) or {}
+        errors = "\n".join(result.get("errors", []))
+        report(expected in errors, f"helm lint refuses {label}", None if expected in errors else [f"expected {expected!r} in: {errors or 'no errors'}"])
 
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
