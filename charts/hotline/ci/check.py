@@ -126,6 +126,20 @@ def schema_agrees_with_values() -> list[str]:
     return []
 
 
+def find(objects: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def expectations(label: str, objects: list[dict]) -> list[str]:
+    """What particular cases must render, beyond being valid."""
+    problems: list[str] = []
+    if label == "defaults":
+        claims = find(objects, "PersistentVolumeClaim")
+        if [c["metadata"].get("annotations", {}).get("helm.sh/resource-policy") for c in claims] != ["keep"]:
+            problems.append("the data claim is not annotated helm.sh/resource-policy: keep")
+    return problems
+
+
 def config_keys() -> set[str]:
     """HOTLINE_* names of every key in default.toml."""
     def walk(table: dict, prefix: list[str]) -> set[str]:
@@ -241,7 +255,7 @@ def main() -> int:
             except helm.HelmError as error:
                 report(False, f"render {label}", [str(error)])
                 continue
-            problems = check_objects(label, objects, keys)
+            problems = check_objects(label, objects, keys) + expectations(label, objects)
             if not notes.strip():
                 problems.append("NOTES.txt rendered empty")
             kinds = sorted({obj["kind"] for obj in objects})
