@@ -68,6 +68,14 @@ def load(name: str) -> dict:
     return yaml.safe_load((CI / name).read_text()) or {}
 
 
+SIDECAR = {
+    "name": "sidecar",
+    "image": "registry.example.invalid/sidecar@sha256:" + "0" * 64,
+    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
+}
+
+
 def cases() -> list[tuple[str, dict]]:
     every_component = {name: {"enabled": True} for name in SERVICES}
     return [
@@ -76,6 +84,18 @@ def cases() -> list[tuple[str, dict]]:
         ("defaults", {}),
         ("monolith, external backends, HPA", merge(EXTERNAL, {"monolith": {"autoscaling": {"enabled": True}}})),
         ("microservices, every component", merge(EXTERNAL, {"deploymentMode": "microservices", "components": every_component})),
+        ("microservices, extra volumes, mounts and containers, an existing ServiceAccount", merge(EXTERNAL, {
+            "deploymentMode": "microservices",
+            "serviceAccount": {"create": False, "name": "hotline-runner"},
+            "extraVolumes": [{"name": "postgres-ca", "secret": {"secretName": "postgres-ca"}}],
+            "extraVolumeMounts": [{"name": "postgres-ca", "mountPath": "/etc/postgres-ca", "readOnly": True}],
+            "extraContainers": [SIDECAR],
+            "components": {"routing": {
+                "extraVolumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}}],
+                "extraVolumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                "extraContainers": [{**SIDECAR, "name": "routing-sidecar"}],
+            }},
+        })),
         ("extraEnv replacing chart variables", {"extraEnv": [{"name": "HOTLINE_TELEMETRY__LEVEL", "value": "debug"}],
                                                  "monolith": {"extraEnv": [{"name": "HOTLINE_TELEMETRY__LEVEL", "value": "trace"}]}}),
     ]
@@ -105,6 +125,13 @@ def refusals() -> list[tuple[str, dict, str]]:
         ("a log format the binary lacks", {"telemetry": {"logFormat": "xml"}}, "'/telemetry/logFormat': value must be one of"),
         ("a negative replica count", {"monolith": {"replicas": -1}}, "'/monolith/replicas': minimum"),
         ("a non-string annotation", {"podAnnotations": {"sidecar.example/inject": True}}, "'/podAnnotations/sidecar.example~1inject': got boolean, want string"),
+        ("an extra volume named like the chart's", {"extraVolumes": [{"name": "data", "emptyDir": {}}]}, "volume \"data\" is given twice"),
+        ("an extra volume given twice", merge(micro, {"extraVolumes": [{"name": "ca", "emptyDir": {}}], "components": {"identity": {"extraVolumes": [{"name": "ca", "emptyDir": {}}]}}}), "components.identity: volume \"ca\" is given twice"),
+        ("a mount over /data", {"monolith": {"extraVolumes": [{"name": "x", "emptyDir": {}}], "extraVolumeMounts": [{"name": "x", "mountPath": "/data/"}]}}, "mount path /data/ is given twice"),
+        ("a mount of a volume the pod lacks", {"monolith": {"extraVolumeMounts": [{"name": "nowhere", "mountPath": "/x"}]}}, "names volume \"nowhere\", which the pod does not have"),
+        ("a global mount of a unit's volume", {"extraVolumeMounts": [{"name": "x", "mountPath": "/x"}], "monolith": {"extraVolumes": [{"name": "x", "emptyDir": {}}]}}, "which is not in extraVolumes"),
+        ("a sidecar named hotline", {"extraContainers": [{**SIDECAR, "name": "hotline"}]}, "container \"hotline\" is given twice"),
+        ("a sidecar without an image", {"extraContainers": [{"name": "x"}]}, "'/extraContainers/0': missing property 'image'"),
         ("an image tag given as a number", {"image": {"tag": 1.0}}, "'/image/tag': got number, want string"),
         ("a digest without its algorithm", {"image": {"digest": "0123abcd"}}, "'/image/digest'"),
     ]
@@ -137,6 +164,39 @@ def expectations(label: str, objects: list[dict]) -> list[str]:
         claims = find(objects, "PersistentVolumeClaim")
         if [c["metadata"].get("annotations", {}).get("helm.sh/resource-policy") for c in claims] != ["keep"]:
             problems.append("the data claim is not annotated helm.sh/resource-policy: keep")
+    if label.startswith("microservices, extra volumes"):
+        for deployment in find(objects, "Deployment"):
+            pod = deployment["spec"]["template"]["spec"]
+            component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+            volumes = [v["name"] for v in pod["volumes"]]
+            mounts = [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]]
+            names = [c["name"] for c in pod["containers"]]
+            want = (["tmp", "data", "config", "postgres-ca"] + (["scratch"] if component == "routing" else []),
+                    ["/tmp", "/data", "/etc/hotline", "/etc/postgres-ca"] + (["/scratch"] if component == "routing" else []),
+                    ["hotline", "sidecar"] + (["routing-sidecar"] if component == "routing" else []))
+            if (volumes, mounts, names) != want:
+                problems.append(f"{component}: volumes {volumes}, mounts {mounts}, containers {names}; wanted {want}")
+            if pod.get("serviceAccountName") != "hotline-runner":
+                problems.append(f"{component}: serviceAccountName {pod.get('serviceAccountName')!r}, wanted the existing hotline-runner")
+        for job in find(objects, "Job"):
+            pod = job["spec"]["template"]["spec"]
+            if [v["name"] for v in pod["volumes"]] != ["tmp", "data", "postgres-ca"] or len(pod["containers"]) != 1:
+                problems.append("the migration Job has not exactly the global extra volumes and no sidecar")
+            if pod.get("serviceAccountName") != "hotline-runner":
+                problems.append("the migration Job does not run under the existing ServiceAccount")
+        if find(objects, "ServiceAccount"):
+            problems.append("a ServiceAccount was created with serviceAccount.create=false")
+    if label == "microservices-values.yaml":
+        accounts = find(objects, "ServiceAccount")
+        if [a["metadata"]["name"] for a in accounts] != ["hl-hotline"] or accounts[0].get("automountServiceAccountToken") is not False:
+            problems.append("no ServiceAccount hl-hotline without an automounted token")
+        for deployment in find(objects, "Deployment"):
+            pod = deployment["spec"]["template"]["spec"]
+            if pod.get("serviceAccountName") != "hl-hotline" or pod.get("automountServiceAccountToken") is not False:
+                problems.append(f"{deployment['metadata']['name']} does not run as hl-hotline without a token")
+        for job in find(objects, "Job"):
+            if "serviceAccountName" in job["spec"]["template"]["spec"]:
+                problems.append("the migration hook names the chart's ServiceAccount, which does not exist yet on install")
     return problems
 
 

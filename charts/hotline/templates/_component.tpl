@@ -26,10 +26,10 @@ spec:
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $values.serviceAccountName }}
+  {{- with include "hotline.serviceAccountName" $root }}
   serviceAccountName: {{ . }}
   {{- end }}
-  automountServiceAccountToken: false
+  automountServiceAccountToken: {{ $values.serviceAccount.automountServiceAccountToken }}
   # Service links would put <SERVICE>_PORT=... variables into the environment; for
   # Services named hotline-* they start with HOTLINE_, which the binary reads as
   # (unknown) configuration keys.
@@ -89,6 +89,12 @@ spec:
         - name: config
           mountPath: /etc/hotline
           readOnly: true
+        {{- with concat ($values.extraVolumeMounts | default list) ($unit.values.extraVolumeMounts | default list) }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    {{- with concat ($values.extraContainers | default list) ($unit.values.extraContainers | default list) }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   volumes:
     - name: tmp
       emptyDir: {}
@@ -103,6 +109,9 @@ spec:
     - name: config
       configMap:
         name: {{ include "hotline.fullname" $root }}-config
+    {{- with concat ($values.extraVolumes | default list) ($unit.values.extraVolumes | default list) }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- with $values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}

@@ -59,6 +59,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: hotline
 {{- end }}
 
+{{/*
+The pods' ServiceAccount: the chart's (`serviceAccount.name` or the fullname) when it
+creates one, else the named existing one; empty: the namespace's default.
+*/}}
+{{- define "hotline.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hotline.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{- define "hotline.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
