@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -38,7 +39,9 @@ except ImportError as error:  # pragma: no cover
 CHART = Path(__file__).resolve().parent.parent
 CI = CHART / "ci"
 DEFAULT_TOML = CHART.parent.parent / "services" / "hotline" / "config" / "default.toml"
+REPO = CHART.parent.parent
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 # The services the image contains: values.schema.json's components (the one list).
 SERVICES = sorted(SCHEMA["properties"]["components"]["properties"])
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
@@ -132,6 +135,10 @@ def refusals() -> list[tuple[str, dict, str]]:
         ("a global mount of a unit's volume", {"extraVolumeMounts": [{"name": "x", "mountPath": "/x"}], "monolith": {"extraVolumes": [{"name": "x", "emptyDir": {}}]}}, "which is not in extraVolumes"),
         ("a sidecar named hotline", {"extraContainers": [{**SIDECAR, "name": "hotline"}]}, "container \"hotline\" is given twice"),
         ("a sidecar without an image", {"extraContainers": [{"name": "x"}]}, "'/extraContainers/0': missing property 'image'"),
+        ("an Ingress path for a disabled component", merge(micro, {"ingress": {"enabled": True, "extraPaths": [{"path": "/docs", "component": "ticketing"}]}, "components": {"ticketing": {"enabled": False}}}), "which is not enabled"),
+        ("an Ingress path routed twice", {"ingress": {"enabled": True, "extraPaths": [{"path": "/api/v1/tasks"}]}}, "path /api/v1/tasks is routed twice"),
+        ("an Ingress with nothing to route", merge(micro, {"ingress": {"enabled": True}, "components": {name: {"enabled": name == "identity", "ingressPaths": []} for name in SERVICES}}), "nothing to route"),
+        ("a NetworkPolicy port the pods lack", {"networkPolicy": {"ingress": {"ports": ["metrics"]}}}, "'/networkPolicy/ingress/ports/0': value must be one of"),
         ("an image tag given as a number", {"image": {"tag": 1.0}}, "'/image/tag': got number, want string"),
         ("a digest without its algorithm", {"image": {"digest": "0123abcd"}}, "'/image/digest'"),
     ]
@@ -197,6 +204,39 @@ def expectations(label: str, objects: list[dict]) -> list[str]:
         for job in find(objects, "Job"):
             if "serviceAccountName" in job["spec"]["template"]["spec"]:
                 problems.append("the migration hook names the chart's ServiceAccount, which does not exist yet on install")
+    if label in ("monolith-values.yaml", "microservices-values.yaml"):
+        routed = {(p["path"], p["backend"]["service"]["name"]) for ing in find(objects, "Ingress")
+                  for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]}
+        services = {name: [f"/{p.lstrip('/')}" for p in block["ingressPaths"]] for name, block in VALUES["components"].items()}
+        if label == "monolith-values.yaml":
+            want = {(p, "hl-hotline") for paths in services.values() for p in paths}
+        else:
+            want = {(p, f"hl-hotline-{name}") for name, paths in services.items() for p in paths} | {("/docs", "hl-hotline-identity")}
+        if routed != want:
+            problems.append(f"Ingress routes {sorted(routed - want)} it should not and misses {sorted(want - routed)}")
+        policies = find(objects, "NetworkPolicy")
+        if len(policies) != 1:
+            problems.append(f"{len(policies)} NetworkPolicies, wanted 1")
+        elif label == "microservices-values.yaml" and "Egress" not in policies[0]["spec"]["policyTypes"]:
+            problems.append("networkPolicy.egress.enabled but the NetworkPolicy does not restrict egress")
+    return problems
+
+
+def ingress_paths_cover_scopes() -> list[str]:
+    """Every `web::scope("...")` (and top-level /oauth, /.well-known route) of a service's
+    source is under one of its components.<name>.ingressPaths, so a new resource is not
+    left unreachable through the Ingress."""
+    problems = []
+    for name in SERVICES:
+        prefixes = VALUES["components"][name]["ingressPaths"]
+        found: set[str] = set()
+        for source in (REPO / "services" / name / "src").rglob("*.rs"):
+            text = source.read_text()
+            found |= set(re.findall(r'web::scope\(\s*"([^"]+)"', text))
+            found |= set(re.findall(r'#\[(?:get|post|put|patch|delete)\(\s*"(/(?:oauth|\.well-known)/[^"]*)"', text))
+        for path in sorted(found):
+            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes):
+                problems.append(f"services/{name}/src serves {path}, not under components.{name}.ingressPaths")
     return problems
 
 
@@ -335,6 +375,9 @@ def main() -> int:
 
     disagreements = schema_agrees_with_values()
     report(not disagreements, f"values.schema.json and values.yaml list the same services ({', '.join(SERVICES)})", disagreements)
+
+    uncovered = ingress_paths_cover_scopes()
+    report(not uncovered, "components.*.ingressPaths cover every scope the services serve", uncovered)
 
     undocumented = undocumented_values()
     report(not undocumented, "every value in values.yaml has a `# --` comment", [f"undocumented: {p}" for p in undocumented])

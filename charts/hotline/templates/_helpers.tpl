@@ -252,3 +252,40 @@ that is not a configuration key: the binary rejects unknown keys.
 {{- end }}
 {{- toYaml $final }}
 {{- end }}
+
+{{/*
+The Ingress's paths as YAML: {paths: [{path, pathType, service, component}]}: each
+service's components.<name>.ingressPaths (Prefix) to the Service running it, then
+ingress.extraPaths. Read it with: (include "hotline.ingressPaths" . | fromYaml).paths
+*/}}
+{{- define "hotline.ingressPaths" -}}
+{{- $values := .Values }}
+{{- $paths := list }}
+{{- $units := (include "hotline.units" . | fromYaml).units }}
+{{- range $units }}
+{{- $unit := . }}
+{{- $services := list }}
+{{- if eq $unit.name "all" }}
+{{- $services = splitList "," $unit.target }}
+{{- if has "all" $services }}{{ $services = keys $values.components | sortAlpha }}{{ end }}
+{{- else }}
+{{- $services = list $unit.name }}
+{{- end }}
+{{- range $services | uniq }}
+{{- $component := . }}
+{{- range (get $values.components $component).ingressPaths }}
+{{- $paths = append $paths (dict "path" . "pathType" "Prefix" "service" $unit.resourceName "component" $component) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $monolith := eq $values.deploymentMode "monolith" }}
+{{- range $values.ingress.extraPaths }}
+{{- $extra := . }}
+{{- $service := "" }}
+{{- range $units }}
+{{- if or $monolith (eq .name ($extra.component | default "")) }}{{ $service = .resourceName }}{{ end }}
+{{- end }}
+{{- $paths = append $paths (dict "path" $extra.path "pathType" ($extra.pathType | default "Prefix") "service" $service "component" ($extra.component | default "")) }}
+{{- end }}
+{{- toYaml (dict "paths" $paths) }}
+{{- end }}
