@@ -214,6 +214,12 @@ def expectations(label: str, objects: list[dict]) -> list[str]:
             want = {(p, f"hl-hotline-{name}") for name, paths in services.items() for p in paths} | {("/docs", "hl-hotline-identity")}
         if routed != want:
             problems.append(f"Ingress routes {sorted(routed - want)} it should not and misses {sorted(want - routed)}")
+        tests = [p for p in find(objects, "Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+        services = [svc["metadata"]["name"] for svc in find(objects, "Service")]
+        urls = [a for t in tests for a in t["spec"]["containers"][0]["args"] if a.startswith("http://")]
+        want_urls = [f"http://{name}.{NAMESPACE}.svc:8080/{path}" for name in services for path in ("readyz", "openapi.json")]
+        if len(tests) != 1 or sorted(urls) != sorted(want_urls):
+            problems.append(f"the helm test pod calls {urls}, wanted {want_urls}")
         policies = find(objects, "NetworkPolicy")
         if len(policies) != 1:
             problems.append(f"{len(policies)} NetworkPolicies, wanted 1")
