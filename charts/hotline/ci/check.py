@@ -14,8 +14,11 @@
 - checks that every value in values.yaml is documented by a `# --` comment (on
   itself, or on each of its children for a grouping key).
 
+`make chart` then runs checkov over the manifests of the two CI values files
+(`--manifests DIR`), in the virtual environment it keeps for these checks.
+
 Usage: pip install -r charts/hotline/ci/requirements.txt
-       python3 charts/hotline/ci/check.py [--dump DIR]
+       python3 charts/hotline/ci/check.py [--dump DIR] [--manifests DIR]
 Exit status 0 when every check passes.
 """
 
@@ -167,6 +170,16 @@ def find(objects: list[dict], kind: str, name: str | None = None) -> list[dict]:
 def expectations(label: str, objects: list[dict]) -> list[str]:
     """What particular cases must render, beyond being valid."""
     problems: list[str] = []
+    hotline = [c for o in objects for c in containers(o) if c["name"] in ("hotline", "migrate")]
+    if label == "defaults" and {(c["image"], c["imagePullPolicy"]) for c in hotline} != {("hotline:0.1.0", "Always")}:
+        problems.append("an image given by tag is not pulled Always")
+    if label.endswith("-values.yaml"):
+        digest = load(label)["image"]["digest"]
+        if {(c["image"], c["imagePullPolicy"]) for c in hotline} != {(f"registry.example.invalid/hotline:ci@{digest}", "IfNotPresent")}:
+            problems.append("an image given by digest is not registry.example.invalid/hotline:ci@<digest> pulled IfNotPresent")
+    for container in hotline:
+        if "cpu" not in container.get("resources", {}).get("limits", {}):
+            problems.append(f"container {container['name']} has no CPU limit")
     if label == "defaults":
         claims = find(objects, "PersistentVolumeClaim")
         if [c["metadata"].get("annotations", {}).get("helm.sh/resource-policy") for c in claims] != ["keep"]:
@@ -342,6 +355,8 @@ def render(chart, values: dict) -> tuple[list[dict], str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dump", type=Path, help="write each case's rendered manifests to DIR")
+    parser.add_argument("--manifests", type=Path,
+                        help="write the manifests of ci/*-values.yaml to DIR (emptied first), for checkov")
     args = parser.parse_args()
 
     keys = config_keys()
@@ -353,6 +368,11 @@ def main() -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {name}")
         for line in detail or []:
             print(f"     {line}")
+
+    if args.manifests:
+        args.manifests.mkdir(parents=True, exist_ok=True)
+        for old in args.manifests.glob("*.yaml"):
+            old.unlink()
 
     with helm.Chart.load(CHART) as chart:
         for label, values in cases():
@@ -370,6 +390,8 @@ def main() -> int:
                 args.dump.mkdir(parents=True, exist_ok=True)
                 slug = "".join(c if c.isalnum() else "-" for c in label).strip("-")
                 (args.dump / f"{slug}.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
+            if args.manifests and label.endswith("-values.yaml"):
+                (args.manifests / label).write_text(yaml.safe_dump_all(objects, sort_keys=False))
 
         for label, values, expected in refusals():
             try:

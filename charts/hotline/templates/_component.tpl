@@ -43,7 +43,7 @@ spec:
   containers:
     - name: hotline
       image: {{ include "hotline.image" $root | quote }}
-      imagePullPolicy: {{ $values.image.pullPolicy }}
+      imagePullPolicy: {{ include "hotline.imagePullPolicy" $root }}
       args:
         - serve
         - --target
@@ -58,7 +58,7 @@ spec:
           containerPort: 9090
           protocol: TCP
       env:
-        {{- include "hotline.env" (dict "root" $root "target" $unit.target "extraEnv" $unit.values.extraEnv "resourceName" $unit.resourceName) | trim | nindent 8 }}
+        {{- include "hotline.unitEnv" . | nindent 8 }}
       {{- with $values.extraEnvFrom }}
       envFrom:
         {{- toYaml . | nindent 8 }}
@@ -138,6 +138,10 @@ spec:
   {{- end }}
 {{- end }}
 
+{{- define "hotline.unitEnv" -}}
+{{- include "hotline.env" (dict "root" .root "target" .unit.target "extraEnv" .unit.values.extraEnv "resourceName" .unit.resourceName) | trim }}
+{{- end }}
+
 {{- define "hotline.deployment" -}}
 {{- $root := .root }}
 {{- $unit := .unit }}
@@ -149,6 +153,10 @@ metadata:
   namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "hotline.labels" (dict "root" $root "component" $unit.name) | nindent 4 }}
+  {{- with include "hotline.secretEnvSkip" (dict "root" $root "env" (include "hotline.unitEnv" .)) }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
 spec:
   {{- if not $autoscaling.enabled }}
   replicas: {{ int $unit.values.replicas }}
