@@ -12,7 +12,8 @@
   services matches values.yaml's `components`, and that validate.yaml refuses
   contradictory values;
 - checks that every value in values.yaml is documented by a `# --` comment (on
-  itself, or on each of its children for a grouping key).
+  itself, or on each of its children for a grouping key), and that README.md is
+  what ci/readme.py generates from those comments (as helm-docs would).
 
 `make chart` then runs checkov over the manifests of the two CI values files
 (`--manifests DIR`), in the virtual environment it keeps for these checks.
@@ -36,6 +37,8 @@ try:
     import helm_python as helm
     import kubernetes_validate
     import yaml
+
+    import readme
 except ImportError as error:  # pragma: no cover
     sys.exit(f"missing {error.name}: pip install -r {Path(__file__).with_name('requirements.txt')}")
 
@@ -273,41 +276,6 @@ def config_keys() -> set[str]:
     return walk(tomllib.loads(DEFAULT_TOML.read_text()), [])
 
 
-def undocumented_values() -> list[str]:
-    """Keys of values.yaml with no `# --` comment on them or on all their children."""
-    lines = (CHART / "values.yaml").read_text().splitlines()
-    nodes: list[dict] = []  # {path, indent, documented, children}
-    stack: list[dict] = []
-    for number, line in enumerate(lines):
-        stripped = line.lstrip()
-        if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
-            continue
-        indent = len(line) - len(stripped)
-        key = stripped.split(":", 1)[0]
-        if not key.replace("_", "").replace("-", "").isalnum():
-            continue  # a line inside a block scalar
-        comments = []
-        above = number - 1
-        while above >= 0 and lines[above].strip().startswith("#"):
-            comments.append(lines[above].strip())
-            above -= 1
-        while stack and stack[-1]["indent"] >= indent:
-            stack.pop()
-        node = {"path": ".".join([n["key"] for n in stack] + [key]), "key": key, "indent": indent,
-                "documented": any(c.startswith("# --") for c in comments), "children": []}
-        (stack[-1]["children"] if stack else nodes).append(node)
-        stack.append(node)
-
-    def missing(node: dict) -> list[str]:
-        if node["documented"]:
-            return []
-        if not node["children"]:
-            return [node["path"]]
-        return [path for child in node["children"] for path in missing(child)]
-
-    return [path for node in nodes for path in missing(node)]
-
-
 def containers(obj: dict) -> list[dict]:
     spec = obj.get("spec", {})
     pod = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec") or {}
@@ -407,8 +375,13 @@ def main() -> int:
     uncovered = ingress_paths_cover_scopes()
     report(not uncovered, "components.*.ingressPaths cover every scope the services serve", uncovered)
 
-    undocumented = undocumented_values()
+    undocumented = readme.undocumented(readme.parse())
     report(not undocumented, "every value in values.yaml has a `# --` comment", [f"undocumented: {p}" for p in undocumented])
+
+    current = readme.README.read_text() if readme.README.exists() else ""
+    fresh = current == readme.render()
+    report(fresh, "README.md is what ci/readme.py writes from values.yaml",
+           None if fresh else [f"regenerate it: {sys.executable} {Path(readme.__file__)}"])
 
     for name in ("monolith-values.yaml", "microservices-values.yaml"):
         result = helm.lint(str(CHART), load(name), strict=True, namespace=NAMESPACE)
