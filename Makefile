@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test lint fmt bench bench-lookup bench-routing bench-ticketing bench-sms seed chart image check-duplicates
+.PHONY: help run test lint fmt bench bench-lookup bench-routing bench-ticketing bench-sms seed chart image check-duplicates infra
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -14,6 +14,9 @@ run: export HOTLINE_TICKETING__WEBHOOKS__ALLOW_HTTP ?= true
 run: export HOTLINE_TICKETING__WEBHOOKS__ALLOW_NETWORKS ?= ["127.0.0.0/8"]
 run: ## build and start every service on embedded storage (SQLite, in-process bus, in-memory cache)
 	$(CARGO) run --quiet -p hotline -- serve
+
+infra: ## start PostgreSQL 15, Redis 7 and RabbitMQ 3 (compose.yaml) at the addresses the suites and benchmarks use
+	docker compose up -d --wait
 
 test: ## all tests; real PostgreSQL/RabbitMQ/Redis suites run when reachable (HOTLINE_REQUIRE_INFRA=1: must be)
 ifeq ($(NEXTEST),yes)
