@@ -1,5 +1,6 @@
 //! Shared by the benchmarks (`make seed`, `make bench`): settings, tokens, the seeded population.
 
+pub mod in_process;
 pub mod suite;
 
 use hotline::Config;

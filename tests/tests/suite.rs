@@ -4,12 +4,12 @@
 //! opened from the screen pop and resolved by a partner shop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use hotline::{Config, Started, Target};
+use hotline::Started;
 use hotline_proto::identity::v1::{
     LookupByPhoneRequest, identity_service_client::IdentityServiceClient,
 };
+use hotline_system_tests::{ADMIN, in_process};
 use hotline_testkit::Infra;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataValue};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -19,32 +19,8 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-const ADMIN: (&str, &str) = ("suite-admin", "suite-admin-secret-0123456789");
-
-fn config(infra: &Infra) -> Config {
-    let mut config = Config::load(None).expect("defaults load");
-    config.data_dir = infra.data_dir();
-    config.server.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    config.server.http_workers = 1;
-    config.bootstrap_client_id = ADMIN.0.into();
-    config.bootstrap_client_secret = hotline_kit::config::Secret::new(ADMIN.1);
-    config.database = infra.database_config();
-    config.cache = infra.cache_config();
-    // The production exchange and queue names, in the run's own virtual host.
-    config.bus = infra.bus_config();
-    if infra.backends == hotline_testkit::Backends::Real {
-        config.identity.pii_key =
-            hotline_kit::config::Secret::new("YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=");
-    }
-    config
-}
-
 async fn start(infra: &Infra) -> Started {
-    hotline_kit::telemetry::init_for_tests();
-    hotline::start(&config(infra), &[Target::All], CancellationToken::new())
-        .await
-        .expect("suite starts")
+    in_process::start(infra).await.expect("suite starts")
 }
 
 async fn a_caller_is_recognised_over_rest_and_grpc(infra: Infra) {

@@ -107,7 +107,7 @@ impl IdentityService {
 
     // ---- customers
 
-    #[tracing::instrument(skip_all, err(Debug))]
+    #[tracing::instrument(skip_all, err(level = "debug", Debug))]
     pub async fn create_customer(
         &self,
         actor: &Principal,
@@ -252,7 +252,7 @@ impl IdentityService {
         ))
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = %id), err(Debug))]
+    #[tracing::instrument(skip_all, fields(customer_id = %id), err(level = "debug", Debug))]
     pub async fn update_customer(
         &self,
         actor: &Principal,
@@ -313,7 +313,7 @@ impl IdentityService {
     /// references and statistics stay. It covers every record of the person:
     /// the customer and every record merged into it (erasing either id erases
     /// both), so nothing a merge left behind escapes.
-    #[tracing::instrument(skip_all, fields(customer_id = %id), err(Debug))]
+    #[tracing::instrument(skip_all, fields(customer_id = %id), err(level = "debug", Debug))]
     pub async fn erase_customer(
         &self,
         actor: &Principal,
@@ -389,7 +389,7 @@ impl IdentityService {
     /// history and whatever personal data only the merged record held, and the
     /// merged record keeps none (a person's data lives in one place); its id
     /// resolves to the survivor from now on.
-    #[tracing::instrument(skip_all, fields(survivor = %survivor_id, merged = %merged_id), err(Debug))]
+    #[tracing::instrument(skip_all, fields(survivor = %survivor_id, merged = %merged_id), err(level = "debug", Debug))]
     pub async fn merge_customers(
         &self,
         actor: &Principal,
@@ -579,7 +579,7 @@ impl IdentityService {
 
     /// Who is calling from `phone`: served from the cache, filled from the
     /// database; billing data is added within its own time budget.
-    #[tracing::instrument(skip_all, err(Debug))]
+    #[tracing::instrument(skip_all, err(level = "debug", Debug))]
     pub async fn lookup(&self, actor: &Principal, phone: &str) -> ApiResult<LookupResult> {
         actor.require_any(STAFF)?;
         let number = PhoneNumber::parse(phone, self.region)

@@ -17,9 +17,11 @@ pub enum ErrorCode {
     Unauthenticated,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     PreconditionFailed,
     PayloadTooLarge,
+    UnsupportedMediaType,
     UnprocessableEntity,
     TooManyRequests,
     Unavailable,
@@ -34,9 +36,11 @@ impl ErrorCode {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -47,7 +51,10 @@ impl ErrorCode {
 
     pub fn grpc_code(self) -> tonic::Code {
         match self {
-            Self::BadRequest | Self::UnprocessableEntity => tonic::Code::InvalidArgument,
+            Self::BadRequest | Self::UnprocessableEntity | Self::UnsupportedMediaType => {
+                tonic::Code::InvalidArgument
+            }
+            Self::MethodNotAllowed => tonic::Code::Unimplemented,
             Self::Unauthenticated => tonic::Code::Unauthenticated,
             Self::Forbidden => tonic::Code::PermissionDenied,
             Self::NotFound => tonic::Code::NotFound,
@@ -61,14 +68,16 @@ impl ErrorCode {
         }
     }
 
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 14] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Conflict,
         Self::PreconditionFailed,
         Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
         Self::UnprocessableEntity,
         Self::TooManyRequests,
         Self::Unavailable,

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod mask;
 pub mod metrics;
 pub mod migration;
+pub mod openapi;
 pub mod outbox;
 pub mod platform;
 pub mod rest;

@@ -10,7 +10,10 @@ use actix_web::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    error::{ApiError, ErrorCode},
+    openapi::Routes,
+};
 
 /// JSON bodies: size-limited, and every decoding failure answered as a problem.
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
@@ -35,9 +38,11 @@ fn json_error(error: JsonPayloadError) -> ApiError {
             "payload_too_large",
             format!("body exceeds the limit of {limit} bytes"),
         ),
-        JsonPayloadError::ContentType => {
-            ApiError::bad_request("unsupported_content_type", "body must be application/json")
-        }
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "unsupported_content_type",
+            "body must be application/json",
+        ),
         JsonPayloadError::Deserialize(error) if error.is_data() => {
             ApiError::invalid_field(format!("/{}", error_path(&error)), error.to_string())
         }
@@ -75,8 +80,9 @@ impl<T: DeserializeOwned + 'static> actix_web::FromRequest for OptionalJson<T> {
         if !chunked && length.unwrap_or(0) == 0 {
             return Box::pin(async { Ok(Self(None)) });
         }
-        let body = web::Json::<T>::from_request(request, payload);
-        Box::pin(async move { Ok(Self(Some(body.await?.into_inner()))) })
+        // A body of `null` says "nothing" as an absent one does.
+        let body = web::Json::<Option<T>>::from_request(request, payload);
+        Box::pin(async move { Ok(Self(body.await?.into_inner())) })
     }
 }
 
@@ -142,7 +148,11 @@ pub fn query_config() -> web::QueryConfig {
 }
 
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|error, _request| {
+    web::PathConfig::default().error_handler(|error, request| {
+        let routes = request.app_data::<web::Data<Routes>>();
+        if let Some(response) = routes.and_then(|routes| wrong_method(request, routes)) {
+            return actix_web::error::InternalError::from_response(error, response).into();
+        }
         let message = match error {
             PathError::Deserialize(error) => error.to_string(),
             other => other.to_string(),
@@ -264,7 +274,49 @@ pub struct Page<T> {
 pub const DEFAULT_PAGE: u64 = 20;
 pub const MAX_PAGE: u64 = 100;
 
-/// The page size for a requested `limit`: clamped to 1..=`MAX_PAGE`.
+/// A page size asked for over REST: 1 to [`MAX_PAGE`], anything else refused
+/// (400 `invalid_query`) as the document says, not quietly clamped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct Limit(u64);
+
+impl TryFrom<u64> for Limit {
+    type Error = String;
+
+    fn try_from(limit: u64) -> Result<Self, String> {
+        if (1..=MAX_PAGE).contains(&limit) {
+            Ok(Self(limit))
+        } else {
+            Err(format!("limit must be 1 to {MAX_PAGE}, not {limit}"))
+        }
+    }
+}
+
+impl From<Limit> for u64 {
+    fn from(limit: Limit) -> Self {
+        limit.0
+    }
+}
+
+impl utoipa::PartialSchema for Limit {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .minimum(Some(1))
+            .maximum(Some(MAX_PAGE))
+            .default(Some(DEFAULT_PAGE.into()))
+            .description(Some("Page size"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Limit {}
+
+/// The page size for a requested `limit`: clamped to 1..=`MAX_PAGE` (gRPC's
+/// `page_size` too; REST refuses other values first, through [`Limit`]).
 pub fn page_limit(requested: Option<u64>) -> u64 {
     requested.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
@@ -301,14 +353,40 @@ impl<T> Page<T> {
     }
 }
 
-/// Answers unmatched routes with a problem document.
-pub async fn not_found(request: HttpRequest) -> HttpResponse {
+/// Answers unmatched requests with a problem document: 405 with `Allow` for a
+/// documented path asked with another method, 404 for any other path.
+pub async fn unmatched(request: HttpRequest, routes: web::Data<Routes>) -> HttpResponse {
     use actix_web::ResponseError;
-    ApiError::not_found(
-        "route_not_found",
-        format!("no route for {} {}", request.method(), request.path()),
+    let (method, path) = (request.method(), request.path());
+    match wrong_method(&request, &routes) {
+        Some(response) => response,
+        None => ApiError::not_found("route_not_found", format!("no route for {method} {path}"))
+            .error_response(),
+    }
+}
+
+/// 405 with `Allow` when the documented path `request` names does not serve its
+/// method. A request can reach a handler of a less specific path (PATCH
+/// `/customers/lookup` matches PATCH `/customers/{id}`); that handler's path
+/// extractor fails, and asks here first.
+fn wrong_method(request: &HttpRequest, routes: &Routes) -> Option<HttpResponse> {
+    use actix_web::ResponseError;
+    let (method, path) = (request.method(), request.path());
+    let allowed = routes.allowed(path)?;
+    if allowed.contains(&method.as_str()) {
+        return None;
+    }
+    let allow = allowed.join(", ");
+    let mut response = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method_not_allowed",
+        format!("{path} does not serve {method}; it serves {allow}"),
     )
-    .error_response()
+    .error_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Some(response)
 }
 
 #[cfg(test)]

@@ -22,10 +22,7 @@ use actix_web::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use utoipa::openapi::{
-    OpenApi, OpenApiBuilder,
-    security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-};
+use utoipa::openapi::{OpenApi, OpenApiBuilder};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -34,7 +31,7 @@ use crate::{
     component::{Component, Tasks},
     config::ServerConfig,
     metrics::{self, GrpcRoutes},
-    rest, telemetry,
+    openapi, rest, telemetry,
 };
 
 /// Paths kept out of metrics and access logs.
@@ -234,7 +231,7 @@ impl Process {
         let max_body = config.max_body_bytes;
         let version = self.version;
         let mut server = HttpServer::new(move || {
-            let (app, api) = App::new()
+            let (app, mut api) = App::new()
                 .into_utoipa_app()
                 .openapi(base_openapi(version))
                 .app_data(authenticator.clone())
@@ -250,6 +247,8 @@ impl Process {
                     }
                 })
                 .split_for_parts();
+            openapi::complete(&mut api);
+            let routes = web::Data::new(openapi::Routes::of(&api));
             let api = web::Data::new(api);
             app.route("/livez", web::get().to(livez))
                 .route("/readyz", web::get().to(readyz))
@@ -261,7 +260,8 @@ impl Process {
                     SwaggerUi::new("/docs/{_:.*}")
                         .config(utoipa_swagger_ui::Config::from("/openapi.json")),
                 )
-                .default_service(web::to(rest::not_found))
+                .app_data(routes)
+                .default_service(web::to(rest::unmatched))
                 .wrap(from_fn(observe))
         })
         .disable_signals()
@@ -298,7 +298,7 @@ fn describe_ok(ended: Result<anyhow::Result<()>, tokio::task::JoinError>) -> any
 }
 
 fn base_openapi(version: &str) -> OpenApi {
-    let mut api = OpenApiBuilder::new()
+    OpenApiBuilder::new()
         .info(
             utoipa::openapi::InfoBuilder::new()
                 .title("Hotline")
@@ -309,18 +309,7 @@ fn base_openapi(version: &str) -> OpenApi {
                 ))
                 .build(),
         )
-        .build();
-    let components = api.components.get_or_insert_with(Default::default);
-    components.add_security_scheme(
-        "bearer",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("JWT")
-                .build(),
-        ),
-    );
-    api
+        .build()
 }
 
 async fn livez() -> HttpResponse {

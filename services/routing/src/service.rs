@@ -84,7 +84,7 @@ impl RoutingService {
         &self.peers
     }
 
-    #[tracing::instrument(skip_all, fields(command = command_name(&command)), err(Debug))]
+    #[tracing::instrument(skip_all, fields(command = command_name(&command)), err(level = "debug", Debug))]
     pub async fn execute(&self, principal: &Principal, command: Command) -> ApiResult<Outcome> {
         self.peers.execute(principal, command).await
     }

@@ -24,7 +24,7 @@ use hotline_kit::{
 use tokio_util::sync::CancellationToken;
 
 pub use events::{EventRecorder, Recording, broker_queue};
-pub use infra::{Backends, Infra};
+pub use infra::{Backends, Infra, infra_required};
 pub use keys::TestKeys;
 pub use proxy::{Link, TcpProxy};
 pub use rest::{ok_json, problem};

@@ -40,7 +40,7 @@ pub fn configure(config: &mut ServiceConfig) {
     tag = "clients",
     request_body = NewClient,
     responses((status = 201, body = CreatedClient), (status = 403), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create(
@@ -64,7 +64,7 @@ async fn create(
     tag = "clients",
     params(PageParams),
     responses((status = 200, body = inline(Page<ClientView>)), (status = 400), (status = 403)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("")]
 async fn list(
@@ -75,7 +75,7 @@ async fn list(
     principal.require_any(&[Role::Admin])?;
     Ok(web::Json(
         tokens
-            .list_clients(params.limit, params.cursor.as_deref())
+            .list_clients(params.limit.map(u64::from), params.cursor.as_deref())
             .await?,
     ))
 }
@@ -84,8 +84,13 @@ async fn list(
 #[utoipa::path(
     tag = "clients",
     params(("client_id" = String, Path)),
-    responses((status = 200, body = ClientView), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    responses(
+        (status = 200, body = ClientView),
+        (status = 403),
+        (status = 404),
+        (status = 409, description = "a client cannot revoke itself")
+    ),
+    security(("oauth2" = []))
 )]
 #[delete("/{client_id}")]
 async fn revoke(
@@ -112,7 +117,7 @@ struct Rotated {
 
 /// Rotates the token-signing key now. The previous key stays published until
 /// the tokens it signed have expired.
-#[utoipa::path(tag = "clients", responses((status = 200, body = Rotated), (status = 403)), security(("bearer" = [])))]
+#[utoipa::path(tag = "clients", responses((status = 200, body = Rotated), (status = 403)), security(("oauth2" = [])))]
 #[post("/rotate")]
 async fn rotate(principal: Principal, tokens: TokenService) -> ApiResult<web::Json<Rotated>> {
     principal.require_any(&[Role::Admin])?;

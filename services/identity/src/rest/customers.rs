@@ -81,7 +81,7 @@ struct LookupParams {
         (status = 400, description = "missing phone"),
         (status = 422, description = "not a phone number"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/lookup")]
 async fn lookup(
@@ -104,7 +104,8 @@ struct SearchParams {
     /// A full resident ID number (exact match).
     id_number: Option<String>,
     /// Page size, 1 to 100 (20 by default).
-    limit: Option<u64>,
+    #[param(inline)]
+    limit: Option<hotline_kit::rest::Limit>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -114,7 +115,7 @@ struct SearchParams {
     tag = "customers",
     params(SearchParams),
     responses((status = 200, body = inline(Page<CustomerView>)), (status = 400), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("")]
 async fn search(
@@ -131,7 +132,7 @@ async fn search(
                 phone: params.phone,
                 address: params.address,
                 id_number: params.id_number,
-                limit: params.limit,
+                limit: params.limit.map(u64::from),
                 cursor: params.cursor,
             },
         )
@@ -153,7 +154,7 @@ async fn search(
         (status = 413, description = "body too large"),
         (status = 422, description = "invalid fields, listed in `errors`"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create(
@@ -181,7 +182,7 @@ async fn create(
     tag = "customers",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = CustomerView, headers(("ETag" = String))), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_one(
@@ -205,7 +206,7 @@ async fn get_one(
         (status = 200, body = CustomerView, headers(("ETag" = String))),
         (status = 404), (status = 409, description = "erased"), (status = 412, description = "stale If-Match"), (status = 422),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[patch("/{id}")]
 async fn update(
@@ -233,7 +234,7 @@ async fn update(
     tag = "customers",
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = CustomerView), (status = 403), (status = 404), (status = 412)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[delete("/{id}")]
 async fn erase(
@@ -262,7 +263,7 @@ struct MergeRequest {
     request_body = MergeRequest,
     params(("id" = Uuid, Path, description = "The surviving customer")),
     responses((status = 200, body = CustomerView), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/merge")]
 async fn merge(
@@ -282,7 +283,7 @@ async fn merge(
     tag = "customers",
     params(("id" = Uuid, Path), PageParams),
     responses((status = 200, body = inline(Page<TimelineEntryView>)), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/timeline")]
 async fn timeline(
@@ -295,7 +296,7 @@ async fn timeline(
         .timeline(
             &principal,
             id.into_inner(),
-            params.limit,
+            params.limit.map(u64::from),
             params.cursor.as_deref(),
         )
         .await?;
@@ -307,7 +308,7 @@ async fn timeline(
     tag = "customers",
     params(("id" = Uuid, Path), PageParams),
     responses((status = 200, body = inline(Page<AuditEntryView>)), (status = 400), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/audit")]
 async fn audit(
@@ -320,7 +321,7 @@ async fn audit(
         .audit_trail(
             &principal,
             id.into_inner(),
-            params.limit,
+            params.limit.map(u64::from),
             params.cursor.as_deref(),
         )
         .await?;
@@ -332,7 +333,7 @@ async fn audit(
     tag = "customers",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = CustomerExport), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/export")]
 async fn export(

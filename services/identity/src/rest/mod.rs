@@ -32,7 +32,8 @@ pub fn configure(
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageParams {
     /// At most this many (1–100, default 20).
-    pub limit: Option<u64>,
+    #[param(inline)]
+    pub limit: Option<hotline_kit::rest::Limit>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }

@@ -73,7 +73,7 @@ async fn bad_input_gets_a_problem_and_changes_nothing(app: Identity) {
         .send()
         .await
         .unwrap();
-    problem(not_json, StatusCode::BAD_REQUEST).await;
+    problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 
     problem(
         app.lookup_raw("not a number").await,

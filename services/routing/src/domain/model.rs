@@ -602,7 +602,7 @@ impl QueueSpec {
             }
             previous = step.after_seconds;
         }
-        if self.priority.abs() > MAX_PRIORITY {
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&self.priority) {
             problems.push(field(
                 "/priority",
                 format!("between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
@@ -715,7 +715,7 @@ impl EntryRule {
         }
         check_expression(&format!("/{index}/when"), &self.when, &mut problems);
         check_name(&format!("/{index}/queue"), &self.queue, &mut problems);
-        if self.priority.abs() > MAX_PRIORITY {
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&self.priority) {
             problems.push(field(format!("/{index}/priority"), "out of range"));
         }
         problems

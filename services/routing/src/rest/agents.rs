@@ -63,7 +63,7 @@ async fn agent(
         (status = 409, description = "another agent has this login"),
         (status = 422, description = "invalid fields, listed in `errors`"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create(
@@ -98,7 +98,7 @@ struct ListParams {
     tag = "agents",
     params(ListParams),
     responses((status = 200, body = inline(hotline_kit::rest::Page<AgentView>)), (status = 400)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("")]
 async fn list(
@@ -124,7 +124,7 @@ async fn list(
     tag = "agents",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = AgentView, headers(("ETag" = String))), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_one(
@@ -152,7 +152,7 @@ async fn get_one(
         (status = 200, body = AgentView, headers(("ETag" = String))),
         (status = 404), (status = 409), (status = 412, description = "stale If-Match"), (status = 422),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[patch("/{id}")]
 async fn update(
@@ -175,7 +175,7 @@ async fn update(
     tag = "agents",
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404), (status = 409, description = "signed in or holding tasks")),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[delete("/{id}")]
 async fn remove(
@@ -208,7 +208,7 @@ struct SignIn {
     request_body = inline(Option<SignIn>),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = AgentView), (status = 403), (status = 404), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/sign-in")]
 async fn sign_in(
@@ -235,7 +235,7 @@ async fn sign_in(
     tag = "agents",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = AgentView), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/sign-out")]
 async fn sign_out(
@@ -266,7 +266,7 @@ struct SetActivity {
     request_body = inline(SetActivity),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = AgentView), (status = 403), (status = 404), (status = 409), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[put("/{id}/activity")]
 async fn set_activity(
@@ -287,7 +287,7 @@ async fn set_activity(
     tag = "agents",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<TaskView>), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/tasks")]
 async fn tasks(
@@ -311,7 +311,7 @@ async fn tasks(
 #[utoipa::path(
     tag = "agents",
     responses((status = 200, body = Vec<Activity>)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("")]
 async fn list_activities(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
@@ -336,7 +336,7 @@ struct ActivityBody {
     request_body = inline(ActivityBody),
     params(("name" = String, Path)),
     responses((status = 200, body = Activity), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[put("/{name}")]
 async fn put_activity(
@@ -363,7 +363,7 @@ async fn put_activity(
     tag = "agents",
     params(("name" = String, Path)),
     responses((status = 204), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[delete("/{name}")]
 async fn delete_activity(

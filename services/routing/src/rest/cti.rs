@@ -65,7 +65,7 @@ struct OfferedCall {
         (status = 404, description = "no such queue"),
         (status = 422, description = "invalid fields, or no entry rule matches"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/calls")]
 async fn offer(
@@ -102,7 +102,7 @@ struct Answered {
     request_body = inline(Option<Answered>),
     params(("call_id" = String, Path)),
     responses((status = 200, body = TaskView), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/calls/{call_id}/answered")]
 async fn answered(
@@ -125,7 +125,7 @@ async fn answered(
     tag = "cti",
     params(("call_id" = String, Path)),
     responses((status = 200, body = TaskView), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/calls/{call_id}/ended")]
 async fn ended(
@@ -146,7 +146,7 @@ async fn ended(
     tag = "cti",
     params(("call_id" = String, Path)),
     responses((status = 200, body = TaskView), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/calls/{call_id}/abandoned")]
 async fn abandoned(
@@ -184,7 +184,7 @@ struct Dial {
     tag = "cti",
     request_body = Dial,
     responses((status = 201, body = TaskView), (status = 200, body = TaskView), (status = 404), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/dial")]
 async fn dial(
@@ -222,7 +222,7 @@ struct StreamParams {
     tag = "cti",
     params(StreamParams),
     responses((status = 200, content_type = "text/event-stream", description = "the task stream")),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/stream")]
 async fn stream(

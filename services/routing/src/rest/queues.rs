@@ -66,7 +66,7 @@ async fn queue(
         (status = 409, description = "the name is taken"),
         (status = 422, description = "invalid fields (a malformed expression says where), listed in `errors`"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create(
@@ -85,7 +85,7 @@ async fn create(
     .await
 }
 
-#[utoipa::path(tag = "queues", responses((status = 200, body = Vec<QueueView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "queues", responses((status = 200, body = Vec<QueueView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     let queues = service
@@ -100,7 +100,7 @@ async fn list(principal: Principal, service: Service) -> ApiResult<HttpResponse>
     tag = "queues",
     params(("id" = String, Path, description = "id or name")),
     responses((status = 200, body = QueueView, headers(("ETag" = String))), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_one(
@@ -129,7 +129,7 @@ async fn get_one(
         (status = 200, body = QueueView, headers(("ETag" = String))),
         (status = 404), (status = 409), (status = 412), (status = 422),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[put("/{id}")]
 async fn replace(
@@ -152,7 +152,7 @@ async fn replace(
     tag = "queues",
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[delete("/{id}")]
 async fn remove(
@@ -187,7 +187,7 @@ async fn queue_figures(
     tag = "stats",
     params(("id" = String, Path, description = "id or name")),
     responses((status = 200, body = QueueStats), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/stats")]
 async fn one_queue_stats(
@@ -208,7 +208,7 @@ async fn one_queue_stats(
 /// Every queue's live figures: waiting now, longest wait, agents by state, and
 /// today's offered, answered, abandoned, service level and speed of answer.
 /// Cheap: served from the router's memory, fine to poll every second.
-#[utoipa::path(tag = "stats", responses((status = 200, body = Vec<QueueStats>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "stats", responses((status = 200, body = Vec<QueueStats>)), security(("oauth2" = [])))]
 #[get("/queues")]
 async fn queue_stats(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(queue_figures(&service, &principal, None).await?))
@@ -226,7 +226,7 @@ struct AgentStatsParams {
     tag = "stats",
     params(AgentStatsParams),
     responses((status = 200, body = Vec<AgentStats>), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/agents")]
 async fn agent_stats(
@@ -247,7 +247,7 @@ async fn agent_stats(
 }
 
 /// The entry rules, in the order they are tried for a task that names no queue.
-#[utoipa::path(tag = "queues", responses((status = 200, body = Rules)), security(("bearer" = [])))]
+#[utoipa::path(tag = "queues", responses((status = 200, body = Rules)), security(("oauth2" = [])))]
 #[get("")]
 async fn get_rules(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     let rules = service
@@ -263,7 +263,7 @@ async fn get_rules(principal: Principal, service: Service) -> ApiResult<HttpResp
     tag = "queues",
     request_body = Rules,
     responses((status = 200, body = Rules), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[put("")]
 async fn put_rules(

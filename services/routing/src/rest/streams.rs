@@ -82,7 +82,7 @@ pub async fn respond(
         (status = 403, description = "another agent's stream"),
         (status = 404),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/stream")]
 pub async fn agent_stream(

@@ -66,7 +66,7 @@ async fn answer(
         (status = 404, description = "no such queue or agent"),
         (status = 422, description = "invalid fields, listed in `errors`"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create(
@@ -104,7 +104,8 @@ struct ListParams {
     created_after: Option<DateTime<Utc>>,
     created_before: Option<DateTime<Utc>>,
     /// Page size, 1 to 100 (20 by default).
-    limit: Option<u64>,
+    #[param(inline)]
+    limit: Option<hotline_kit::rest::Limit>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -114,7 +115,7 @@ struct ListParams {
     tag = "tasks",
     params(ListParams),
     responses((status = 200, body = inline(hotline_kit::rest::Page<TaskView>)), (status = 400)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("")]
 async fn list(
@@ -140,7 +141,12 @@ async fn list(
         created_before: params.created_before,
     };
     let page = service
-        .list_tasks(&principal, filter, params.cursor.as_deref(), params.limit)
+        .list_tasks(
+            &principal,
+            filter,
+            params.cursor.as_deref(),
+            params.limit.map(u64::from),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -150,7 +156,7 @@ async fn list(
     tag = "tasks",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_one(
@@ -173,7 +179,7 @@ struct Reason {
     request_body = inline(Option<Reason>),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 404), (status = 409, description = "an agent works on it")),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/cancel")]
 async fn cancel(
@@ -200,7 +206,7 @@ async fn cancel(
     tag = "tasks",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 403, description = "another agent's task"), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/complete")]
 async fn complete(
@@ -223,7 +229,7 @@ async fn complete(
     tag = "tasks",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/wrap-up/end")]
 async fn end_wrap_up(
@@ -255,7 +261,7 @@ struct Transfer {
     request_body = inline(Transfer),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 403), (status = 404), (status = 409), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/transfer")]
 async fn transfer(
@@ -289,7 +295,7 @@ struct CallbackBody {
     request_body = inline(Option<CallbackBody>),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 404), (status = 409), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/callback")]
 async fn callback(
@@ -323,7 +329,7 @@ struct Attempt {
     request_body = inline(Attempt),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/attempts")]
 async fn attempt(
@@ -353,7 +359,7 @@ async fn attempt(
         (status = 404),
         (status = 409, description = "no longer open: timed out, withdrawn or answered"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/accept")]
 async fn accept(
@@ -377,7 +383,7 @@ async fn accept(
     request_body = inline(Option<Reason>),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TaskView), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/reject")]
 async fn reject(

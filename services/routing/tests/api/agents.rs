@@ -288,6 +288,11 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing(center: Center) {
         ),
         (json!({"name": "", "target": "true"}), "/name"),
         (json!({"name": "r\u{0}", "target": "true"}), "/name"),
+        // The lowest i32 has no absolute value: it once panicked the router.
+        (
+            json!({"name": "r", "target": "true", "priority": i32::MIN}),
+            "/priority",
+        ),
     ] {
         let refused = center.post("/api/v1/queues", &center.lead, &body).await;
         let refused = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -301,6 +306,17 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing(center: Center) {
         )
         .await;
     problem(strategy, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let lowest = center
+        .post(
+            "/api/v1/tasks",
+            &center.admin,
+            &json!({"queue": "q", "priority": i32::MIN}),
+        )
+        .await;
+    assert_eq!(
+        problem(lowest, StatusCode::UNPROCESSABLE_ENTITY).await["errors"][0]["pointer"],
+        "/priority"
+    );
 
     let skill = center
         .post(

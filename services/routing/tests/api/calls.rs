@@ -506,9 +506,17 @@ async fn an_unreadable_optional_body_is_refused_not_ignored(center: Center) {
     let agent = center.agent(json!({"name": "a"})).await;
     let call = center.call(json!({"call_id": "b1", "queue": "q"})).await;
     assert_eq!(call["status"], "reserved");
-    for (content_type, body) in [
-        ("application/json", r#"{"agent_id": "#),
-        ("text/plain", r#"{"agent_id": null}"#),
+    for (content_type, body, status) in [
+        (
+            "application/json",
+            r#"{"agent_id": "#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "text/plain",
+            r#"{"agent_id": null}"#,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
     ] {
         let refused = center
             .app
@@ -520,7 +528,7 @@ async fn an_unreadable_optional_body_is_refused_not_ignored(center: Center) {
             .send()
             .await
             .unwrap();
-        problem(refused, StatusCode::BAD_REQUEST).await;
+        problem(refused, status).await;
     }
     assert_eq!(
         center.task(call["id"].as_str().unwrap()).await["status"],

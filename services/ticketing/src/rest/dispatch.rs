@@ -25,7 +25,7 @@ pub fn configure(config: &mut ServiceConfig) {
 /// The dispatch rules. For an order, the most specific matching rule with a
 /// candidate open and with room decides: deepest region, then deepest
 /// category, then type, then skill, then the lowest precedence.
-#[utoipa::path(tag = "dispatch", responses((status = 200, body = Vec<DispatchRuleView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "dispatch", responses((status = 200, body = Vec<DispatchRuleView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list_rules(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.list_rules(&principal).await?))
@@ -36,7 +36,7 @@ async fn list_rules(principal: Principal, service: Service) -> ApiResult<HttpRes
     tag = "dispatch",
     request_body = NewDispatchRule,
     responses((status = 201, body = DispatchRuleView, headers(("ETag" = String))), (status = 403), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create_rule(
@@ -57,7 +57,7 @@ async fn create_rule(
     tag = "dispatch",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = DispatchRuleView, headers(("ETag" = String))), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_rule(
@@ -75,7 +75,7 @@ async fn get_rule(
     request_body = DispatchRulePatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = DispatchRuleView, headers(("ETag" = String))), (status = 403), (status = 404), (status = 412), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[patch("/{id}")]
 async fn update_rule(
@@ -101,7 +101,7 @@ async fn update_rule(
     tag = "dispatch",
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[delete("/{id}")]
 async fn delete_rule(

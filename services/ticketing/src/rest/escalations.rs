@@ -35,7 +35,7 @@ pub fn configure(config: &mut ServiceConfig) {
         (status = 200, content_type = "text/event-stream", description = "escalated and sla_breached events"),
         (status = 403, description = "not a supervisor or admin"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/stream")]
 async fn stream(

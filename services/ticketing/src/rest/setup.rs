@@ -52,7 +52,7 @@ pub fn configure(config: &mut ServiceConfig) {
 }
 
 /// Work-order types (fault_repair, installation, complaint, inquiry are there from the start).
-#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<WorkOrderTypeView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<WorkOrderTypeView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list_types(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.list_types(&principal).await?))
@@ -63,7 +63,7 @@ async fn list_types(principal: Principal, service: Service) -> ApiResult<HttpRes
     tag = "ticketing-setup",
     request_body = NewWorkOrderType,
     responses((status = 201, body = WorkOrderTypeView), (status = 403), (status = 409, description = "the key exists"), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create_type(
@@ -75,7 +75,7 @@ async fn create_type(
 }
 
 /// The category tree, in path order (a parent before its children).
-#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<NodeView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<NodeView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list_categories(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.list_categories(&principal).await?))
@@ -86,7 +86,7 @@ async fn list_categories(principal: Principal, service: Service) -> ApiResult<Ht
     tag = "ticketing-setup",
     request_body = NewNode,
     responses((status = 201, body = NodeView), (status = 403), (status = 409, description = "a sibling has the code"), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create_category(
@@ -102,7 +102,7 @@ async fn create_category(
 }
 
 /// The regions, in path order.
-#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<NodeView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<NodeView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list_regions(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.list_regions(&principal).await?))
@@ -114,7 +114,7 @@ async fn list_regions(principal: Principal, service: Service) -> ApiResult<HttpR
     tag = "ticketing-setup",
     request_body = NewNode,
     responses((status = 201, body = NodeView), (status = 403), (status = 409, description = "the code exists"), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create_region(
@@ -126,7 +126,7 @@ async fn create_region(
 }
 
 /// Resolution codes (partners read them too).
-#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<ResolutionCodeView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<ResolutionCodeView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list_codes(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.list_resolution_codes(&principal).await?))
@@ -137,7 +137,7 @@ async fn list_codes(principal: Principal, service: Service) -> ApiResult<HttpRes
     tag = "ticketing-setup",
     request_body = NewResolutionCode,
     responses((status = 201, body = ResolutionCodeView), (status = 403), (status = 409), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create_code(
@@ -153,7 +153,7 @@ async fn create_code(
 }
 
 /// Technicians and shops.
-#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<AssigneeView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<AssigneeView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list_assignees(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.list_assignees(&principal).await?))
@@ -164,7 +164,7 @@ async fn list_assignees(principal: Principal, service: Service) -> ApiResult<Htt
     tag = "ticketing-setup",
     request_body = NewAssignee,
     responses((status = 201, body = AssigneeView, headers(("ETag" = String))), (status = 403), (status = 409, description = "the partner id is taken"), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create_assignee(
@@ -187,7 +187,7 @@ async fn create_assignee(
     tag = "ticketing-setup",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = AssigneeView, headers(("ETag" = String))), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_assignee(
@@ -210,7 +210,7 @@ async fn get_assignee(
     request_body = AssigneePatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = AssigneeView, headers(("ETag" = String))), (status = 404), (status = 412), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[patch("/{id}")]
 async fn update_assignee(
@@ -238,7 +238,7 @@ async fn update_assignee(
 
 /// SLA policies per (type, priority). An order follows its own priority's
 /// policy, else its type's normal one, else none.
-#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<SlaPolicyView>)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ticketing-setup", responses((status = 200, body = Vec<SlaPolicyView>)), security(("oauth2" = [])))]
 #[get("")]
 async fn list_policies(principal: Principal, service: Service) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(service.list_policies(&principal).await?))
@@ -251,7 +251,7 @@ async fn list_policies(principal: Principal, service: Service) -> ApiResult<Http
     request_body = SlaPolicyInput,
     params(("type" = String, Path), ("priority" = String, Path, description = "low, normal, major or critical")),
     responses((status = 200, body = SlaPolicyView), (status = 403), (status = 404, description = "no such type or priority"), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[put("/{type}/{priority}")]
 async fn put_policy(

@@ -26,8 +26,9 @@ struct MessageQuery {
     /// Only the messages about this order (id or number).
     work_order_id: Option<String>,
     cursor: Option<String>,
-    /// 1 to 200 (50 when absent).
-    limit: Option<u64>,
+    /// Page size, 1 to 100 (20 by default).
+    #[param(inline)]
+    limit: Option<hotline_kit::rest::Limit>,
 }
 
 /// Text messages, newest first: to whom, what, in how many parts, and
@@ -36,7 +37,7 @@ struct MessageQuery {
     tag = "sms",
     params(MessageQuery),
     responses((status = 200, body = hotline_kit::rest::Page<SmsMessageView>), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/messages")]
 async fn list_messages(
@@ -51,7 +52,7 @@ async fn list_messages(
                 &principal,
                 query.work_order_id.as_deref(),
                 query.cursor.as_deref(),
-                query.limit,
+                query.limit.map(u64::from),
             )
             .await?,
     ))
@@ -75,7 +76,7 @@ struct Notice {
     tag = "sms",
     request_body = Notice,
     responses((status = 202, body = NoticeView), (status = 403), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/notices")]
 async fn send_notice(
@@ -109,7 +110,7 @@ struct Incoming {
     tag = "sms",
     request_body = Incoming,
     responses((status = 200, body = InboundView), (status = 403), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/sink/inbound")]
 async fn sink_inbound(

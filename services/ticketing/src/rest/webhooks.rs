@@ -39,8 +39,9 @@ struct EndpointQuery {
     /// Only this partner's endpoints (staff; a partner sees its own only).
     partner_id: Option<String>,
     cursor: Option<String>,
-    /// 1 to 200 (50 when absent).
-    limit: Option<u64>,
+    /// Page size, 1 to 100 (20 by default).
+    #[param(inline)]
+    limit: Option<hotline_kit::rest::Limit>,
 }
 
 /// Webhook endpoints, oldest first.
@@ -48,7 +49,7 @@ struct EndpointQuery {
     tag = "webhooks",
     params(EndpointQuery),
     responses((status = 200, body = hotline_kit::rest::Page<WebhookEndpointView>), (status = 403)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("")]
 async fn list_endpoints(
@@ -63,7 +64,7 @@ async fn list_endpoints(
                 &principal,
                 query.partner_id.as_deref(),
                 query.cursor.as_deref(),
-                query.limit,
+                query.limit.map(u64::from),
             )
             .await?,
     ))
@@ -76,7 +77,7 @@ async fn list_endpoints(
     tag = "webhooks",
     request_body = NewWebhookEndpoint,
     responses((status = 201, body = WebhookSecretView, headers(("ETag" = String))), (status = 403), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create_endpoint(
@@ -95,7 +96,7 @@ async fn create_endpoint(
     tag = "webhooks",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = WebhookEndpointView, headers(("ETag" = String))), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_endpoint(
@@ -119,7 +120,7 @@ async fn get_endpoint(
     request_body = WebhookEndpointPatch,
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = WebhookEndpointView, headers(("ETag" = String))), (status = 403), (status = 404), (status = 412), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[patch("/{id}")]
 async fn update_endpoint(
@@ -150,7 +151,7 @@ async fn update_endpoint(
     tag = "webhooks",
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[delete("/{id}")]
 async fn delete_endpoint(
@@ -168,7 +169,7 @@ async fn delete_endpoint(
     tag = "webhooks",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = WebhookSecretView, headers(("ETag" = String))), (status = 403), (status = 404), (status = 412)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/rotate-secret")]
 async fn rotate_secret(
@@ -187,8 +188,9 @@ struct DeliveryQuery {
     /// pending, delivered or failed.
     status: Option<String>,
     cursor: Option<String>,
-    /// 1 to 200 (50 when absent).
-    limit: Option<u64>,
+    /// Page size, 1 to 100 (20 by default).
+    #[param(inline)]
+    limit: Option<hotline_kit::rest::Limit>,
 }
 
 /// The endpoint's deliveries, newest first.
@@ -196,7 +198,7 @@ struct DeliveryQuery {
     tag = "webhooks",
     params(("id" = Uuid, Path), DeliveryQuery),
     responses((status = 200, body = hotline_kit::rest::Page<WebhookDeliveryView>), (status = 404), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/deliveries")]
 async fn list_deliveries(
@@ -213,7 +215,7 @@ async fn list_deliveries(
                 id.into_inner(),
                 query.status.as_deref(),
                 query.cursor.as_deref(),
-                query.limit,
+                query.limit.map(u64::from),
             )
             .await?,
     ))
@@ -225,7 +227,7 @@ async fn list_deliveries(
     tag = "webhooks",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = WebhookDeliveryView), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_delivery(
@@ -242,7 +244,7 @@ async fn get_delivery(
     tag = "webhooks",
     params(("id" = Uuid, Path)),
     responses((status = 202, body = WebhookDeliveryView), (status = 403), (status = 404), (status = 409)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/replay")]
 async fn replay_delivery(

@@ -66,7 +66,7 @@ fn answer(order: WorkOrderView) -> HttpResponse {
         (status = 403, description = "not staff"),
         (status = 422, description = "invalid fields, listed in `errors`"),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("")]
 async fn create(
@@ -114,7 +114,8 @@ struct ListParams {
     created_after: Option<DateTime<Utc>>,
     created_before: Option<DateTime<Utc>>,
     /// Page size, 1 to 100 (20 by default).
-    limit: Option<u64>,
+    #[param(inline)]
+    limit: Option<hotline_kit::rest::Limit>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -124,7 +125,7 @@ struct ListParams {
     tag = "work-orders",
     params(ListParams),
     responses((status = 200, body = inline(hotline_kit::rest::Page<WorkOrderView>)), (status = 400)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("")]
 async fn list(
@@ -150,7 +151,7 @@ async fn list(
             params.category_id,
             params.region_id,
             params.cursor.as_deref(),
-            params.limit,
+            params.limit.map(u64::from),
         )
         .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -162,7 +163,7 @@ async fn list(
     tag = "work-orders",
     params(("id" = String, Path, description = "id or number")),
     responses((status = 200, body = WorkOrderView, headers(("ETag" = String))), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}")]
 async fn get_one(
@@ -184,7 +185,7 @@ async fn get_one(
         (status = 404), (status = 409, description = "resolved, closed or cancelled"),
         (status = 412, description = "stale If-Match"), (status = 422),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[patch("/{id}")]
 async fn update(
@@ -264,7 +265,7 @@ struct Resolve {
         (status = 409, description = "illegal transition, same assignee, at capacity, or no candidate of the rules"),
         (status = 412), (status = 422),
     ),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/dispatch")]
 async fn dispatch(
@@ -296,7 +297,7 @@ macro_rules! simple_step {
                 (status = 409, description = "illegal transition: `allowed_actions` lists the legal ones"),
                 (status = 412),
             ),
-            security(("bearer" = []))
+            security(("oauth2" = []))
         )]
         #[post($path)]
         async fn $name(
@@ -355,7 +356,7 @@ macro_rules! reasoned_step {
                 (status = 409, description = "illegal transition: `allowed_actions` lists the legal ones"),
                 (status = 412), (status = 422),
             ),
-            security(("bearer" = []))
+            security(("oauth2" = []))
         )]
         #[post($path)]
         async fn $name(
@@ -401,7 +402,7 @@ reasoned_step!(
     request_body = Hold,
     params(("id" = String, Path, description = "id or number"), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = WorkOrderView), (status = 404), (status = 409), (status = 412), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/hold")]
 async fn hold(
@@ -423,7 +424,7 @@ async fn hold(
     request_body = Resolve,
     params(("id" = String, Path, description = "id or number"), ("If-Match" = Option<String>, Header)),
     responses((status = 200, body = WorkOrderView), (status = 404), (status = 409), (status = 412), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/resolve")]
 async fn resolve(
@@ -446,7 +447,7 @@ async fn resolve(
     request_body = NewNote,
     params(("id" = String, Path, description = "id or number")),
     responses((status = 201, body = NoteView), (status = 403), (status = 404), (status = 422)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[post("/{id}/notes")]
 async fn add_note(
@@ -465,7 +466,7 @@ async fn add_note(
     tag = "work-orders",
     params(("id" = String, Path, description = "id or number")),
     responses((status = 200, body = Vec<NoteView>), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/notes")]
 async fn notes(
@@ -482,7 +483,7 @@ async fn notes(
     tag = "work-orders",
     params(("id" = String, Path, description = "id or number")),
     responses((status = 200, body = Vec<HistoryView>), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/history")]
 async fn history(
@@ -499,7 +500,7 @@ async fn history(
     tag = "dispatch",
     params(("id" = String, Path, description = "id or number")),
     responses((status = 200, body = Vec<AttemptView>), (status = 403), (status = 404)),
-    security(("bearer" = []))
+    security(("oauth2" = []))
 )]
 #[get("/{id}/dispatch-attempts")]
 async fn attempts(

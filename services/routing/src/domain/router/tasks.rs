@@ -99,7 +99,7 @@ fn validate(task: &NewTask) -> ApiResult<()> {
     check_text("/calling_number", &task.calling_number, 40, &mut problems);
     check_text("/dialled_number", &task.dialled_number, 40, &mut problems);
     check_text("/number", &task.number, 40, &mut problems);
-    if task.priority.abs() > MAX_PRIORITY {
+    if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&task.priority) {
         problems.push(hotline_kit::error::FieldError {
             pointer: "/priority".into(),
             message: format!("between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
