@@ -280,12 +280,20 @@ impl Routes {
     }
 
     /// The methods served at `path`, if a template matches it: those of the
-    /// most specific templates (fewest parameters), so `/customers/lookup`
+    /// most specific templates, so `/customers/lookup`
     /// serves GET only although `/customers/{id}` matches it too.
     pub fn allowed(&self, path: &str) -> Option<Vec<&'static str>> {
         let pieces: Vec<&str> = path.split('/').collect();
-        let parameters =
-            |segments: &[Segment]| segments.iter().filter(|s| s.suffix.is_some()).count();
+        // Fewest parameters first, then the most literal text (`{id}:accept`
+        // is more specific than `{id}`).
+        let parameters = |segments: &[Segment]| {
+            let parameters = segments.iter().filter(|s| s.suffix.is_some()).count();
+            let literal: usize = segments
+                .iter()
+                .map(|s| s.prefix.len() + s.suffix.as_ref().map_or(0, String::len))
+                .sum();
+            (parameters, std::cmp::Reverse(literal))
+        };
         let matching: Vec<&(Vec<Segment>, Vec<&'static str>)> = self
             .templates
             .iter()
