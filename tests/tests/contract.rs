@@ -11,32 +11,13 @@ use std::{
 };
 
 use hotline_system_tests::{ADMIN, in_process};
-use hotline_testkit::Infra;
+use hotline_testkit::{Infra, python_with};
 
 /// Regenerates the committed document instead of comparing (`make openapi`).
 const BLESS: &str = "HOTLINE_TEST_BLESS_OPENAPI";
 
 fn committed() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api/openapi.json")
-}
-
-/// The interpreter with the test tools (`tests/requirements.txt`), or `None`
-/// (after saying so) outside CI when it lacks `module`.
-fn python_with(module: &str) -> Option<String> {
-    let python = std::env::var("HOTLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = Command::new(&python)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some(python);
-    }
-    assert!(
-        !hotline_testkit::infra_required(),
-        "{python} has no {module} (pip install -r tests/requirements.txt; HOTLINE_TEST_PYTHON names the interpreter)"
-    );
-    eprintln!("{python} has no {module}: skipped");
-    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

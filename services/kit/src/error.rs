@@ -279,7 +279,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        response.content_type("application/problem+json");
+        response.content_type(crate::openapi::PROBLEM_JSON);
         if self.code == ErrorCode::Unauthenticated {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }

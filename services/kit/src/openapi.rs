@@ -21,13 +21,14 @@ use utoipa::{
 use crate::error::FieldError;
 
 /// The security scheme every protected operation names.
-pub const SECURITY_SCHEME: &str = "oauth2";
+const SECURITY_SCHEME: &str = "oauth2";
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const PROBLEM: &str = "Problem";
 
-/// Adds the shared components and fills in what annotations leave out.
-pub fn complete(api: &mut OpenApi) {
+/// Adds the shared components, fills in what annotations leave out, and
+/// returns the routes the document describes.
+pub fn complete(api: &mut OpenApi) -> Routes {
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         SECURITY_SCHEME,
@@ -47,12 +48,17 @@ pub fn complete(api: &mut OpenApi) {
     components
         .schemas
         .insert(PROBLEM.to_owned(), RefOr::T(problem_schema()));
-    for item in api.paths.paths.values_mut() {
-        for operation in operations_mut(item) {
+    let mut templates = Vec::new();
+    for (path, item) in &mut api.paths.paths {
+        let mut methods = Vec::new();
+        for (method, operation) in methods_mut(item) {
             complete_operation(operation);
+            methods.push(method);
         }
+        templates.push((path.split('/').map(Segment::parse).collect(), methods));
     }
     qualify_operation_ids(api);
+    Routes { templates }
 }
 
 /// Operation ids are handler names (`list`, `create`), repeated across
@@ -140,10 +146,6 @@ fn problem_schema() -> Schema {
         .into()
 }
 
-fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    methods_mut(item).map(|(_, operation)| operation)
-}
-
 /// Each operation of a path with its method.
 fn methods_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
     [
@@ -211,7 +213,8 @@ fn complete_operation(operation: &mut Operation) {
 }
 
 /// The documented paths and their methods, to answer a known path asked with
-/// an unsupported method with 405 and `Allow` instead of 404.
+/// an unsupported method with 405 and `Allow` instead of 404. Made by
+/// [`complete`].
 #[derive(Debug, Default)]
 pub struct Routes {
     templates: Vec<(Vec<Segment>, Vec<&'static str>)>,
@@ -253,32 +256,6 @@ impl Segment {
 }
 
 impl Routes {
-    pub fn of(api: &OpenApi) -> Self {
-        let templates = api
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let segments = path.split('/').map(Segment::parse).collect();
-                let methods = [
-                    ("GET", item.get.is_some()),
-                    ("HEAD", item.head.is_some()),
-                    ("POST", item.post.is_some()),
-                    ("PUT", item.put.is_some()),
-                    ("PATCH", item.patch.is_some()),
-                    ("DELETE", item.delete.is_some()),
-                    ("OPTIONS", item.options.is_some()),
-                    ("TRACE", item.trace.is_some()),
-                ]
-                .into_iter()
-                .filter_map(|(method, served)| served.then_some(method))
-                .collect();
-                (segments, methods)
-            })
-            .collect();
-        Self { templates }
-    }
-
     /// The methods served at `path`, if a template matches it: those of the
     /// most specific templates, so `/customers/lookup`
     /// serves GET only although `/customers/{id}` matches it too.
@@ -286,7 +263,7 @@ impl Routes {
         let pieces: Vec<&str> = path.split('/').collect();
         // Fewest parameters first, then the most literal text (`{id}:accept`
         // is more specific than `{id}`).
-        let parameters = |segments: &[Segment]| {
+        let specificity = |segments: &[Segment]| {
             let parameters = segments.iter().filter(|s| s.suffix.is_some()).count();
             let literal: usize = segments
                 .iter()
@@ -305,9 +282,9 @@ impl Routes {
                         .all(|(segment, piece)| segment.matches(piece))
             })
             .collect();
-        let fewest = matching.iter().map(|(s, _)| parameters(s)).min()?;
+        let most = matching.iter().map(|(s, _)| specificity(s)).min()?;
         let mut allowed: Vec<&'static str> = Vec::new();
-        for (_, methods) in matching.iter().filter(|(s, _)| parameters(s) == fewest) {
+        for (_, methods) in matching.iter().filter(|(s, _)| specificity(s) == most) {
             for method in methods {
                 if !allowed.contains(method) {
                     allowed.push(method);
@@ -329,7 +306,7 @@ mod tests {
 
     #[test]
     fn routes_tell_a_wrong_method_from_an_unknown_path() {
-        let api = utoipa::openapi::OpenApiBuilder::new()
+        let mut api = utoipa::openapi::OpenApiBuilder::new()
             .paths(
                 PathsBuilder::new()
                     .path(
@@ -345,7 +322,7 @@ mod tests {
                     ),
             )
             .build();
-        let routes = Routes::of(&api);
+        let routes = complete(&mut api);
         assert_eq!(
             routes.allowed("/api/v1/tasks/t-1"),
             Some(vec!["GET", "DELETE"])

@@ -391,7 +391,32 @@ fn wrong_method(request: &HttpRequest, routes: &Routes) -> Option<HttpResponse> 
 
 #[cfg(test)]
 mod tests {
+    use actix_web::FromRequest;
+
     use super::*;
+
+    /// `OptionalJson` of a request with `body` (and a JSON content type).
+    async fn optional(body: &'static str) -> Result<Option<serde_json::Value>, String> {
+        let (request, mut payload) = actix_web::test::TestRequest::post()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(body)
+            .to_http_parts();
+        OptionalJson::<serde_json::Value>::from_request(&request, &mut payload)
+            .await
+            .map(OptionalJson::into_inner)
+            .map_err(|error| error.to_string())
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_of_null_is_none_and_a_broken_one_is_refused() {
+        assert_eq!(optional("").await, Ok(None));
+        assert_eq!(optional("null").await, Ok(None));
+        assert_eq!(
+            optional(r#"{"agent_id": "a"}"#).await,
+            Ok(Some(serde_json::json!({"agent_id": "a"})))
+        );
+        assert!(optional(r#"{"agent_id": "#).await.is_err());
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {

@@ -247,8 +247,7 @@ impl Process {
                     }
                 })
                 .split_for_parts();
-            openapi::complete(&mut api);
-            let routes = web::Data::new(openapi::Routes::of(&api));
+            let routes = web::Data::new(openapi::complete(&mut api));
             let api = web::Data::new(api);
             app.route("/livez", web::get().to(livez))
                 .route("/readyz", web::get().to(readyz))

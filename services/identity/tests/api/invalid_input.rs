@@ -7,7 +7,52 @@ crate::on_both_backends!(
     bad_input_gets_a_problem_and_changes_nothing,
     a_patch_with_bad_fields_changes_nothing,
     control_characters_in_any_text_input_get_a_problem,
+    a_known_path_with_another_method_is_405_and_a_page_size_out_of_range_is_400,
 );
+
+async fn a_known_path_with_another_method_is_405_and_a_page_size_out_of_range_is_400(
+    app: Identity,
+) {
+    // No route serves TRACE; PATCH on /customers/lookup reaches the handler of
+    // PATCH /customers/{id} first. Both name what the path serves.
+    for (method, path, allow) in [
+        (Method::TRACE, "/api/v1/customers", "GET, POST"),
+        (Method::PATCH, "/api/v1/customers/lookup", "GET"),
+    ] {
+        let answer = app
+            .request(method.clone(), path, &app.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let refused = problem(answer, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert_eq!(refused["code"], "method_not_allowed");
+    }
+    problem(
+        app.get("/api/v1/no-such-thing", &app.admin).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    for limit in ["0", "101"] {
+        let refused = app
+            .get(&format!("/api/v1/clients?limit={limit}"), &app.admin)
+            .await;
+        assert_eq!(
+            problem(refused, StatusCode::BAD_REQUEST).await["code"],
+            "invalid_query",
+            "limit={limit}"
+        );
+    }
+    let page = app.get("/api/v1/clients?limit=100", &app.admin).await;
+    assert_eq!(page.status(), StatusCode::OK);
+}
 
 async fn bad_input_gets_a_problem_and_changes_nothing(app: Identity) {
     let cases: Vec<(Value, StatusCode, &str)> = vec![

@@ -48,21 +48,7 @@ for case in cases:
         out.append(type(error).__name__ + ": " + str(error))
 print(json.dumps(out))
 "#;
-    let python = std::env::var("HOTLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_package = std::process::Command::new(&python)
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_package {
-        assert!(
-            std::env::var_os("HOTLINE_REQUIRE_INFRA").is_none(),
-            "{python} has no standardwebhooks package (pip install standardwebhooks; HOTLINE_TEST_PYTHON names the interpreter)"
-        );
-        eprintln!(
-            "standardwebhooks not installed for {python}: signatures not checked independently"
-        );
-        return None;
-    }
+    let python = hotline_testkit::python_with("standardwebhooks")?;
     let cases: Vec<Value> = received
         .iter()
         .map(|r| {
