@@ -147,6 +147,18 @@ pub enum BusError {
     Spool(String),
 }
 
+impl BusError {
+    /// `error.type` of a failed publish span.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connection(_) => "connection",
+            Self::NotConfirmed(_) => "not_confirmed",
+            Self::Broker(_) => "broker",
+            Self::Spool(_) => "spool",
+        }
+    }
+}
+
 /// An event a consumer gave up on (or that matched no queue), kept for an operator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -187,27 +199,93 @@ impl DeadLetterFilter {
     }
 }
 
-/// Hands `event` to `handler` inside a span that continues the trace of the
-/// change that produced it, and counts the outcome. Both backends deliver
-/// through this.
+/// The exchange name the in-process bus reports in its spans unless told another.
+pub const DEFAULT_EXCHANGE: &str = "hotline.events";
+
+/// `messaging.system` of the in-process bus (RabbitMQ's is `rabbitmq`).
+pub const IN_PROCESS: &str = "in_process";
+
+/// The producer span of one publish (`publish <exchange>`), a child of the
+/// change that produced the event; its context is what the message carries,
+/// so the consumer's span is a child of it.
+pub(crate) fn publish_span(system: &'static str, exchange: &str, event: &Event) -> tracing::Span {
+    use opentelemetry_semantic_conventions::attribute as semconv;
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = format!("publish {exchange}"),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        { semconv::MESSAGING_SYSTEM } = system,
+        { semconv::MESSAGING_OPERATION_TYPE } = "send",
+        { semconv::MESSAGING_OPERATION_NAME } = "publish",
+        { semconv::MESSAGING_DESTINATION_NAME } = exchange,
+        { semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY } = %event.kind,
+        { semconv::MESSAGING_MESSAGE_ID } = %event.id,
+        { semconv::MESSAGING_MESSAGE_BODY_SIZE } = event.data.len(),
+        { semconv::ERROR_TYPE } = tracing::field::Empty,
+    );
+    crate::telemetry::link_parent(&span, event.traceparent.as_deref());
+    span
+}
+
+/// Marks a publish or process span failed, with the kind of failure.
+pub(crate) fn record_failure(span: &tracing::Span, kind: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record(
+        opentelemetry_semantic_conventions::attribute::ERROR_TYPE,
+        kind,
+    );
+}
+
+/// The `traceparent` a message published inside `span` carries.
+pub(crate) fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    span.in_scope(crate::telemetry::current_traceparent)
+}
+
+/// Hands `event` to `handler` inside a consumer span (`process <queue>`) that
+/// continues the trace of its publish, and counts the outcome. Both backends
+/// deliver through this.
 pub(crate) async fn deliver(
     handler: &dyn EventHandler,
     event: &Event,
     consumer: &str,
+    system: &'static str,
 ) -> Result<(), HandlerError> {
+    use opentelemetry_semantic_conventions::attribute as semconv;
     use tracing::Instrument;
     let span = tracing::info_span!(
-        "event",
-        messaging.consumer = consumer,
-        event.kind = %event.kind,
-        event.id = %event.id,
-        otel.kind = "consumer"
+        "process",
+        otel.name = format!("process {consumer}"),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        { semconv::MESSAGING_SYSTEM } = system,
+        { semconv::MESSAGING_OPERATION_TYPE } = "process",
+        { semconv::MESSAGING_OPERATION_NAME } = "process",
+        { semconv::MESSAGING_DESTINATION_NAME } = consumer,
+        { semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY } = %event.kind,
+        { semconv::MESSAGING_MESSAGE_ID } = %event.id,
+        { semconv::MESSAGING_MESSAGE_BODY_SIZE } = event.data.len(),
+        hotline.event.redeliveries = event.redeliveries,
+        { semconv::ERROR_TYPE } = tracing::field::Empty,
     );
     crate::telemetry::link_parent(&span, event.traceparent.as_deref());
-    let outcome = handler.handle(event).instrument(span).await;
+    let outcome = handler.handle(event).instrument(span.clone()).await;
     let label = if outcome.is_ok() { "ok" } else { "failed" };
+    if outcome.is_err() {
+        record_failure(&span, "handler_failed");
+    }
     crate::metrics::record_event_handled(consumer, &event.kind, label);
     outcome
+}
+
+/// Messages waiting in one consumed queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backlog {
+    /// The subscription's name (the queue's, for a shared subscription).
+    pub queue: String,
+    /// Published and not yet handed to a consumer. In-flight messages (up to
+    /// the prefetch per consumer) are not counted: AMQP reports ready ones only.
+    pub ready: u64,
 }
 
 #[async_trait]
@@ -250,6 +328,11 @@ pub trait Bus: Send + Sync + 'static {
     /// Whether the broker takes publishes now (for logs and metrics; a broker
     /// outage delays events, it does not make a service unready).
     async fn check(&self) -> Result<(), BusError>;
+
+    /// Messages ready in each queue this process consumes (the consumer lag
+    /// metric). The broker is asked for its count; the age of the oldest
+    /// message is not something AMQP 0-9-1 reports.
+    async fn backlog(&self) -> Result<Vec<Backlog>, BusError>;
 
     /// Lists, replays or drops the dead letters `filter` selects; returns them.
     async fn dead_letters(
