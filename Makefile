@@ -65,4 +65,4 @@ chart: ## render, lint and validate the Helm chart offline
 	pip install -q -r charts/hotline/ci/requirements.txt && python3 charts/hotline/ci/check.py
 
 image: ## build the container image (needs a Docker engine)
-	docker build -f docker/Dockerfile -t hotline:dev .
+	docker build -f docker/Dockerfile --build-arg GIT_REVISION=$$(git rev-parse --short=12 HEAD 2>/dev/null) -t hotline:dev .
