@@ -533,8 +533,7 @@ impl Bus for AmqpBus {
     }
 
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
-        let span = super::publish_span(SYSTEM, &self.inner.settings.exchange, event);
-        let traceparent = super::traceparent_of(&span).or_else(|| event.traceparent.clone());
+        let (span, traceparent) = super::publish_span(SYSTEM, &self.inner.settings.exchange, event);
         let published = self
             .publish_with(event, traceparent.as_deref())
             .instrument(span.clone())
@@ -559,8 +558,8 @@ impl Bus for AmqpBus {
         };
         let mut sent = Vec::with_capacity(events.len());
         for event in events {
-            let span = super::publish_span(SYSTEM, &self.inner.settings.exchange, event);
-            let traceparent = super::traceparent_of(&span).or_else(|| event.traceparent.clone());
+            let (span, traceparent) =
+                super::publish_span(SYSTEM, &self.inner.settings.exchange, event);
             let prepared = short(&event.kind)
                 .and_then(|key| Ok((key, properties_for(event, traceparent.as_deref())?)));
             let (routing_key, properties) = match prepared {

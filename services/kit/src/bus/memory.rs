@@ -350,8 +350,8 @@ impl Bus for MemoryBus {
     }
 
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
-        let span = super::publish_span(super::IN_PROCESS, &self.inner.exchange_name, event);
-        let traceparent = super::traceparent_of(&span).or_else(|| event.traceparent.clone());
+        let (span, traceparent) =
+            super::publish_span(super::IN_PROCESS, &self.inner.exchange_name, event);
         span.in_scope(|| {
             let mut routed = false;
             for binding in lock(&self.inner.exchange).queues.values() {

@@ -205,23 +205,63 @@ pub const DEFAULT_EXCHANGE: &str = "hotline.events";
 /// `messaging.system` of the in-process bus (RabbitMQ's is `rabbitmq`).
 pub const IN_PROCESS: &str = "in_process";
 
-/// The producer span of one publish (`publish <exchange>`), a child of the
-/// change that produced the event; its context is what the message carries,
-/// so the consumer's span is a child of it.
-pub(crate) fn publish_span(system: &'static str, exchange: &str, event: &Event) -> tracing::Span {
+/// What a messaging span stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    /// A producer span: one event sent to the exchange.
+    Publish,
+    /// A consumer span: one delivery of an event to a handler.
+    Process,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Process => "process",
+        }
+    }
+
+    /// `messaging.operation.type`.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Publish => "send",
+            Self::Process => "process",
+        }
+    }
+
+    fn span_kind(self) -> &'static str {
+        match self {
+            Self::Publish => "producer",
+            Self::Process => "consumer",
+        }
+    }
+}
+
+/// The span of one publish (`publish <exchange>`, a child of the change that
+/// produced the event: its context is what the message carries) or of one
+/// delivery (`process <queue>`, a child of the publish).
+pub(crate) fn messaging_span(
+    operation: Operation,
+    system: &'static str,
+    destination: &str,
+    event: &Event,
+) -> tracing::Span {
     use opentelemetry_semantic_conventions::attribute as semconv;
+    let redeliveries = (operation == Operation::Process).then_some(event.redeliveries);
     let span = tracing::info_span!(
-        "publish",
-        otel.name = format!("publish {exchange}"),
-        otel.kind = "producer",
+        "messaging",
+        otel.name = format!("{} {destination}", operation.name()),
+        otel.kind = operation.span_kind(),
         otel.status_code = tracing::field::Empty,
         { semconv::MESSAGING_SYSTEM } = system,
-        { semconv::MESSAGING_OPERATION_TYPE } = "send",
-        { semconv::MESSAGING_OPERATION_NAME } = "publish",
-        { semconv::MESSAGING_DESTINATION_NAME } = exchange,
+        { semconv::MESSAGING_OPERATION_TYPE } = operation.kind(),
+        { semconv::MESSAGING_OPERATION_NAME } = operation.name(),
+        { semconv::MESSAGING_DESTINATION_NAME } = destination,
         { semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY } = %event.kind,
         { semconv::MESSAGING_MESSAGE_ID } = %event.id,
         { semconv::MESSAGING_MESSAGE_BODY_SIZE } = event.data.len(),
+        hotline.event.redeliveries = redeliveries,
         { semconv::ERROR_TYPE } = tracing::field::Empty,
     );
     crate::telemetry::link_parent(&span, event.traceparent.as_deref());
@@ -237,38 +277,30 @@ pub(crate) fn record_failure(span: &tracing::Span, kind: &str) {
     );
 }
 
-/// The `traceparent` a message published inside `span` carries.
-pub(crate) fn traceparent_of(span: &tracing::Span) -> Option<String> {
-    span.in_scope(crate::telemetry::current_traceparent)
+/// A publish span, and the `traceparent` the message published in it carries
+/// (the event's own when nothing traces).
+pub(crate) fn publish_span(
+    system: &'static str,
+    exchange: &str,
+    event: &Event,
+) -> (tracing::Span, Option<String>) {
+    let span = messaging_span(Operation::Publish, system, exchange, event);
+    let traceparent = span
+        .in_scope(crate::telemetry::current_traceparent)
+        .or_else(|| event.traceparent.clone());
+    (span, traceparent)
 }
 
-/// Hands `event` to `handler` inside a consumer span (`process <queue>`) that
-/// continues the trace of its publish, and counts the outcome. Both backends
-/// deliver through this.
+/// Hands `event` to `handler` inside its `process` span and counts the
+/// outcome. Both backends deliver through this.
 pub(crate) async fn deliver(
     handler: &dyn EventHandler,
     event: &Event,
     consumer: &str,
     system: &'static str,
 ) -> Result<(), HandlerError> {
-    use opentelemetry_semantic_conventions::attribute as semconv;
     use tracing::Instrument;
-    let span = tracing::info_span!(
-        "process",
-        otel.name = format!("process {consumer}"),
-        otel.kind = "consumer",
-        otel.status_code = tracing::field::Empty,
-        { semconv::MESSAGING_SYSTEM } = system,
-        { semconv::MESSAGING_OPERATION_TYPE } = "process",
-        { semconv::MESSAGING_OPERATION_NAME } = "process",
-        { semconv::MESSAGING_DESTINATION_NAME } = consumer,
-        { semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY } = %event.kind,
-        { semconv::MESSAGING_MESSAGE_ID } = %event.id,
-        { semconv::MESSAGING_MESSAGE_BODY_SIZE } = event.data.len(),
-        hotline.event.redeliveries = event.redeliveries,
-        { semconv::ERROR_TYPE } = tracing::field::Empty,
-    );
-    crate::telemetry::link_parent(&span, event.traceparent.as_deref());
+    let span = messaging_span(Operation::Process, system, consumer, event);
     let outcome = handler.handle(event).instrument(span.clone()).await;
     let label = if outcome.is_ok() { "ok" } else { "failed" };
     if outcome.is_err() {
