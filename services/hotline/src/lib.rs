@@ -23,7 +23,7 @@ pub use config::Config;
 /// The version every process reports (`service.version`, `hotline_build_info`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The source revision the binary was built from (empty when unknown).
-pub const REVISION: &str = env!("HOTLINE_REVISION");
+pub const REVISION: &str = env!("BUILT_FROM_REVISION");
 
 /// The `service.name` of a process serving `targets` with `config`.
 pub fn service_name(config: &Config, targets: &[Target]) -> String {
