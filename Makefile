@@ -83,4 +83,4 @@ chart: ## render, lint, validate and checkov-scan the Helm chart offline (own vi
 	$(CHART_VENV)/bin/checkov --framework kubernetes --skip-download --quiet --compact -d $(CHART_MANIFESTS)
 
 image: ## build the container image (needs a Docker engine)
-	docker build -f docker/Dockerfile -t hotline:dev .
+	docker build -f docker/Dockerfile --build-arg GIT_REVISION=$$(git rev-parse --short=12 HEAD 2>/dev/null) -t hotline:dev .

@@ -20,6 +20,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
+/// The version every process reports (`service.version`, `hotline_build_info`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The source revision the binary was built from (empty when unknown).
+pub const REVISION: &str = env!("BUILT_FROM_REVISION");
+
+/// The `service.name` of a process serving `targets` with `config`.
+pub fn service_name(config: &Config, targets: &[Target]) -> String {
+    hotline_kit::telemetry::service_name(&config.telemetry, Target::service_name(targets))
+}
+
 /// A service the binary can run (`--target`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Target {
@@ -35,6 +45,18 @@ pub enum Target {
 
 impl Target {
     /// The services a list of targets stands for, `all` expanded.
+    /// The `service.name` of a process serving `targets` (unless telemetry
+    /// settings or `OTEL_SERVICE_NAME` say otherwise): `hotline-<service>`
+    /// for one service (the microservices mode), `hotline` for more.
+    pub fn service_name(targets: &[Target]) -> &'static str {
+        match Self::expand(targets).as_slice() {
+            [Target::Identity] => "hotline-identity",
+            [Target::Routing] => "hotline-routing",
+            [Target::Ticketing] => "hotline-ticketing",
+            _ => "hotline",
+        }
+    }
+
     pub fn expand(targets: &[Target]) -> Vec<Target> {
         let mut services = Vec::new();
         for target in targets {
@@ -162,7 +184,10 @@ pub async fn start(
         components,
         authenticator: Arc::new(Authenticator::new(keys, &config.auth)),
         file_descriptor_set: hotline_proto::FILE_DESCRIPTOR_SET,
-        version: env!("CARGO_PKG_VERSION"),
+        platform: platform.clone(),
+        service: service_name(config, targets),
+        version: VERSION,
+        revision: REVISION,
     };
     let running = process.start(&config.server, shutdown).await?;
     Ok(Started {

@@ -323,7 +323,7 @@ fn credentials_from(file: &Path) -> Result<(String, String), String> {
 
 async fn migrate(args: CommonArgs) -> Result<(), String> {
     let config = load(&args)?;
-    let telemetry = Telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
+    let telemetry = init_telemetry(&config, &args.target)?;
     let result = hotline::migrate(&config, &args.target)
         .await
         .map_err(|e| format!("{e:#}"));
@@ -333,7 +333,7 @@ async fn migrate(args: CommonArgs) -> Result<(), String> {
 
 async fn rotate_pii_key(args: RotateKeyArgs) -> Result<(), String> {
     let config = load_from(args.config.as_deref(), args.data_dir.as_ref())?;
-    let telemetry = Telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
+    let telemetry = init_telemetry(&config, &[Target::Identity])?;
     let result = hotline::rotate_pii_key(&config, args.batch_size)
         .await
         .map_err(|e| format!("{e:#}"));
@@ -374,7 +374,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             problems.join("\n  - ")
         ));
     }
-    let telemetry = Telemetry::init(&config.telemetry).map_err(|e| e.to_string())?;
+    let telemetry = init_telemetry(&config, &args.common.target)?;
     let signals = StopSignals::install()?;
     let shutdown = CancellationToken::new();
     let started = match hotline::start(&config, &args.common.target, shutdown.clone()).await {
@@ -395,6 +395,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     started.platform.bus.close().await;
     telemetry.shutdown().await;
     result
+}
+
+fn init_telemetry(config: &Config, targets: &[Target]) -> Result<Telemetry, String> {
+    let service = hotline::service_name(config, targets);
+    Telemetry::init(&config.telemetry, &service, hotline::VERSION).map_err(|e| e.to_string())
 }
 
 fn welcome(config: &Config, started: &hotline::Started, services: &[Target]) {

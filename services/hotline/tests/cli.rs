@@ -358,100 +358,6 @@ async fn on_sigterm_readiness_fails_first_then_the_process_exits_cleanly() {
     assert!(status.success(), "{status}");
 }
 
-/// A collector on loopback that keeps the spans exported to it.
-mod collector {
-    use std::sync::{Arc, Mutex};
-
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    };
-
-    #[derive(Clone, Default)]
-    pub struct Collector(pub Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
-
-    #[tonic::async_trait]
-    impl TraceService for Collector {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportTraceServiceRequest>,
-        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            self.0.lock().unwrap().push(request.into_inner());
-            Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: None,
-            }))
-        }
-    }
-
-    pub async fn start() -> (String, Collector) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let collector = Collector::default();
-        let service = TraceServiceServer::new(collector.clone());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        (address, collector)
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traces_reach_an_otlp_collector_and_continue_the_callers_trace() {
-    let (endpoint, collector) = collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/customers?name=x", server.http))
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    // The exporter flushes on shutdown.
-    server.stop();
-    let exports = collector.0.lock().unwrap().clone();
-    let spans: Vec<_> = exports
-        .iter()
-        .flat_map(|export| export.resource_spans.iter())
-        .flat_map(|resource| resource.scope_spans.iter())
-        .flat_map(|scope| scope.spans.iter())
-        .collect();
-    let request_span = spans
-        .iter()
-        .find(|span| span.name == "http")
-        .unwrap_or_else(|| {
-            panic!(
-                "no http span among {:?}",
-                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-            )
-        });
-    assert_eq!(
-        hex(&request_span.trace_id),
-        trace_id,
-        "the caller's trace continues"
-    );
-    let service_name = exports[0].resource_spans[0]
-        .resource
-        .as_ref()
-        .and_then(|resource| {
-            resource
-                .attributes
-                .iter()
-                .find(|kv| kv.key == "service.name")
-        })
-        .and_then(|kv| kv.value.as_ref())
-        .map(|value| format!("{value:?}"))
-        .unwrap_or_default();
-    assert!(service_name.contains("hotline"), "{service_name}");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `hotline events dead-letters` on the embedded bus's spool: list, drop by id,
 /// JSON out; refused while a server holds the spool, which keeps the letters
 /// across its own restart.
@@ -463,8 +369,12 @@ async fn dead_letters_of_the_embedded_bus_are_listed_and_dropped_between_runs() 
     let kept = Event::new("reporting.nobody.listens", "/hotline/test", vec![1]);
     let dropped = Event::new("reporting.nobody.cares", "/hotline/test", vec![2]);
     {
-        let bus =
-            MemoryBus::with_spool(RetryPolicy::default(), &dir.path().join("bus.spool")).unwrap();
+        let bus = MemoryBus::with_spool(
+            RetryPolicy::default(),
+            &dir.path().join("bus.spool"),
+            "hotline.events",
+        )
+        .unwrap();
         bus.publish(&kept).await.unwrap();
         bus.publish(&dropped).await.unwrap();
         bus.close().await;

@@ -23,7 +23,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub const UNMATCHED: &str = "unmatched";
 /// The `method` of a request with a method outside the standard ones
 /// (OpenTelemetry's convention).
-const OTHER_METHOD: &str = "_OTHER";
+pub const OTHER_METHOD: &str = "_OTHER";
 /// The `service` and `method` of an RPC this process does not serve.
 const UNKNOWN_RPC: &str = "unknown";
 
@@ -107,14 +107,17 @@ impl GrpcRoutes {
         Self(Arc::new(paths))
     }
 
+    /// `(package.Service, Method)` of a request path this process serves.
+    pub fn known<'a>(&self, path: &'a str) -> Option<(&'a str, &'a str)> {
+        if !self.0.contains(path) {
+            return None;
+        }
+        path.trim_start_matches('/').split_once('/')
+    }
+
     /// `(service, method)` labels of a request path.
     fn labels<'a>(&self, path: &'a str) -> (&'a str, &'a str) {
-        if !self.0.contains(path) {
-            return (UNKNOWN_RPC, UNKNOWN_RPC);
-        }
-        path.trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or((UNKNOWN_RPC, UNKNOWN_RPC))
+        self.known(path).unwrap_or((UNKNOWN_RPC, UNKNOWN_RPC))
     }
 }
 
@@ -185,9 +188,41 @@ pub fn record_unroutable_dropped(events: u64) {
     metrics::counter!("events_unroutable_dropped_total").increment(events);
 }
 
-/// Events waiting in a service's outbox, as last seen by its relay.
-pub fn set_outbox_pending(source: &str, events: u64) {
+/// Events waiting in a service's outbox, and how long the oldest has waited,
+/// as last seen by its relay.
+pub fn set_outbox_backlog(source: &str, events: u64, oldest: Duration) {
     metrics::gauge!("outbox_pending_events", "source" => source.to_owned()).set(events as f64);
+    metrics::gauge!("hotline_outbox_oldest_event_age_seconds", "source" => source.to_owned())
+        .set(oldest.as_secs_f64());
+}
+
+/// `hotline_build_info{version, revision, service}`, always 1: what runs where.
+pub fn set_build_info(version: &str, revision: &str, service: &str) {
+    metrics::gauge!(
+        "hotline_build_info",
+        "version" => version.to_owned(),
+        "revision" => if revision.is_empty() { "unknown".to_owned() } else { revision.to_owned() },
+        "service" => service.to_owned()
+    )
+    .set(1.0);
+}
+
+/// One database pool's connections: in use, idle, and the most it opens.
+pub fn set_db_pool(pool: &str, used: u32, idle: u32, max: u32) {
+    let gauge = |state: &'static str, value: u32| {
+        metrics::gauge!("hotline_db_pool_connections", "pool" => pool.to_owned(), "state" => state)
+            .set(f64::from(value));
+    };
+    gauge("used", used);
+    gauge("idle", idle);
+    metrics::gauge!("hotline_db_pool_max_connections", "pool" => pool.to_owned())
+        .set(f64::from(max));
+}
+
+/// Messages ready (published, not yet handed to a consumer) in the queue of
+/// subscription `queue` this process consumes.
+pub fn set_consumer_lag(queue: &str, ready: u64) {
+    metrics::gauge!("hotline_consumer_lag_messages", "queue" => queue.to_owned()).set(ready as f64);
 }
 
 /// The circuit breaker in front of `dependency`: the gauge of the current

@@ -136,7 +136,7 @@ impl Outbox {
                 }
                 Ok(Relayed::Batch(_)) => {
                     failures = 0;
-                    metrics::set_outbox_pending(&self.source, 0);
+                    metrics::set_outbox_backlog(&self.source, 0, Duration::ZERO);
                     poll_interval
                 }
                 Ok(Relayed::OtherReplica) => poll_interval,
@@ -147,8 +147,8 @@ impl Outbox {
                         failures,
                         "outbox relay failed; events wait in the outbox"
                     );
-                    if let Ok(waiting) = pending(&db).await {
-                        metrics::set_outbox_pending(&self.source, waiting);
+                    if let Ok((waiting, oldest)) = backlog(&db).await {
+                        metrics::set_outbox_backlog(&self.source, waiting, oldest);
                     }
                     poll_interval.saturating_mul(failures.min(30))
                 }
@@ -243,4 +243,16 @@ async fn relay_batch(db: &DatabaseConnection, bus: &dyn Bus) -> anyhow::Result<R
 /// Events still waiting in the outbox (for tests and the backlog metric).
 pub async fn pending(db: &DatabaseConnection) -> Result<u64, DbErr> {
     entity::Entity::find().count(db).await
+}
+
+/// Events waiting, and how long ago the oldest was written.
+async fn backlog(db: &DatabaseConnection) -> Result<(u64, Duration), DbErr> {
+    let waiting = pending(db).await?;
+    let oldest = entity::Entity::find()
+        .order_by_asc(entity::Column::Seq)
+        .one(db)
+        .await?
+        .map(|row| (Utc::now() - row.time).to_std().unwrap_or_default())
+        .unwrap_or_default();
+    Ok((waiting, oldest))
 }

@@ -1,7 +1,10 @@
 //! The shared infrastructure of one process — event bus, cache backend and
 //! database settings — built once from configuration and handed to every service.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
@@ -21,6 +24,8 @@ pub struct Platform {
     cache_prefix: String,
     pub database: DatabaseConfig,
     pub data_dir: PathBuf,
+    /// The pools opened through this platform, by name, for their metrics.
+    pools: Arc<Mutex<Vec<(String, DatabaseConnection)>>>,
 }
 
 impl Platform {
@@ -65,6 +70,52 @@ impl Platform {
             cache_prefix: cache_prefix.to_owned(),
             database,
             data_dir,
+            pools: Arc::default(),
+        }
+    }
+
+    /// A second pool of the same name (a service with two background pools)
+    /// is `<name>-2`, and so on.
+    fn watch_pool(&self, name: String, pool: &DatabaseConnection) {
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        let same = pools
+            .iter()
+            .filter(|(known, _)| known == &name || known.starts_with(&format!("{name}-")))
+            .count();
+        let name = if same == 0 {
+            name
+        } else {
+            format!("{name}-{}", same + 1)
+        };
+        pools.push((name, pool.clone()));
+    }
+
+    /// Sets `hotline_db_pool_*` from each pool's state now (at every scrape).
+    pub fn record_pool_metrics(&self) {
+        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        for (name, pool) in pools.iter() {
+            let (size, idle, max) = match pool.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    let pool = pool.get_postgres_connection_pool();
+                    (
+                        pool.size(),
+                        pool.num_idle(),
+                        pool.options().get_max_connections(),
+                    )
+                }
+                sea_orm::DatabaseBackend::Sqlite => {
+                    let pool = pool.get_sqlite_connection_pool();
+                    (
+                        pool.size(),
+                        pool.num_idle(),
+                        pool.options().get_max_connections(),
+                    )
+                }
+                // Not a backend this platform opens (nor one added later).
+                sea_orm::DatabaseBackend::MySql | _ => continue,
+            };
+            let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+            crate::metrics::set_db_pool(name, size.saturating_sub(idle), idle, max);
         }
     }
 
@@ -97,6 +148,7 @@ impl Platform {
                 .await
                 .map_err(|e| anyhow::anyhow!("migrating {service}: {e}"))?;
         }
+        self.watch_pool(service.to_owned(), &connection);
         Ok(connection)
     }
 
@@ -114,9 +166,11 @@ impl Platform {
         if self.is_embedded() {
             return Ok(shared.clone());
         }
-        db::connect(&self.location(service), 2)
+        let connection = db::connect(&self.location(service), 2)
             .await
-            .map_err(|e| anyhow::anyhow!("database for {service}'s background work: {e}"))
+            .map_err(|e| anyhow::anyhow!("database for {service}'s background work: {e}"))?;
+        self.watch_pool(format!("{service}/background"), &connection);
+        Ok(connection)
     }
 }
 
@@ -131,6 +185,7 @@ pub fn connect_bus(config: &BusConfig, data_dir: &std::path::Path) -> anyhow::Re
             Arc::new(MemoryBus::with_spool(
                 config.retry_policy(),
                 &data_dir.join("bus.spool"),
+                &config.exchange,
             )?)
         }
         BusKind::Amqp => Arc::new(AmqpBus::new(AmqpSettings {

@@ -19,9 +19,11 @@ use actix_web::{
     middleware::{Next, from_fn},
     web,
 };
+use opentelemetry_semantic_conventions::attribute as semconv;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tracing::{Span, field::Empty};
+use tracing_actix_web::{RootSpanBuilder, TracingLogger};
 use utoipa::openapi::{OpenApi, OpenApiBuilder};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -31,11 +33,17 @@ use crate::{
     component::{Component, Tasks},
     config::ServerConfig,
     metrics::{self, GrpcRoutes},
-    openapi, rest, telemetry,
+    openapi,
+    platform::Platform,
+    rest, telemetry,
 };
 
-/// Paths kept out of metrics and access logs.
+/// Paths kept out of metrics, access logs and traces.
 const PROBES: &[&str] = &["/livez", "/readyz", "/metrics"];
+
+/// How often the queues this process consumes are measured for
+/// `hotline_consumer_lag_messages`.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Everything a process serves.
 pub struct Process {
@@ -43,7 +51,14 @@ pub struct Process {
     pub authenticator: Arc<Authenticator>,
     /// The encoded descriptor set of every `.proto`, for server reflection.
     pub file_descriptor_set: &'static [u8],
+    /// The shared infrastructure the components use: its database pools and
+    /// consumed queues are reported in `/metrics`.
+    pub platform: Platform,
+    /// The process's `service.name` (`hotline-identity`, `hotline`, …).
+    pub service: String,
     pub version: &'static str,
+    /// The source revision the binary was built from; empty if unknown.
+    pub revision: &'static str,
 }
 
 /// A started process: its bound addresses and the handle to await its end.
@@ -82,6 +97,7 @@ impl Process {
     ) -> anyhow::Result<Running> {
         // Record from the first request on, not from the first scrape.
         metrics::handle();
+        metrics::set_build_info(self.version, self.revision, &self.service);
         let readiness = Arc::new(Readiness {
             shutting_down: AtomicBool::new(false),
             components: self.components.clone(),
@@ -141,6 +157,7 @@ impl Process {
         for component in &self.components {
             component.spawn_background(&mut workers, workers_stop.clone());
         }
+        workers.spawn(measure_backlog(self.platform.clone(), workers_stop.clone()));
 
         let mut servers: JoinSet<anyhow::Result<()>> = JoinSet::new();
         servers.spawn(async move { http.await.map_err(|e| anyhow::anyhow!("http server: {e}")) });
@@ -230,6 +247,7 @@ impl Process {
         let authenticator = web::Data::new(self.authenticator.clone());
         let max_body = config.max_body_bytes;
         let version = self.version;
+        let platform = web::Data::new(self.platform.clone());
         let mut server = HttpServer::new(move || {
             let (app, mut api) = App::new()
                 .into_utoipa_app()
@@ -241,6 +259,7 @@ impl Process {
                 .app_data(rest::path_config())
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::Data::new(readiness.clone()))
+                .app_data(platform.clone())
                 .configure(|config| {
                     for component in &components {
                         component.configure_rest(config);
@@ -262,6 +281,8 @@ impl Process {
                 .app_data(routes)
                 .default_service(web::to(rest::unmatched))
                 .wrap(from_fn(observe))
+                // Outermost, so the access log and every handler run in the request's span.
+                .wrap(TracingLogger::<RequestSpan>::new())
         })
         .disable_signals()
         // actix's own drain runs inside the supervisor's deadline, never after it.
@@ -346,7 +367,8 @@ async fn readyz(readiness: web::Data<Arc<Readiness>>) -> HttpResponse {
     }
 }
 
-async fn metrics_text() -> HttpResponse {
+async fn metrics_text(platform: web::Data<Platform>) -> HttpResponse {
+    platform.record_pool_metrics();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics::render())
@@ -362,41 +384,129 @@ async fn docs_redirect() -> HttpResponse {
         .finish()
 }
 
-/// Request span (continuing the caller's trace), access log and metrics.
+/// Measures the queues the process consumes until `stop`. A broker that
+/// doesn't answer leaves the last figures (`hotline_dependency_up` says why).
+async fn measure_backlog(platform: Platform, stop: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        match platform.bus.backlog().await {
+            Ok(queues) => {
+                for queue in queues {
+                    metrics::set_consumer_lag(&queue.queue, queue.ready);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "consumer lag not measured"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(BACKLOG_INTERVAL) => {}
+        }
+    }
+}
+
+/// Request spans as the HTTP semantic conventions name and describe them
+/// (`GET /api/v1/customers/{id}`), continuing the caller's `traceparent`.
+/// tracing-actix-web's own OpenTelemetry features stop at opentelemetry 0.32
+/// and its span uses the pre-1.0 attribute names, so the span is built here.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        if PROBES.contains(&request.path()) {
+            return Span::none();
+        }
+        let original = request.method().as_str();
+        let method = metrics::http_method_label(original);
+        let route = request.match_pattern();
+        // An unknown method is `_OTHER` in attributes and `HTTP` in the name.
+        let verb = if method == metrics::OTHER_METHOD {
+            "HTTP"
+        } else {
+            method
+        };
+        let name = match &route {
+            Some(route) => format!("{verb} {route}"),
+            None => verb.to_owned(),
+        };
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = %name,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            { semconv::HTTP_REQUEST_METHOD } = method,
+            { semconv::HTTP_REQUEST_METHOD_ORIGINAL } =
+                (method == metrics::OTHER_METHOD).then_some(original),
+            { semconv::HTTP_ROUTE } = route.as_deref(),
+            { semconv::URL_PATH } = request.path(),
+            { semconv::URL_SCHEME } = request.connection_info().scheme(),
+            { semconv::NETWORK_PROTOCOL_VERSION } = protocol_version(request.version()),
+            { semconv::USER_AGENT_ORIGINAL } = request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|value| value.to_str().ok()),
+            { semconv::HTTP_RESPONSE_STATUS_CODE } = Empty,
+            { semconv::ERROR_TYPE } = Empty,
+        );
+        let traceparent = request
+            .headers()
+            .get(telemetry::TRACEPARENT)
+            .and_then(|value| value.to_str().ok());
+        telemetry::link_parent(&span, traceparent);
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        let status = status_of(outcome);
+        span.record(semconv::HTTP_RESPONSE_STATUS_CODE, status);
+        // A server span fails on 5xx only; 4xx is the client's.
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+            span.record(semconv::ERROR_TYPE, status.to_string());
+        }
+    }
+}
+
+fn protocol_version(version: actix_web::http::Version) -> &'static str {
+    match version {
+        actix_web::http::Version::HTTP_09 => "0.9",
+        actix_web::http::Version::HTTP_10 => "1.0",
+        actix_web::http::Version::HTTP_2 => "2",
+        actix_web::http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+fn status_of<B>(outcome: &Result<ServiceResponse<B>, actix_web::Error>) -> u16 {
+    match outcome {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.as_response_error().status_code().as_u16(),
+    }
+}
+
+/// Access log (inside the request's span, so with its trace and span ids) and metrics.
 async fn observe(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let path = request.path().to_owned();
-    if PROBES.contains(&path.as_str()) {
+    if PROBES.contains(&request.path()) {
         return next.call(request).await;
     }
     let method = metrics::http_method_label(request.method().as_str());
     let route = request
         .match_pattern()
         .unwrap_or_else(|| metrics::UNMATCHED.to_owned());
-    let traceparent = request
-        .headers()
-        .get(telemetry::TRACEPARENT)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let span = tracing::info_span!("http", http.method = %method, http.route = %route, otel.kind = "server");
-    telemetry::link_parent(&span, traceparent.as_deref());
     let started = Instant::now();
-    let result = next.call(request).instrument(span.clone()).await;
-    let status = match &result {
-        Ok(response) => response.status().as_u16(),
-        Err(error) => error.as_response_error().status_code().as_u16(),
-    };
+    let result = next.call(request).await;
+    let status = status_of(&result);
     let elapsed = started.elapsed();
     metrics::record_http(method, &route, status, elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "{method} {route}"
-        );
-    });
+    tracing::info!(
+        status,
+        elapsed_ms = elapsed.as_millis() as u64,
+        "{method} {route}"
+    );
     result
 }
 

@@ -2,15 +2,31 @@
 //!
 //! Spans always carry OpenTelemetry context (so `traceparent` flows through HTTP,
 //! gRPC and AMQP even when nothing exports); they are exported over OTLP/gRPC
-//! only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Spans follow the
+//! OpenTelemetry semantic conventions (`semconv`); every log line written
+//! inside a span carries its `trace_id` and `span_id`.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, fmt};
 
-use opentelemetry::{Context, global, trace::TracerProvider as _};
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry::{
+    Context, KeyValue, global,
+    trace::{TraceContextExt, TracerProvider as _},
+};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    resource::{EnvResourceDetector, ResourceDetector, TelemetryResourceDetector},
+    trace::SdkTracerProvider,
+};
+use opentelemetry_semantic_conventions::{SCHEMA_URL, resource as semconv};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
-    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+    EnvFilter, Layer,
+    filter::LevelFilter,
+    fmt::{FmtContext, FormatEvent, FormatFields, format},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+    util::SubscriberInitExt,
 };
 
 use crate::config::{LogFormat, TelemetryConfig};
@@ -22,14 +38,53 @@ pub struct Telemetry {
     provider: SdkTracerProvider,
 }
 
+/// The `service.name` a process reports: `OTEL_SERVICE_NAME`, else the one in
+/// `OTEL_RESOURCE_ATTRIBUTES`, else `telemetry.service_name`, else `default`
+/// (the name of what the process serves).
+pub fn service_name(config: &TelemetryConfig, default: &str) -> String {
+    let from_env = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .or_else(|| {
+            EnvResourceDetector::new()
+                .detect()
+                .get(&opentelemetry::Key::new(semconv::SERVICE_NAME))
+                .map(|name| name.to_string())
+        });
+    from_env
+        .or_else(|| Some(config.service_name.clone()).filter(|name| !name.trim().is_empty()))
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The resource every exported span describes: `service.name` as above,
+/// `service.version`, a `service.instance.id` per process (to tell replicas
+/// apart), then whatever `OTEL_RESOURCE_ATTRIBUTES` adds or overrides.
+fn resource(service: &str, version: &str) -> Resource {
+    Resource::builder_empty()
+        .with_schema_url(
+            [
+                KeyValue::new(semconv::SERVICE_VERSION, version.to_owned()),
+                KeyValue::new(
+                    semconv::SERVICE_INSTANCE_ID,
+                    uuid::Uuid::new_v4().to_string(),
+                ),
+            ],
+            SCHEMA_URL,
+        )
+        .with_detectors(&[
+            Box::new(TelemetryResourceDetector),
+            Box::new(EnvResourceDetector::new()),
+        ])
+        .with_service_name(service.to_owned())
+        .build()
+}
+
 impl Telemetry {
-    /// Installs the process-wide subscriber. Call once, first thing in `main`.
-    pub fn init(config: &TelemetryConfig) -> anyhow::Result<Self> {
+    /// Installs the process-wide subscriber. Call once, first thing in `main`,
+    /// with the name from [`service_name`] and the build's version.
+    pub fn init(config: &TelemetryConfig, service: &str, version: &str) -> anyhow::Result<Self> {
         global::set_text_map_propagator(TraceContextPropagator::new());
-        let resource = Resource::builder()
-            .with_service_name(config.service_name.clone())
-            .build();
-        let mut builder = SdkTracerProvider::builder().with_resource(resource);
+        let mut builder = SdkTracerProvider::builder().with_resource(resource(service, version));
         if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
@@ -38,21 +93,37 @@ impl Telemetry {
         }
         let provider = builder.build();
         global::set_tracer_provider(provider.clone());
-        let tracer = provider.tracer("hotline");
+        let tracer = provider.tracer_with_scope(
+            opentelemetry::InstrumentationScope::builder("hotline")
+                .with_version(version.to_owned())
+                .with_schema_url(SCHEMA_URL)
+                .build(),
+        );
 
         let filter = quiet_lapin(
             EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.level))?,
         );
+        // No ANSI colours: logs go to files and collectors, and the ids are
+        // appended to each line after it is formatted.
         let fmt = match config.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
+                .fmt_fields(format::JsonFields::new())
+                .event_format(WithTraceIds {
+                    inner: format::format()
+                        .json()
+                        .flatten_event(true)
+                        .with_current_span(true),
+                    layout: Layout::Json,
+                })
                 .boxed(),
             LogFormat::Pretty => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .compact()
+                .with_ansi(false)
+                .event_format(WithTraceIds {
+                    inner: format::format().compact().with_ansi(false),
+                    layout: Layout::Text,
+                })
                 .boxed(),
         };
         // The log level filters logs only: spans stay on for tracing, so trace
@@ -77,6 +148,81 @@ impl Telemetry {
             eprintln!("telemetry shutdown: {error}");
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `… message fields trace_id=… span_id=…`
+    Text,
+    /// `{"trace_id":"…","span_id":"…",…}`
+    Json,
+}
+
+/// Formats an event with `inner`, then adds the trace and span id of the
+/// innermost span around it that the OpenTelemetry layer tracks, so a log
+/// line leads to its trace and a trace to its log lines.
+struct WithTraceIds<F> {
+    inner: F,
+    layout: Layout,
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let Some((trace_id, span_id)) = current_ids(ctx) else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, format::Writer::new(&mut line), event)?;
+        match self.layout {
+            Layout::Json => match line.strip_prefix('{') {
+                Some(rest) => write!(
+                    writer,
+                    "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"
+                ),
+                None => writer.write_str(&line),
+            },
+            Layout::Text => {
+                let body = line.strip_suffix('\n').unwrap_or(&line);
+                writeln!(writer, "{body} trace_id={trace_id} span_id={span_id}")
+            }
+        }
+    }
+}
+
+/// The ids of the innermost span in scope that has a valid span context (a
+/// span below the OpenTelemetry layer's level has none: its parent's are used).
+/// The OpenTelemetry layer is reached through the global dispatcher that
+/// `Telemetry::init` installs (a scoped one would hide it: no ids then).
+fn current_ids<S, N>(ctx: &FmtContext<'_, S, N>) -> Option<(String, String)>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let spans: Vec<tracing::span::Id> = ctx.event_scope()?.map(|span| span.id()).collect();
+    tracing::dispatcher::get_default(|dispatch| {
+        spans.iter().find_map(|id| {
+            let context = tracing_opentelemetry::get_otel_context(id, dispatch)?;
+            let span = context.span();
+            let span_context = span.span_context();
+            span_context.is_valid().then(|| {
+                (
+                    span_context.trace_id().to_string(),
+                    span_context.span_id().to_string(),
+                )
+            })
+        })
+    })
 }
 
 /// lapin logs every message the broker returns as unroutable, whole, at WARN
@@ -132,6 +278,14 @@ pub fn parent_context(traceparent: Option<&str>) -> Context {
         carrier.insert(TRACEPARENT.to_owned(), value.to_owned());
     }
     global::get_text_map_propagator(|propagator| propagator.extract(&carrier))
+}
+
+/// The remote parent described by the trace context headers of a request
+/// (gRPC metadata, or any `http` 1 request).
+pub fn parent_from_headers(headers: &http::HeaderMap) -> Context {
+    global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    })
 }
 
 /// Makes `span` a child of the received trace (a no-op without a valid header).

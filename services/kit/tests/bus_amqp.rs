@@ -255,6 +255,7 @@ fn header_text(message: &BasicGetMessage, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roundtrip_preserves_cloud_events_attributes_and_traceparent() {
+    hotline_kit::telemetry::init_for_tests();
     let Some((_infra, settings, bus, admin)) = start(5).await else {
         return;
     };
@@ -281,7 +282,15 @@ async fn roundtrip_preserves_cloud_events_attributes_and_traceparent() {
     sent.traceparent = Some(TRACEPARENT.to_owned());
     bus.publish(&sent).await.expect("publish");
 
-    let (_, received) = next(&mut rx).await;
+    let (_, mut received) = next(&mut rx).await;
+    // The publish span's context travels: the same trace, a span of its own.
+    let carried = received.traceparent.take().expect("a traceparent");
+    assert_eq!(
+        hotline_kit::telemetry::trace_id(&carried),
+        hotline_kit::telemetry::trace_id(TRACEPARENT)
+    );
+    assert_ne!(carried, TRACEPARENT);
+    sent.traceparent = None;
     assert_eq!(received, sent);
     assert_quiet(&mut rx, Duration::from_millis(300)).await;
     let parked = admin.get(&settings.unroutable_queue()).await;

@@ -14,7 +14,7 @@ use hotline_kit::{
     config::ServerConfig,
     server::{Process, Running},
 };
-use hotline_testkit::{TestKeys, WhoAmI, auth_config};
+use hotline_testkit::{Infra, TestKeys, WhoAmI, auth_config};
 use tokio_util::sync::CancellationToken;
 
 struct Started {
@@ -22,6 +22,7 @@ struct Started {
     http: String,
     grpc: String,
     keys: TestKeys,
+    _infra: Infra,
 }
 
 fn server_config(shutdown_delay: Duration, drain_timeout: Duration) -> ServerConfig {
@@ -38,11 +39,15 @@ fn server_config(shutdown_delay: Duration, drain_timeout: Duration) -> ServerCon
 async fn start(components: Vec<Arc<dyn Component>>, config: ServerConfig) -> Started {
     hotline_kit::telemetry::init_for_tests();
     let keys = TestKeys::generate("k1");
+    let infra = Infra::embedded();
     let process = Process {
         components,
         authenticator: Arc::new(Authenticator::new(keys.key_source(), &auth_config())),
         file_descriptor_set: &[],
+        platform: infra.platform().await,
+        service: "hotline-kit-test".into(),
         version: "test",
+        revision: "",
     };
     let running = process
         .start(&config, CancellationToken::new())
@@ -53,6 +58,7 @@ async fn start(components: Vec<Arc<dyn Component>>, config: ServerConfig) -> Sta
         grpc: format!("http://{}", running.grpc_addr),
         running,
         keys,
+        _infra: infra,
     }
 }
 

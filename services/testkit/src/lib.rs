@@ -136,7 +136,10 @@ impl TestApp {
             components,
             authenticator: Arc::new(Authenticator::new(keys, &auth_config())),
             file_descriptor_set: descriptors,
+            platform: platform.clone(),
+            service: "hotline-test".into(),
             version: "test",
+            revision: "",
         };
         let running = process
             .start(&server_config(), CancellationToken::new())

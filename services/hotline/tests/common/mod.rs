@@ -32,7 +32,12 @@ pub fn hotline(args: &[&str]) -> Command {
 pub struct Server {
     pub child: Child,
     pub http: String,
+    /// The gRPC address, as `http://host:port`.
+    pub grpc: String,
+    /// The welcome text.
     pub lines: Vec<String>,
+    /// Reads stderr (the logs) to its end; see `logs`.
+    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 /// Starts `hotline serve` on free ports and reads its welcome text.
@@ -54,14 +59,26 @@ pub fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
     let stdout = child.stdout.take().unwrap();
     // Logs go to stderr; keep draining it so the server never blocks on a full pipe.
     let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    let stderr = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect()
+    });
     let mut lines = Vec::new();
     let mut http = String::new();
+    let mut grpc = String::new();
     let mut stdout = BufReader::new(stdout).lines();
     for line in stdout.by_ref() {
         let line = line.unwrap();
         if let Some(url) = line.trim().strip_prefix("API docs") {
             http = url.trim().trim_end_matches("/docs/").to_owned();
+        }
+        if let Some(rest) = line.trim().strip_prefix("gRPC") {
+            grpc = format!(
+                "http://{}",
+                rest.split_whitespace().next().unwrap_or_default()
+            );
         }
         let done = line.contains("/oauth/token") || line.starts_with("Lost it?");
         lines.push(line);
@@ -71,10 +88,24 @@ pub fn serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> Server {
     }
     assert!(!http.is_empty(), "no address in {lines:?}");
     std::thread::spawn(move || for _ in stdout {});
-    Server { child, http, lines }
+    Server {
+        child,
+        http,
+        grpc,
+        lines,
+        stderr: Some(stderr),
+    }
 }
 
 impl Server {
+    /// Every log line the process wrote; call after it stopped.
+    pub fn logs(&mut self) -> Vec<String> {
+        self.stderr
+            .take()
+            .map(|reader| reader.join().unwrap())
+            .unwrap_or_default()
+    }
+
     /// SIGTERM, then a clean exit.
     pub fn stop(&mut self) {
         sigterm(&self.child);

@@ -42,19 +42,23 @@ use lapin::{
 };
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 use uuid::Uuid;
 
 use super::{
-    Bus, BusError, DeadLetter, DeadLetterAction, DeadLetterFilter, Event, EventHandler, Fanout,
-    RetryPolicy, Settlement, Subscription, UNROUTABLE, settle,
+    Backlog, Bus, BusError, DeadLetter, DeadLetterAction, DeadLetterFilter, Event, EventHandler,
+    Fanout, RetryPolicy, Settlement, Subscription, UNROUTABLE, settle,
 };
 
 const CONTENT_TYPE: &str = "application/protobuf";
+/// `messaging.system` in spans.
+const SYSTEM: &str = "rabbitmq";
 const SPEC_VERSION: &str = "1.0";
 /// AMQP `delivery_mode` of a message the broker writes to disk.
 const PERSISTENT: u8 = 2;
 const REPLY_SUCCESS: u16 = 200;
+/// How often a consumer measures its queue (`hotline_consumer_lag_messages`).
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 /// Bounds a connection attempt, so a publish with the broker away fails in time.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bounds the wait for a publisher confirm (a blocked connection never sends one).
@@ -146,6 +150,10 @@ struct Inner {
     declared: StdMutex<Vec<Subscription>>,
     /// The publishing connection, made on first use and rebuilt when it breaks.
     publisher: Mutex<PublisherSlot>,
+    /// Messages ready in the queue of each subscription consumed here, as its
+    /// consumer last measured them (on its own connection: a per-replica queue
+    /// is exclusive to it).
+    consumed: StdMutex<std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -191,6 +199,7 @@ impl AmqpBus {
                 settings,
                 declared: StdMutex::new(Vec::new()),
                 publisher: Mutex::new(PublisherSlot::default()),
+                consumed: StdMutex::default(),
             }),
         }
     }
@@ -256,16 +265,24 @@ impl AmqpBus {
     async fn settle_batch(
         &self,
         publisher: &Publisher,
-        sent: Vec<(&Event, BasicProperties, lapin::PublisherConfirm)>,
+        sent: Vec<(
+            &Event,
+            BasicProperties,
+            lapin::PublisherConfirm,
+            tracing::Span,
+        )>,
         stopped: Option<BusError>,
     ) -> (usize, Option<BusError>) {
         let mut confirmed = 0;
-        for (event, properties, confirm) in sent {
+        // Each event's span ends once its confirm is in.
+        for (event, properties, confirm, span) in sent {
             let outcome = match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
                 Err(_elapsed) => Err(PublishFailure::TimedOut),
                 Ok(Err(error)) => Err(PublishFailure::Broken(error)),
                 Ok(Ok(Confirmation::Ack(Some(_returned)))) => {
-                    self.park_unroutable(publisher, event, properties).await
+                    self.park_unroutable(publisher, event, properties)
+                        .instrument(span.clone())
+                        .await
                 }
                 Ok(Ok(Confirmation::Ack(None))) => Ok(()),
                 Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => {
@@ -275,6 +292,7 @@ impl AmqpBus {
             match outcome {
                 Ok(()) => confirmed += 1,
                 Err(failure) => {
+                    super::record_failure(&span, failure.kind());
                     if !matches!(failure, PublishFailure::Nacked) {
                         self.discard(publisher.generation).await;
                     }
@@ -372,10 +390,16 @@ impl AmqpBus {
             settings,
             shutdown,
         };
+        let mut measure = tokio::time::interval(BACKLOG_INTERVAL);
+        measure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let next = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => None,
+                _ = measure.tick() => {
+                    self.measure(&connection, &subscription.name, queue.as_str()).await;
+                    continue;
+                }
                 next = consumer.next() => Some(next),
             };
             let delivery = match next {
@@ -399,49 +423,14 @@ impl AmqpBus {
         }
     }
 
-    /// Publishes a dead letter's original message to where `letter` says it
-    /// belongs. Returns whether the broker routed it.
-    async fn replay(
-        &self,
-        channel: &Channel,
-        letter: &DeadLetter,
-        delivery: &Delivery,
-    ) -> Result<bool, BusError> {
-        let settings = &self.inner.settings;
-        let (exchange, routing_key) = if letter.queue == UNROUTABLE {
-            (short(&settings.exchange)?, short(&letter.event.kind)?)
-        } else {
-            (ShortString::from(""), short(&letter.queue)?)
-        };
-        let properties = without_dead_letter_headers(delivery.properties.clone());
-        let confirmation =
-            publish_confirmed(channel, exchange, routing_key, &delivery.data, properties)
-                .await
-                .map_err(|failure| BusError::Broker(failure.describe()))?;
-        Ok(!was_returned(&confirmation))
-    }
-}
-
-#[async_trait]
-impl Bus for AmqpBus {
-    fn declare(&self, subscriptions: &[Subscription]) {
-        self.inner
-            .declared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(
-                subscriptions
-                    .iter()
-                    .filter(|subscription| subscription.fanout == Fanout::Shared)
-                    .cloned(),
-            );
-    }
-
-    async fn publish(&self, event: &Event) -> Result<(), BusError> {
+    /// One publish with its confirm: a broken connection is rebuilt and the
+    /// publish retried once.
+    async fn publish_with(&self, event: &Event, traceparent: Option<&str>) -> Result<(), BusError> {
         let exchange = short(&self.inner.settings.exchange)?;
         let routing_key = short(&event.kind)?;
-        let properties = properties_for(event)?;
+        let properties = properties_for(event, traceparent)?;
         let mut retried = false;
+
         loop {
             let publisher = self.publisher().await?;
             let outcome = match publish_confirmed(
@@ -491,6 +480,70 @@ impl Bus for AmqpBus {
         }
     }
 
+    /// Records how many messages wait in `queue`, for `backlog`.
+    async fn measure(&self, connection: &Connection, subscription: &str, queue: &str) {
+        match queue_length(connection, queue).await {
+            Ok(ready) => {
+                self.inner
+                    .consumed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(subscription.to_owned(), u64::from(ready));
+            }
+            Err(error) => debug!(queue, error = %error, "measuring a consumed queue failed"),
+        }
+    }
+
+    /// Publishes a dead letter's original message to where `letter` says it
+    /// belongs. Returns whether the broker routed it.
+    async fn replay(
+        &self,
+        channel: &Channel,
+        letter: &DeadLetter,
+        delivery: &Delivery,
+    ) -> Result<bool, BusError> {
+        let settings = &self.inner.settings;
+        let (exchange, routing_key) = if letter.queue == UNROUTABLE {
+            (short(&settings.exchange)?, short(&letter.event.kind)?)
+        } else {
+            (ShortString::from(""), short(&letter.queue)?)
+        };
+        let properties = without_dead_letter_headers(delivery.properties.clone());
+        let confirmation =
+            publish_confirmed(channel, exchange, routing_key, &delivery.data, properties)
+                .await
+                .map_err(|failure| BusError::Broker(failure.describe()))?;
+        Ok(!was_returned(&confirmation))
+    }
+}
+
+#[async_trait]
+impl Bus for AmqpBus {
+    fn declare(&self, subscriptions: &[Subscription]) {
+        self.inner
+            .declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(
+                subscriptions
+                    .iter()
+                    .filter(|subscription| subscription.fanout == Fanout::Shared)
+                    .cloned(),
+            );
+    }
+
+    async fn publish(&self, event: &Event) -> Result<(), BusError> {
+        let (span, traceparent) = super::publish_span(SYSTEM, &self.inner.settings.exchange, event);
+        let published = self
+            .publish_with(event, traceparent.as_deref())
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &published {
+            super::record_failure(&span, error.kind());
+        }
+        published
+    }
+
     /// Sends the whole batch on the publishing channel, then waits for the
     /// confirms in order: one round trip to the broker per batch instead of one
     /// per event. A broken channel or a missing confirm stops the batch there.
@@ -505,10 +558,16 @@ impl Bus for AmqpBus {
         };
         let mut sent = Vec::with_capacity(events.len());
         for event in events {
-            let prepared = short(&event.kind).and_then(|key| Ok((key, properties_for(event)?)));
+            let (span, traceparent) =
+                super::publish_span(SYSTEM, &self.inner.settings.exchange, event);
+            let prepared = short(&event.kind)
+                .and_then(|key| Ok((key, properties_for(event, traceparent.as_deref())?)));
             let (routing_key, properties) = match prepared {
                 Ok(prepared) => prepared,
-                Err(error) => return self.settle_batch(&publisher, sent, Some(error)).await,
+                Err(error) => {
+                    super::record_failure(&span, error.kind());
+                    return self.settle_batch(&publisher, sent, Some(error)).await;
+                }
             };
             let published = publisher
                 .channel
@@ -522,10 +581,12 @@ impl Bus for AmqpBus {
                     &event.data,
                     properties.clone(),
                 )
+                .instrument(span.clone())
                 .await;
             match published {
-                Ok(confirm) => sent.push((event, properties, confirm)),
+                Ok(confirm) => sent.push((event, properties, confirm, span)),
                 Err(error) => {
+                    super::record_failure(&span, "broker");
                     self.discard(publisher.generation).await;
                     crate::metrics::set_dependency_up("rabbitmq", false);
                     let error =
@@ -536,7 +597,6 @@ impl Bus for AmqpBus {
         }
         self.settle_batch(&publisher, sent, None).await
     }
-
     async fn consume(
         &self,
         subscription: Subscription,
@@ -584,6 +644,20 @@ impl Bus for AmqpBus {
 
     async fn check(&self) -> Result<(), BusError> {
         self.publisher().await.map(|_| ())
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BusError> {
+        Ok(self
+            .inner
+            .consumed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(queue, ready)| Backlog {
+                queue: queue.clone(),
+                ready: *ready,
+            })
+            .collect())
     }
 
     async fn dead_letters(
@@ -674,6 +748,15 @@ fn setup_error(step: &str, error: &lapin::Error) -> SessionError {
 }
 
 impl PublishFailure {
+    /// `error.type` of a failed publish span.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Nacked => "nacked",
+            Self::TimedOut => "timeout",
+            Self::Broken(_) => "broker",
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Self::Nacked => "the broker refused the message".to_owned(),
@@ -716,6 +799,7 @@ impl DeliveryContext<'_> {
             self.handler.as_ref(),
             &mut event,
             self.subscription,
+            SYSTEM,
             &self.settings.retry,
             self.shutdown,
         )
@@ -1117,7 +1201,8 @@ fn dead_letter_of(delivery: &Delivery) -> DeadLetter {
 }
 
 /// The AMQP properties and CloudEvents headers of one event.
-fn properties_for(event: &Event) -> Result<BasicProperties, BusError> {
+/// `traceparent` is the publish span's, passed on to the consumer.
+fn properties_for(event: &Event, traceparent: Option<&str>) -> Result<BasicProperties, BusError> {
     let id = event.id.to_string();
     let mut headers = FieldTable::default();
     headers.insert(header::SPEC_VERSION.into(), long_string(SPEC_VERSION));
@@ -1131,7 +1216,7 @@ fn properties_for(event: &Event) -> Result<BasicProperties, BusError> {
         header::TIME.into(),
         long_string(&event.time.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
     );
-    if let Some(traceparent) = &event.traceparent {
+    if let Some(traceparent) = traceparent {
         headers.insert(header::TRACEPARENT.into(), long_string(traceparent));
     }
     if let Some(sequence) = event.sequence {
@@ -1241,7 +1326,8 @@ mod tests {
             false,
             event.data.clone(),
         );
-        delivery.properties = properties_for(event).expect("properties");
+        delivery.properties =
+            properties_for(event, event.traceparent.as_deref()).expect("properties");
         delivery
     }
 
@@ -1262,7 +1348,7 @@ mod tests {
     #[test]
     fn properties_follow_the_cloudevents_amqp_binding() {
         let event = Event::new("identity.customer.created", "/hotline/identity", vec![]);
-        let properties = properties_for(&event).expect("properties");
+        let properties = properties_for(&event, event.traceparent.as_deref()).expect("properties");
         assert_eq!(
             properties.content_type().as_ref().map(|c| c.as_str()),
             Some("application/protobuf")

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
-    Bus, BusError, DeadLetter, DeadLetterAction, DeadLetterFilter, Event, EventHandler, Fanout,
-    RetryPolicy, Settlement, Subscription, UNROUTABLE, settle, topic_matches,
+    Backlog, Bus, BusError, DeadLetter, DeadLetterAction, DeadLetterFilter, Event, EventHandler,
+    Fanout, RetryPolicy, Settlement, Subscription, UNROUTABLE, settle, topic_matches,
 };
 
 /// In-process topic exchange; clones share the same queues.
@@ -39,6 +39,8 @@ pub struct MemoryBus {
 
 struct Inner {
     retry: RetryPolicy,
+    /// The exchange its spans name (the configured `bus.exchange`).
+    exchange_name: String,
     spool: Option<PathBuf>,
     /// Held while this bus owns the spool, so a second process can't take it.
     _spool_lock: Option<std::fs::File>,
@@ -61,6 +63,8 @@ enum QueueKey {
 }
 
 struct Binding {
+    /// The subscription it was made for.
+    name: String,
     patterns: HashSet<String>,
     queue: Arc<Queue>,
 }
@@ -117,13 +121,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MemoryBus {
     /// A bus that lives and dies with the process (tests).
     pub fn new(retry: RetryPolicy) -> Self {
-        Self::build(retry, None, None)
+        Self::build(retry, super::DEFAULT_EXCHANGE, None, None)
     }
 
     /// A bus that takes back what `path` holds and writes its queues and dead
     /// letters there on `close`.
     /// A second bus on the same spool (another process) is refused.
-    pub fn with_spool(retry: RetryPolicy, path: &Path) -> Result<Self, BusError> {
+    /// `exchange` names the bus in spans, as RabbitMQ's exchange would be.
+    pub fn with_spool(retry: RetryPolicy, path: &Path, exchange: &str) -> Result<Self, BusError> {
         let lock_path = path.with_extension("lock");
         let owner = std::fs::OpenOptions::new()
             .create(true)
@@ -137,7 +142,7 @@ impl MemoryBus {
                 path.display()
             ))
         })?;
-        let bus = Self::build(retry, Some(path.to_owned()), Some(owner));
+        let bus = Self::build(retry, exchange, Some(path.to_owned()), Some(owner));
         let spool: Spool = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| BusError::Spool(format!("{}: {e}", path.display())))?,
@@ -160,10 +165,16 @@ impl MemoryBus {
         Ok(bus)
     }
 
-    fn build(retry: RetryPolicy, spool: Option<PathBuf>, lock: Option<std::fs::File>) -> Self {
+    fn build(
+        retry: RetryPolicy,
+        exchange: &str,
+        spool: Option<PathBuf>,
+        lock: Option<std::fs::File>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 retry,
+                exchange_name: exchange.to_owned(),
                 spool,
                 _spool_lock: lock,
                 exchange: Mutex::new(Exchange::default()),
@@ -179,6 +190,7 @@ impl MemoryBus {
             .queues
             .entry(QueueKey::Named(name.to_owned()))
             .or_insert_with(|| Binding {
+                name: name.to_owned(),
                 patterns: HashSet::new(),
                 queue: Arc::new(Queue::new()),
             });
@@ -199,6 +211,7 @@ impl MemoryBus {
         exchange.queues.insert(
             key.clone(),
             Binding {
+                name: subscription.name.clone(),
                 patterns: subscription.bindings.iter().cloned().collect(),
                 queue: Arc::clone(&queue),
             },
@@ -337,28 +350,33 @@ impl Bus for MemoryBus {
     }
 
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
-        let mut routed = false;
-        for binding in lock(&self.inner.exchange).queues.values() {
-            if binding
-                .patterns
-                .iter()
-                .any(|pattern| topic_matches(pattern, &event.kind))
-            {
-                let mut copy = event.clone();
-                copy.redeliveries = 0;
-                binding.queue.push_back(copy);
-                routed = true;
+        let (span, traceparent) =
+            super::publish_span(super::IN_PROCESS, &self.inner.exchange_name, event);
+        span.in_scope(|| {
+            let mut routed = false;
+            for binding in lock(&self.inner.exchange).queues.values() {
+                if binding
+                    .patterns
+                    .iter()
+                    .any(|pattern| topic_matches(pattern, &event.kind))
+                {
+                    let mut copy = event.clone();
+                    copy.redeliveries = 0;
+                    copy.traceparent.clone_from(&traceparent);
+                    binding.queue.push_back(copy);
+                    routed = true;
+                }
             }
-        }
-        if !routed {
-            super::note_unroutable(event);
-            self.bury(
-                UNROUTABLE,
-                format!("no queue is bound for {}", event.kind),
-                event.clone(),
-            );
-            self.forget_oldest_unroutable();
-        }
+            if !routed {
+                super::note_unroutable(event);
+                self.bury(
+                    UNROUTABLE,
+                    format!("no queue is bound for {}", event.kind),
+                    event.clone(),
+                );
+                self.forget_oldest_unroutable();
+            }
+        });
         Ok(())
     }
 
@@ -393,6 +411,7 @@ impl Bus for MemoryBus {
                 handler.as_ref(),
                 event,
                 &subscription.name,
+                super::IN_PROCESS,
                 &self.inner.retry,
                 &shutdown,
             )
@@ -412,6 +431,19 @@ impl Bus for MemoryBus {
 
     async fn check(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BusError> {
+        let mut queues: Vec<Backlog> = lock(&self.inner.exchange)
+            .queues
+            .values()
+            .map(|binding| Backlog {
+                queue: binding.name.clone(),
+                ready: lock(&binding.queue.events).len() as u64,
+            })
+            .collect();
+        queues.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(queues)
     }
 
     async fn dead_letters(
@@ -629,6 +661,7 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_all_cloud_event_attributes() {
+        crate::telemetry::init_for_tests();
         let bus = MemoryBus::new(retry(5));
         let shutdown = CancellationToken::new();
         let (handler, mut rx) = recorder("a", 0);
@@ -644,7 +677,15 @@ mod tests {
         sent.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
         bus.publish(&sent).await.expect("publish");
 
-        let (_, received) = next(&mut rx).await;
+        let (_, mut received) = next(&mut rx).await;
+        // The publish span's context: the same trace, a span of its own.
+        let carried = received.traceparent.take().expect("a traceparent");
+        assert_eq!(
+            crate::telemetry::trace_id(&carried),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_ne!(Some(&carried), sent.traceparent.as_ref());
+        sent.traceparent = None;
         assert_eq!(received, sent);
 
         shutdown.cancel();
@@ -999,9 +1040,10 @@ mod tests {
         let queued = event("identity.customer.created");
         let stray = event("reporting.nobody.listens");
         {
-            let bus = MemoryBus::with_spool(retry(3), &path).expect("empty spool");
+            let bus =
+                MemoryBus::with_spool(retry(3), &path, "hotline.events").expect("empty spool");
             assert!(
-                MemoryBus::with_spool(retry(3), &path).is_err(),
+                MemoryBus::with_spool(retry(3), &path, "hotline.events").is_err(),
                 "one owner at a time"
             );
             bus.declare(std::slice::from_ref(&sub));
@@ -1009,7 +1051,7 @@ mod tests {
             bus.publish(&stray).await.expect("publish");
             bus.close().await;
         }
-        let bus = MemoryBus::with_spool(retry(3), &path).expect("spool");
+        let bus = MemoryBus::with_spool(retry(3), &path, "hotline.events").expect("spool");
         let dead = all_dead_letters(&bus).await;
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].event, stray);
@@ -1025,6 +1067,6 @@ mod tests {
         task.await.expect("consumer task");
 
         std::fs::write(&path, b"not json").expect("write");
-        assert!(MemoryBus::with_spool(retry(3), &path).is_err());
+        assert!(MemoryBus::with_spool(retry(3), &path, "hotline.events").is_err());
     }
 }

@@ -147,6 +147,18 @@ pub enum BusError {
     Spool(String),
 }
 
+impl BusError {
+    /// `error.type` of a failed publish span.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connection(_) => "connection",
+            Self::NotConfirmed(_) => "not_confirmed",
+            Self::Broker(_) => "broker",
+            Self::Spool(_) => "spool",
+        }
+    }
+}
+
 /// An event a consumer gave up on (or that matched no queue), kept for an operator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -187,27 +199,125 @@ impl DeadLetterFilter {
     }
 }
 
-/// Hands `event` to `handler` inside a span that continues the trace of the
-/// change that produced it, and counts the outcome. Both backends deliver
-/// through this.
+/// The exchange name the in-process bus reports in its spans unless told another.
+pub const DEFAULT_EXCHANGE: &str = "hotline.events";
+
+/// `messaging.system` of the in-process bus (RabbitMQ's is `rabbitmq`).
+pub const IN_PROCESS: &str = "in_process";
+
+/// What a messaging span stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    /// A producer span: one event sent to the exchange.
+    Publish,
+    /// A consumer span: one delivery of an event to a handler.
+    Process,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Process => "process",
+        }
+    }
+
+    /// `messaging.operation.type`.
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Publish => "send",
+            Self::Process => "process",
+        }
+    }
+
+    fn span_kind(self) -> &'static str {
+        match self {
+            Self::Publish => "producer",
+            Self::Process => "consumer",
+        }
+    }
+}
+
+/// The span of one publish (`publish <exchange>`, a child of the change that
+/// produced the event: its context is what the message carries) or of one
+/// delivery (`process <queue>`, a child of the publish).
+pub(crate) fn messaging_span(
+    operation: Operation,
+    system: &'static str,
+    destination: &str,
+    event: &Event,
+) -> tracing::Span {
+    use opentelemetry_semantic_conventions::attribute as semconv;
+    let redeliveries = (operation == Operation::Process).then_some(event.redeliveries);
+    let span = tracing::info_span!(
+        "messaging",
+        otel.name = format!("{} {destination}", operation.name()),
+        otel.kind = operation.span_kind(),
+        otel.status_code = tracing::field::Empty,
+        { semconv::MESSAGING_SYSTEM } = system,
+        { semconv::MESSAGING_OPERATION_TYPE } = operation.kind(),
+        { semconv::MESSAGING_OPERATION_NAME } = operation.name(),
+        { semconv::MESSAGING_DESTINATION_NAME } = destination,
+        { semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY } = %event.kind,
+        { semconv::MESSAGING_MESSAGE_ID } = %event.id,
+        { semconv::MESSAGING_MESSAGE_BODY_SIZE } = event.data.len(),
+        hotline.event.redeliveries = redeliveries,
+        { semconv::ERROR_TYPE } = tracing::field::Empty,
+    );
+    crate::telemetry::link_parent(&span, event.traceparent.as_deref());
+    span
+}
+
+/// Marks a publish or process span failed, with the kind of failure.
+pub(crate) fn record_failure(span: &tracing::Span, kind: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.record(
+        opentelemetry_semantic_conventions::attribute::ERROR_TYPE,
+        kind,
+    );
+}
+
+/// A publish span, and the `traceparent` the message published in it carries
+/// (the event's own when nothing traces).
+pub(crate) fn publish_span(
+    system: &'static str,
+    exchange: &str,
+    event: &Event,
+) -> (tracing::Span, Option<String>) {
+    let span = messaging_span(Operation::Publish, system, exchange, event);
+    let traceparent = span
+        .in_scope(crate::telemetry::current_traceparent)
+        .or_else(|| event.traceparent.clone());
+    (span, traceparent)
+}
+
+/// Hands `event` to `handler` inside its `process` span and counts the
+/// outcome. Both backends deliver through this.
 pub(crate) async fn deliver(
     handler: &dyn EventHandler,
     event: &Event,
     consumer: &str,
+    system: &'static str,
 ) -> Result<(), HandlerError> {
     use tracing::Instrument;
-    let span = tracing::info_span!(
-        "event",
-        messaging.consumer = consumer,
-        event.kind = %event.kind,
-        event.id = %event.id,
-        otel.kind = "consumer"
-    );
-    crate::telemetry::link_parent(&span, event.traceparent.as_deref());
-    let outcome = handler.handle(event).instrument(span).await;
+    let span = messaging_span(Operation::Process, system, consumer, event);
+    let outcome = handler.handle(event).instrument(span.clone()).await;
     let label = if outcome.is_ok() { "ok" } else { "failed" };
+    if outcome.is_err() {
+        record_failure(&span, "handler_failed");
+    }
     crate::metrics::record_event_handled(consumer, &event.kind, label);
     outcome
+}
+
+/// Messages waiting in one consumed queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backlog {
+    /// The subscription's name (the queue's, for a shared subscription).
+    pub queue: String,
+    /// Published and not yet handed to a consumer. In-flight messages (up to
+    /// the prefetch per consumer) are not counted: AMQP reports ready ones only.
+    pub ready: u64,
 }
 
 #[async_trait]
@@ -250,6 +360,11 @@ pub trait Bus: Send + Sync + 'static {
     /// Whether the broker takes publishes now (for logs and metrics; a broker
     /// outage delays events, it does not make a service unready).
     async fn check(&self) -> Result<(), BusError>;
+
+    /// Messages ready in each queue this process consumes (the consumer lag
+    /// metric). The broker is asked for its count; the age of the oldest
+    /// message is not something AMQP 0-9-1 reports.
+    async fn backlog(&self) -> Result<Vec<Backlog>, BusError>;
 
     /// Lists, replays or drops the dead letters `filter` selects; returns them.
     async fn dead_letters(

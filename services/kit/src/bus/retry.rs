@@ -62,13 +62,14 @@ pub(crate) async fn settle(
     handler: &dyn EventHandler,
     event: &mut Event,
     consumer: &str,
+    system: &'static str,
     policy: &RetryPolicy,
     shutdown: &CancellationToken,
 ) -> Settlement {
     let limit = policy.delivery_limit.max(1);
     loop {
         let attempt = event.redeliveries.saturating_add(1);
-        let error = match deliver(handler, event, consumer).await {
+        let error = match deliver(handler, event, consumer, system).await {
             Ok(()) => return Settlement::Handled,
             Err(error) => error,
         };
