@@ -1,9 +1,10 @@
 # The commands the README shows. `make run` and `make test` work on a fresh machine.
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+BUF ?= buf
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run test lint fmt bench bench-lookup bench-routing bench-ticketing bench-sms seed chart image check-duplicates infra openapi
+.PHONY: help run test lint fmt bench bench-lookup bench-routing bench-ticketing bench-sms seed chart image check-duplicates infra openapi proto proto-release
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,6 +28,12 @@ endif
 
 openapi: ## regenerate docs/api/openapi.json from the code (a test fails while the two differ)
 	HOTLINE_TEST_BLESS_OPENAPI=1 $(CARGO) test --workspace --test contract the_served_document
+
+proto: ## buf lint and buf breaking against the last release's contracts (buf: pip install -r tests/requirements.txt)
+	cd proto && $(BUF) lint && $(BUF) breaking --against release.binpb
+
+proto-release: ## record the .proto contracts as the release's: the baseline buf breaking compares with
+	cd proto && $(BUF) build --exclude-source-info -o release.binpb
 
 lint: ## formatting, clippy with warnings as errors, one version of each major crate
 	$(CARGO) fmt --all --check

@@ -29,6 +29,9 @@ pub mod events {
 }
 
 pub mod clients;
+pub mod convert;
+
+pub use convert::RestName;
 
 /// Every message and service above, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -10,7 +10,9 @@ use hotline_kit::{
     idempotency::IdempotencyKey,
 };
 use hotline_proto::{
+    RestName,
     clients::IdentityApi,
+    convert::{timestamp, wire},
     identity::v1::{self as pb, identity_service_server::IdentityServiceServer},
 };
 use prost::Message;
@@ -18,7 +20,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    billing::BillingInfo,
+    billing::{BillingInfo, BillingStatus},
     domain::customer::{Address, Asset, NewCustomer, PhoneInput},
     service::{IdentityService, SearchQuery},
     views::{Candidate, CustomerView, LookupResult, TimelineEntryView},
@@ -89,11 +91,14 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
             phones: message
                 .phones
                 .into_iter()
-                .map(|phone| PhoneInput {
-                    number: phone.number,
-                    label: Some(phone.label).filter(|label| !label.is_empty()),
+                .enumerate()
+                .map(|(index, phone)| {
+                    Ok(PhoneInput {
+                        label: label_in(index, phone.label)?,
+                        number: phone.number,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, ApiError>>()?,
             addresses: message.addresses.into_iter().map(address_in).collect(),
             id_number: Some(message.id_number).filter(|id| !id.is_empty()),
             email: Some(message.email).filter(|email| !email.is_empty()),
@@ -173,10 +178,15 @@ fn address_in(address: pb::Address) -> Address {
     }
 }
 
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+/// A phone's label as the domain spells it; unspecified is the domain's default.
+fn label_in(index: usize, label: i32) -> Result<Option<String>, ApiError> {
+    match pb::PhoneLabel::try_from(label) {
+        Ok(pb::PhoneLabel::Unspecified) => Ok(None),
+        Ok(label) => Ok(Some(label.rest_name())),
+        Err(_) => Err(ApiError::invalid_field(
+            format!("/phones/{index}/label"),
+            "not a PhoneLabel",
+        )),
     }
 }
 
@@ -188,8 +198,8 @@ fn customer(view: CustomerView) -> pb::Customer {
             .phones
             .into_iter()
             .map(|phone| pb::Phone {
+                label: wire::<pb::PhoneLabel>(&phone.label),
                 number: phone.number,
-                label: phone.label,
             })
             .collect(),
         addresses: view
@@ -235,13 +245,15 @@ fn timeline_entry(entry: TimelineEntryView) -> pb::TimelineEntry {
 }
 
 fn billing(info: BillingInfo) -> pb::Billing {
-    let status = serde_json::to_value(info.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let status = match info.status {
+        BillingStatus::Ok => pb::BillingStatus::Ok,
+        BillingStatus::NotFound => pb::BillingStatus::NotFound,
+        BillingStatus::Unavailable => pb::BillingStatus::Unavailable,
+        BillingStatus::NotConfigured => pb::BillingStatus::NotConfigured,
+    };
     let account = info.account;
     pb::Billing {
-        status,
+        status: status as i32,
         account_number: account
             .as_ref()
             .map(|a| a.account_number.clone())
@@ -264,7 +276,7 @@ fn billing(info: BillingInfo) -> pb::Billing {
 fn candidate(candidate: Candidate) -> pb::Candidate {
     pb::Candidate {
         customer: Some(customer(candidate.customer)),
-        matched_on: candidate.matched_on,
+        matched_on: wire::<pb::MatchedOn>(&candidate.matched_on),
         recent_history: candidate
             .recent_history
             .into_iter()

@@ -3,7 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use hotline_kit::{bus::Event, outbox::Outbox};
-use hotline_proto::events::v1::{AgentChanged, CustomerActivity, RoutedTask};
+use hotline_proto::{
+    convert::{timestamp, wire},
+    events::v1::{AgentChanged, CustomerActivity, RoutedTask},
+    routing::v1 as pb,
+};
 use prost::Message;
 
 use crate::{
@@ -35,13 +39,6 @@ pub const AGENT_STATE_CHANGED: &str = "routing.agent.state_changed";
 /// Identity's timeline contract (`hotline.events.v1.CustomerActivity`).
 pub const ACTIVITY_RECORDED: &str = "routing.activity.recorded";
 
-fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
 fn optional(at: Option<DateTime<Utc>>) -> Option<prost_types::Timestamp> {
     at.map(timestamp)
 }
@@ -59,11 +56,11 @@ pub fn routed_task(
     RoutedTask {
         task_id: task.id.to_string(),
         external_id: task.external_id.clone().unwrap_or_default(),
-        kind: task.kind.as_str().to_owned(),
-        channel: task.channel.as_str().to_owned(),
+        kind: wire::<pb::TaskKind>(task.kind.as_str()),
+        channel: wire::<pb::Channel>(task.channel.as_str()),
         queue_id: task.queue_id.to_string(),
         queue: task.queue.clone(),
-        status: task.status.as_str().to_owned(),
+        status: wire::<pb::TaskStatus>(task.status.as_str()),
         priority: task.priority,
         agent_id: concerns
             .or(task.agent_id)

@@ -8,9 +8,13 @@ use hotline_kit::{
     ApiError,
     auth::{Principal, principal_of},
 };
-use hotline_proto::routing::v1::{
-    self as pb, router_peer_service_server::RouterPeerServiceServer,
-    routing_service_server::RoutingServiceServer,
+use hotline_proto::{
+    RestName,
+    convert::{timestamp, wire},
+    routing::v1::{
+        self as pb, router_peer_service_server::RouterPeerServiceServer,
+        routing_service_server::RoutingServiceServer,
+    },
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -69,32 +73,27 @@ fn attributes(json: &str) -> Result<serde_json::Map<String, serde_json::Value>, 
         .map_err(|_| ApiError::invalid_field("/attributes_json", "not a JSON object"))
 }
 
-fn channel(name: &str) -> Result<Channel, ApiError> {
-    if name.is_empty() {
-        return Ok(Channel::Voice);
-    }
+fn channel(value: i32) -> Result<Channel, ApiError> {
+    let name = match pb::Channel::try_from(value) {
+        Ok(pb::Channel::Unspecified) => return Ok(Channel::Voice),
+        Ok(channel) => channel.rest_name(),
+        Err(_) => String::new(),
+    };
     Channel::ALL
         .into_iter()
         .find(|channel| channel.as_str() == name)
-        .ok_or_else(|| ApiError::invalid_field("/channel", "voice, chat, email or work_item"))
-}
-
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+        .ok_or_else(|| ApiError::invalid_field("/channel", "not a Channel"))
 }
 
 pub fn task(view: TaskView) -> pb::Task {
     pb::Task {
         id: view.id.to_string(),
         external_id: view.external_id.unwrap_or_default(),
-        kind: view.kind.as_str().to_owned(),
-        channel: view.channel.as_str().to_owned(),
+        kind: wire::<pb::TaskKind>(view.kind.as_str()),
+        channel: wire::<pb::Channel>(view.channel.as_str()),
         queue_id: view.queue_id.to_string(),
         queue: view.queue,
-        status: view.status.as_str().to_owned(),
+        status: wire::<pb::TaskStatus>(view.status.as_str()),
         priority: view.priority,
         attributes_json: serde_json::Value::Object(view.attributes).to_string(),
         calling_number: view.calling_number.unwrap_or_default(),
@@ -196,28 +195,14 @@ fn agent_stats(stats: AgentStats) -> pb::AgentStats {
     }
 }
 
-fn task_response(created: Created) -> Response<pb::TaskResponse> {
-    Response::new(pb::TaskResponse {
-        task: Some(task(created.task)),
-        created: created.created,
-    })
-}
-
-fn agent_response(view: AgentView) -> Response<pb::AgentResponse> {
-    Response::new(pb::AgentResponse {
-        agent: Some(agent(view)),
-    })
-}
-
 impl RoutingGrpc {
     async fn task_command(
         &self,
         principal: &Principal,
         command: Command,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
-        Ok(task_response(
-            self.0.task_outcome(principal, command).await?,
-        ))
+    ) -> Result<Option<pb::Task>, Status> {
+        let outcome = self.0.task_outcome(principal, command).await?;
+        Ok(Some(task(outcome.task)))
     }
 
     async fn call_event(
@@ -225,22 +210,29 @@ impl RoutingGrpc {
         principal: &Principal,
         call_id: String,
         command: Command,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Option<pb::Task>, Status> {
         let view = self.0.call_event(principal, &call_id, command).await?;
-        Ok(task_response(Created {
+        Ok(Some(task(view)))
+    }
+
+    async fn new_task(
+        &self,
+        principal: &Principal,
+        new: NewTask,
+    ) -> Result<(Option<pb::Task>, bool), Status> {
+        let Created {
             task: view,
-            created: false,
-        }))
+            created,
+        } = self.0.create_task(principal, new).await?;
+        Ok((Some(task(view)), created))
     }
 
     async fn agent_command(
         &self,
         principal: &Principal,
         command: Command,
-    ) -> Result<Response<pb::AgentResponse>, Status> {
-        Ok(agent_response(
-            self.0.agent_outcome(principal, command).await?,
-        ))
+    ) -> Result<Option<pb::Agent>, Status> {
+        Ok(Some(agent(self.0.agent_outcome(principal, command).await?)))
     }
 }
 
@@ -249,7 +241,7 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
     async fn offer_call(
         &self,
         request: Request<pb::OfferCallRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::OfferCallResponse>, Status> {
         let principal = principal_of(&request)?;
         let call = request.into_inner();
         if call.call_id.is_empty() {
@@ -269,13 +261,14 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
             ivr: call.ivr.into_iter().collect(),
             ..NewTask::default()
         };
-        Ok(task_response(self.0.create_task(&principal, task).await?))
+        let (task, created) = self.new_task(&principal, task).await?;
+        Ok(Response::new(pb::OfferCallResponse { task, created }))
     }
 
     async fn call_answered(
         &self,
         request: Request<pb::CallAnsweredRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::CallAnsweredResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let agent = optional_id("/agent_id", &body.agent_id)?;
@@ -283,37 +276,40 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
             call_id: body.call_id.clone(),
             agent,
         };
-        self.call_event(&principal, body.call_id, command).await
+        let task = self.call_event(&principal, body.call_id, command).await?;
+        Ok(Response::new(pb::CallAnsweredResponse { task }))
     }
 
     async fn call_ended(
         &self,
-        request: Request<pb::CallRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+        request: Request<pb::CallEndedRequest>,
+    ) -> Result<Response<pb::CallEndedResponse>, Status> {
         let principal = principal_of(&request)?;
         let call_id = request.into_inner().call_id;
         let command = Command::CallEnded {
             call_id: call_id.clone(),
         };
-        self.call_event(&principal, call_id, command).await
+        let task = self.call_event(&principal, call_id, command).await?;
+        Ok(Response::new(pb::CallEndedResponse { task }))
     }
 
     async fn call_abandoned(
         &self,
-        request: Request<pb::CallRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+        request: Request<pb::CallAbandonedRequest>,
+    ) -> Result<Response<pb::CallAbandonedResponse>, Status> {
         let principal = principal_of(&request)?;
         let call_id = request.into_inner().call_id;
         let command = Command::CallAbandoned {
             call_id: call_id.clone(),
         };
-        self.call_event(&principal, call_id, command).await
+        let task = self.call_event(&principal, call_id, command).await?;
+        Ok(Response::new(pb::CallAbandonedResponse { task }))
     }
 
     async fn request_dial(
         &self,
         request: Request<pb::RequestDialRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::RequestDialResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let task = NewTask {
@@ -327,71 +323,74 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
             agent_id: optional_id("/agent_id", &body.agent_id)?,
             ..NewTask::default()
         };
-        Ok(task_response(self.0.create_task(&principal, task).await?))
+        let (task, created) = self.new_task(&principal, task).await?;
+        Ok(Response::new(pb::RequestDialResponse { task, created }))
     }
 
     async fn create_task(
         &self,
         request: Request<pb::CreateTaskRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::CreateTaskResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let task = NewTask {
             external_id: text(body.external_id),
             kind: TaskKind::Inbound,
-            channel: channel(&body.channel)?,
+            channel: channel(body.channel)?,
             queue: text(body.queue),
             priority: body.priority,
             attributes: attributes(&body.attributes_json)?,
             agent_id: optional_id("/agent_id", &body.agent_id)?,
             ..NewTask::default()
         };
-        Ok(task_response(self.0.create_task(&principal, task).await?))
+        let (task, created) = self.new_task(&principal, task).await?;
+        Ok(Response::new(pb::CreateTaskResponse { task, created }))
     }
 
     async fn get_task(
         &self,
         request: Request<pb::GetTaskRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::GetTaskResponse>, Status> {
         let principal = principal_of(&request)?;
         let view = self
             .0
             .task(&principal, id("/id", &request.get_ref().id)?)
             .await?;
-        Ok(task_response(Created {
-            task: view,
-            created: false,
+        Ok(Response::new(pb::GetTaskResponse {
+            task: Some(task(view)),
         }))
     }
 
     async fn cancel_task(
         &self,
         request: Request<pb::CancelTaskRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::CancelTaskResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let command = Command::CancelTask {
             id: id("/id", &body.id)?,
             reason: text(body.reason),
         };
-        self.task_command(&principal, command).await
+        let task = self.task_command(&principal, command).await?;
+        Ok(Response::new(pb::CancelTaskResponse { task }))
     }
 
     async fn complete_task(
         &self,
-        request: Request<pb::TaskRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+        request: Request<pb::CompleteTaskRequest>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
         let principal = principal_of(&request)?;
         let command = Command::CompleteTask {
             id: id("/id", &request.get_ref().id)?,
         };
-        self.task_command(&principal, command).await
+        let task = self.task_command(&principal, command).await?;
+        Ok(Response::new(pb::CompleteTaskResponse { task }))
     }
 
     async fn transfer_task(
         &self,
         request: Request<pb::TransferTaskRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::TransferTaskResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let to = match (optional_id("/agent_id", &body.agent_id)?, text(body.queue)) {
@@ -405,93 +404,97 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
                 .into());
             }
         };
-        self.task_command(
-            &principal,
-            Command::TransferTask {
-                id: id("/id", &body.id)?,
-                to,
-            },
-        )
-        .await
+        let command = Command::TransferTask {
+            id: id("/id", &body.id)?,
+            to,
+        };
+        let task = self.task_command(&principal, command).await?;
+        Ok(Response::new(pb::TransferTaskResponse { task }))
     }
 
     async fn accept_reservation(
         &self,
-        request: Request<pb::ReservationRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+        request: Request<pb::AcceptReservationRequest>,
+    ) -> Result<Response<pb::AcceptReservationResponse>, Status> {
         let principal = principal_of(&request)?;
         let command = Command::Accept {
             reservation: id("/id", &request.get_ref().id)?,
         };
-        self.task_command(&principal, command).await
+        let task = self.task_command(&principal, command).await?;
+        Ok(Response::new(pb::AcceptReservationResponse { task }))
     }
 
     async fn reject_reservation(
         &self,
         request: Request<pb::RejectReservationRequest>,
-    ) -> Result<Response<pb::TaskResponse>, Status> {
+    ) -> Result<Response<pb::RejectReservationResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let command = Command::Reject {
             reservation: id("/id", &body.id)?,
             reason: text(body.reason),
         };
-        self.task_command(&principal, command).await
+        let task = self.task_command(&principal, command).await?;
+        Ok(Response::new(pb::RejectReservationResponse { task }))
     }
 
     async fn sign_in(
         &self,
         request: Request<pb::SignInRequest>,
-    ) -> Result<Response<pb::AgentResponse>, Status> {
+    ) -> Result<Response<pb::SignInResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let command = Command::SignIn {
             agent: id("/agent_id", &body.agent_id)?,
             activity: text(body.activity),
         };
-        self.agent_command(&principal, command).await
+        let agent = self.agent_command(&principal, command).await?;
+        Ok(Response::new(pb::SignInResponse { agent }))
     }
 
     async fn sign_out(
         &self,
-        request: Request<pb::AgentRequest>,
-    ) -> Result<Response<pb::AgentResponse>, Status> {
+        request: Request<pb::SignOutRequest>,
+    ) -> Result<Response<pb::SignOutResponse>, Status> {
         let principal = principal_of(&request)?;
         let command = Command::SignOut {
             agent: id("/agent_id", &request.get_ref().agent_id)?,
         };
-        self.agent_command(&principal, command).await
+        let agent = self.agent_command(&principal, command).await?;
+        Ok(Response::new(pb::SignOutResponse { agent }))
     }
 
     async fn set_activity(
         &self,
         request: Request<pb::SetActivityRequest>,
-    ) -> Result<Response<pb::AgentResponse>, Status> {
+    ) -> Result<Response<pb::SetActivityResponse>, Status> {
         let principal = principal_of(&request)?;
         let body = request.into_inner();
         let command = Command::SetActivity {
             agent: id("/agent_id", &body.agent_id)?,
             activity: body.activity,
         };
-        self.agent_command(&principal, command).await
+        let agent = self.agent_command(&principal, command).await?;
+        Ok(Response::new(pb::SetActivityResponse { agent }))
     }
 
     async fn get_agent(
         &self,
-        request: Request<pb::AgentRequest>,
-    ) -> Result<Response<pb::AgentResponse>, Status> {
+        request: Request<pb::GetAgentRequest>,
+    ) -> Result<Response<pb::GetAgentResponse>, Status> {
         let principal = principal_of(&request)?;
         let command = Command::GetAgent {
             id: id("/agent_id", &request.get_ref().agent_id)?,
         };
-        self.agent_command(&principal, command).await
+        let agent = self.agent_command(&principal, command).await?;
+        Ok(Response::new(pb::GetAgentResponse { agent }))
     }
 
-    type WatchOffersStream = Updates<pb::AgentUpdate>;
+    type WatchOffersStream = Updates<pb::WatchOffersResponse>;
 
     async fn watch_offers(
         &self,
-        request: Request<pb::AgentRequest>,
+        request: Request<pb::WatchOffersRequest>,
     ) -> Result<Response<Self::WatchOffersStream>, Status> {
         let principal = principal_of(&request)?;
         let agent_id = id("/agent_id", &request.get_ref().agent_id)?;
@@ -501,9 +504,9 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
         let changes = ReceiverStream::new(self.0.stream(principal, Topic::Agent(agent_id)));
         let updates = changes.map(move |change| {
             let notification = change?;
-            let kind = notification.agent_kind(agent_id).to_owned();
+            let kind = wire::<pb::UpdateKind>(notification.agent_kind(agent_id));
             Ok(match notification {
-                Notification::Snapshot { task: view } => pb::AgentUpdate {
+                Notification::Snapshot { task: view } => pb::WatchOffersResponse {
                     kind,
                     event: String::new(),
                     task: Some(task(view)),
@@ -511,13 +514,13 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
                 },
                 Notification::Task {
                     event, task: view, ..
-                } => pb::AgentUpdate {
+                } => pb::WatchOffersResponse {
                     kind,
                     event,
                     task: Some(task(view)),
                     agent: None,
                 },
-                Notification::Agent { event, agent: view } => pb::AgentUpdate {
+                Notification::Agent { event, agent: view } => pb::WatchOffersResponse {
                     kind,
                     event,
                     task: None,
@@ -528,7 +531,7 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
         Ok(Response::new(Box::pin(updates)))
     }
 
-    type WatchTasksStream = Updates<pb::TaskUpdate>;
+    type WatchTasksStream = Updates<pb::WatchTasksResponse>;
 
     async fn watch_tasks(
         &self,
@@ -558,7 +561,7 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
         let updates = changes.filter_map(|change| async move {
             match change {
                 Err(error) => Some(Err(Status::from(error))),
-                Ok(Notification::Snapshot { task: view }) => Some(Ok(pb::TaskUpdate {
+                Ok(Notification::Snapshot { task: view }) => Some(Ok(pb::WatchTasksResponse {
                     event: "snapshot".into(),
                     task: Some(task(view)),
                     agent_id: String::new(),
@@ -567,7 +570,7 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
                     event,
                     concerns,
                     task: view,
-                }) => Some(Ok(pb::TaskUpdate {
+                }) => Some(Ok(pb::WatchTasksResponse {
                     event,
                     task: Some(task(view)),
                     agent_id: concerns.map(|a| a.to_string()).unwrap_or_default(),
@@ -615,8 +618,8 @@ impl pb::routing_service_server::RoutingService for RoutingGrpc {
 impl pb::router_peer_service_server::RouterPeerService for PeerGrpc {
     async fn execute(
         &self,
-        request: Request<pb::PeerCommand>,
-    ) -> Result<Response<pb::PeerOutcome>, Status> {
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
         self.0.peers().check_peer(&request)?;
         let principal = principal_of(&request)?;
         let command: Command = serde_json::from_slice(&request.get_ref().command).map_err(|e| {
@@ -627,14 +630,14 @@ impl pb::router_peer_service_server::RouterPeerService for PeerGrpc {
         }
         let outcome = self.0.peers().local(Actor::of(&principal), command).await?;
         let bytes = serde_json::to_vec(&outcome).map_err(ApiError::internal)?;
-        Ok(Response::new(pb::PeerOutcome { outcome: bytes }))
+        Ok(Response::new(pb::ExecuteResponse { outcome: bytes }))
     }
 
-    type SubscribeStream = Updates<pb::PeerNotification>;
+    type SubscribeStream = Updates<pb::SubscribeResponse>;
 
     async fn subscribe(
         &self,
-        request: Request<pb::PeerSubscribeRequest>,
+        request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         self.0.peers().check_peer(&request)?;
         let principal = principal_of(&request)?;
@@ -656,7 +659,7 @@ impl pb::router_peer_service_server::RouterPeerService for PeerGrpc {
         let notifications = ReceiverStream::new(changes).map(|change| {
             let notification = change?;
             let bytes = serde_json::to_vec(&notification).map_err(ApiError::internal)?;
-            Ok(pb::PeerNotification {
+            Ok(pb::SubscribeResponse {
                 notification: bytes,
             })
         });

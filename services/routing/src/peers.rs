@@ -13,7 +13,7 @@ use hotline_kit::{
     telemetry,
 };
 use hotline_proto::routing::v1::{
-    PeerCommand, PeerSubscribeRequest, router_peer_service_client::RouterPeerServiceClient,
+    ExecuteRequest, SubscribeRequest, router_peer_service_client::RouterPeerServiceClient,
 };
 use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -201,7 +201,7 @@ impl Peers {
     async fn forward(&self, principal: &Principal, command: &Command) -> ApiResult<Outcome> {
         let mut client = self.leader_client().await?;
         let bytes = serde_json::to_vec(command).map_err(ApiError::internal)?;
-        let request = outgoing(principal, &self.key, PeerCommand { command: bytes })?;
+        let request = outgoing(principal, &self.key, ExecuteRequest { command: bytes })?;
         match client.execute(request).await {
             Ok(response) => serde_json::from_slice(&response.into_inner().outcome).map_err(|e| {
                 ApiError::internal(anyhow::anyhow!("router answered something unreadable: {e}"))
@@ -329,11 +329,11 @@ impl Peers {
     ) -> ApiResult<Ended> {
         let mut client = self.leader_client().await?;
         let message = match topic {
-            Topic::Agent(agent) => PeerSubscribeRequest {
+            Topic::Agent(agent) => SubscribeRequest {
                 agent_id: agent.to_string(),
                 queue_ids: Vec::new(),
             },
-            Topic::Tasks(queues) => PeerSubscribeRequest {
+            Topic::Tasks(queues) => SubscribeRequest {
                 agent_id: String::new(),
                 queue_ids: queues.iter().map(ToString::to_string).collect(),
             },

@@ -11,7 +11,7 @@ use hotline_kit::{
     mask,
     rest::{Page, decode_cursor, page_limit},
 };
-use hotline_proto::{clients::IdentityApi, identity::v1::LookupByPhoneResponse};
+use hotline_proto::{RestName, clients::IdentityApi, identity::v1::LookupByPhoneResponse};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -297,13 +297,13 @@ fn screen_pop(found: &LookupByPhoneResponse) -> (Value, Option<String>) {
                 "assets": customer.map(|c| c.assets.iter().map(|a| json!({
                     "kind": a.kind, "serial": a.serial, "model": a.model,
                 })).collect::<Vec<_>>()),
-                "matched_on": candidate.matched_on,
+                "matched_on": candidate.matched_on().rest_name(),
                 "recent_history": candidate.recent_history.iter().map(|entry| json!({
                     "kind": entry.kind, "reference": entry.reference, "summary": entry.summary,
                     "occurred_at": entry.occurred_at.as_ref().map(|t| t.seconds),
                 })).collect::<Vec<_>>(),
                 "billing": candidate.billing.as_ref().map(|b| json!({
-                    "status": b.status, "account_number": b.account_number,
+                    "status": b.status().rest_name(), "account_number": b.account_number,
                     "account_status": b.account_status, "balance_cents": b.balance_cents,
                     "currency": b.currency, "subscriptions": b.subscriptions,
                 })),

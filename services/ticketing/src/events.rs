@@ -12,9 +12,10 @@ use hotline_kit::{
     sse::SseEvent,
 };
 use hotline_proto::{
+    convert::{self, timestamp},
     events::v1::{
-        CustomerActivity, CustomerChanged, CustomerMerged, SmsChanged, WebhookDeliveryChanged,
-        WorkOrderChanged,
+        CustomerActivity, CustomerChanged, CustomerMerged, SmsChanged, SmsPurpose,
+        WebhookDeliveryChanged, WorkOrderChanged,
     },
     ticketing::v1 as wire,
 };
@@ -68,13 +69,6 @@ pub const ACTIVITY_RECORDED: &str = "ticketing.activity.recorded";
 
 const CUSTOMER_ERASED: &str = "identity.customer.erased";
 const CUSTOMER_MERGED: &str = "identity.customer.merged";
-
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
 
 pub fn wire_status(status: Status) -> wire::WorkOrderStatus {
     use wire::WorkOrderStatus as W;
@@ -134,7 +128,9 @@ pub fn changed(outbox: &Outbox, change: &Change<'_>) -> Event {
             .assignee_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        assignee_kind: change.assignee_kind.unwrap_or_default().to_owned(),
+        assignee_kind: convert::wire::<wire::AssigneeKind>(
+            change.assignee_kind.unwrap_or_default(),
+        ),
         partner_id: order.partner_id.clone().unwrap_or_default(),
         resolution_code: order.resolution_code.clone().unwrap_or_default(),
         actor: change.actor.to_owned(),
@@ -321,7 +317,7 @@ pub fn sms(outbox: &Outbox, kind: &str, message: &sms_message::Model, at: DateTi
             .assignee_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        purpose: message.purpose.clone(),
+        purpose: convert::wire::<SmsPurpose>(&message.purpose),
         provider: message.provider.clone().unwrap_or_default(),
         parts: message.parts,
         attempts: message.attempts,

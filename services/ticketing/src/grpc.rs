@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use hotline_kit::{ApiError, auth::principal_of, idempotency::IdempotencyKey};
-use hotline_proto::ticketing::v1::{self as pb, ticketing_service_server::TicketingServiceServer};
+use hotline_proto::{
+    convert::{self, timestamp},
+    ticketing::v1::{self as pb, ticketing_service_server::TicketingServiceServer},
+};
 use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -13,7 +16,7 @@ use crate::{
         order::{Action, HoldReason, Status as OrderStatus},
         setup::Priority,
     },
-    events::{timestamp, wire_priority, wire_status},
+    events::{wire_priority, wire_status},
     input::{NewNote, NewWorkOrder, Step},
     service::TicketingService,
     store::OrderFilter,
@@ -163,7 +166,7 @@ fn history_entry(view: HistoryView) -> pb::HistoryEntry {
         seq: view.seq,
         at: Some(timestamp(view.at)),
         actor: view.actor.unwrap_or_default(),
-        actor_kind: view.actor_kind,
+        actor_kind: convert::wire::<pb::ActorKind>(&view.actor_kind),
         action: view.action,
         from_status: status_name(view.from_status.as_deref()),
         to_status: status_name(view.to_status.as_deref()),
@@ -176,7 +179,7 @@ impl pb::ticketing_service_server::TicketingService for TicketingGrpc {
     async fn create_work_order(
         &self,
         request: Request<pb::CreateWorkOrderRequest>,
-    ) -> Result<Response<pb::WorkOrder>, Status> {
+    ) -> Result<Response<pb::CreateWorkOrderResponse>, Status> {
         let principal = principal_of(&request)?;
         let message = request.into_inner();
         let key = IdempotencyKey::from_message(
@@ -203,16 +206,20 @@ impl pb::ticketing_service_server::TicketingService for TicketingGrpc {
             description: message.description,
         };
         let (view, _) = self.0.create_order(&principal, input, key).await?;
-        Ok(Response::new(work_order(view)))
+        Ok(Response::new(pb::CreateWorkOrderResponse {
+            work_order: Some(work_order(view)),
+        }))
     }
 
     async fn get_work_order(
         &self,
         request: Request<pb::GetWorkOrderRequest>,
-    ) -> Result<Response<pb::WorkOrder>, Status> {
+    ) -> Result<Response<pb::GetWorkOrderResponse>, Status> {
         let principal = principal_of(&request)?;
         let view = self.0.order(&principal, &request.get_ref().id).await?;
-        Ok(Response::new(work_order(view)))
+        Ok(Response::new(pb::GetWorkOrderResponse {
+            work_order: Some(work_order(view)),
+        }))
     }
 
     async fn list_work_orders(
@@ -248,7 +255,7 @@ impl pb::ticketing_service_server::TicketingService for TicketingGrpc {
     async fn act(
         &self,
         request: Request<pb::ActRequest>,
-    ) -> Result<Response<pb::WorkOrder>, Status> {
+    ) -> Result<Response<pb::ActResponse>, Status> {
         let principal = principal_of(&request)?;
         let message = request.into_inner();
         let action = action_in(message.action)?;
@@ -267,13 +274,15 @@ impl pb::ticketing_service_server::TicketingService for TicketingGrpc {
         }
         let expected = (message.expected_version > 0).then_some(message.expected_version);
         let view = self.0.act(&principal, &message.id, step, expected).await?;
-        Ok(Response::new(work_order(view)))
+        Ok(Response::new(pb::ActResponse {
+            work_order: Some(work_order(view)),
+        }))
     }
 
     async fn add_note(
         &self,
         request: Request<pb::AddNoteRequest>,
-    ) -> Result<Response<pb::Note>, Status> {
+    ) -> Result<Response<pb::AddNoteResponse>, Status> {
         let principal = principal_of(&request)?;
         let message = request.into_inner();
         let input = NewNote {
@@ -284,7 +293,9 @@ impl pb::ticketing_service_server::TicketingService for TicketingGrpc {
             .0
             .add_note(&principal, &message.work_order_id, input)
             .await?;
-        Ok(Response::new(note(view)))
+        Ok(Response::new(pb::AddNoteResponse {
+            note: Some(note(view)),
+        }))
     }
 
     async fn get_history(

@@ -3,8 +3,8 @@ use hotline_kit::auth::{Claims, Principal, Role};
 use hotline_proto::{
     clients::{IdentityApi, IdentityGrpcClient},
     identity::v1::{
-        CreateCustomerRequest, GetCustomerRequest, LookupByPhoneRequest, Phone,
-        SearchCustomersRequest, identity_service_client::IdentityServiceClient,
+        BillingStatus, CreateCustomerRequest, GetCustomerRequest, LookupByPhoneRequest, MatchedOn,
+        Phone, PhoneLabel, SearchCustomersRequest, identity_service_client::IdentityServiceClient,
     },
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -58,7 +58,7 @@ async fn screen_pop_and_customers_over_grpc(app: Identity) {
         name: "赵敏".into(),
         phones: vec![Phone {
             number: "+86 139-1111-2222".into(),
-            label: String::new(),
+            label: PhoneLabel::Unspecified.into(),
         }],
         id_number: "11010519491231002X".into(),
         attributes_json: r#"{"segment":"gold"}"#.into(),
@@ -81,6 +81,7 @@ async fn screen_pop_and_customers_over_grpc(app: Identity) {
         .unwrap();
     assert_eq!(created.id, again.id, "idempotent over gRPC too");
     assert_eq!(created.phones[0].number, "+8613911112222");
+    assert_eq!(created.phones[0].label(), PhoneLabel::Mobile, "the default");
     assert_eq!(created.id_number, "1101**********002X");
 
     let found = grpc
@@ -99,9 +100,10 @@ async fn screen_pop_and_customers_over_grpc(app: Identity) {
         found.candidates[0].customer.as_ref().unwrap().id,
         created.id
     );
+    assert_eq!(found.candidates[0].matched_on(), MatchedOn::PrimaryPhone);
     assert_eq!(
-        found.candidates[0].billing.as_ref().unwrap().status,
-        "not_configured"
+        found.candidates[0].billing.as_ref().unwrap().status(),
+        BillingStatus::NotConfigured
     );
 
     let fetched = grpc
@@ -199,6 +201,25 @@ async fn grpc_refuses_bad_input_and_missing_tokens(app: Identity) {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("/id_number"),
+        "{}",
+        status.message()
+    );
+    // A label from a newer contract this server doesn't know is refused, not guessed.
+    let unknown_label = CreateCustomerRequest {
+        name: "钱".into(),
+        phones: vec![Phone {
+            number: "13911113333".into(),
+            label: 99,
+        }],
+        ..Default::default()
+    };
+    let status = grpc
+        .create_customer(authed(unknown_label, &app.admin))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("/phones/0/label"),
         "{}",
         status.message()
     );

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use hotline_kit::bus::{Fanout, Subscription};
-use hotline_proto::events::v1::{AgentChanged, RoutedTask};
+use hotline_proto::{
+    events::v1::{AgentChanged, RoutedTask},
+    routing::v1::{Channel, TaskKind, TaskStatus},
+};
 use hotline_testkit::Recording;
 use prost::Message;
 use serde_json::json;
@@ -105,6 +108,10 @@ async fn every_change_of_a_call_is_published_in_order_with_its_timestamps(center
         .unwrap();
     let task = RoutedTask::decode(completed.data.as_slice()).unwrap();
     assert_eq!(task.agent_id, agent.id);
+    assert_eq!(
+        (task.kind(), task.channel(), task.status()),
+        (TaskKind::Inbound, Channel::Voice, TaskStatus::Completed)
+    );
     assert_eq!(task.service_level_seconds, 20);
     for (name, stamp) in [
         ("created", &task.created_at),
@@ -153,7 +160,7 @@ async fn a_rejected_offer_is_published_with_the_reservation_it_ended(center: Cen
         .find(|e| e.kind == "routing.task.rejected")
         .unwrap();
     let task = RoutedTask::decode(event.data.as_slice()).unwrap();
-    assert_eq!(task.status, "pending");
+    assert_eq!(task.status(), TaskStatus::Pending);
     assert_eq!(task.reservation_id, reservation);
     assert_eq!(task.agent_id, agent.id);
     assert!(task.offered_at.is_some());

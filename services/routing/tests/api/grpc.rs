@@ -36,7 +36,7 @@ async fn a_call_is_offered_streamed_and_accepted_over_grpc(center: Center) {
     let mut offers = client
         .watch_offers(request(
             &agent.token,
-            pb::AgentRequest {
+            pb::WatchOffersRequest {
                 agent_id: agent.id.clone(),
             },
         ))
@@ -60,7 +60,7 @@ async fn a_call_is_offered_streamed_and_accepted_over_grpc(center: Center) {
     let task = offered.task.unwrap();
     let update = loop {
         let update = offers.message().await.unwrap().unwrap();
-        if update.kind == "offer" {
+        if update.kind() == pb::UpdateKind::Offer {
             break update;
         }
     };
@@ -71,7 +71,7 @@ async fn a_call_is_offered_streamed_and_accepted_over_grpc(center: Center) {
     let refused = client
         .accept_reservation(request(
             &other.token,
-            pb::ReservationRequest {
+            pb::AcceptReservationRequest {
                 id: reservation.id.clone(),
             },
         ))
@@ -81,12 +81,17 @@ async fn a_call_is_offered_streamed_and_accepted_over_grpc(center: Center) {
     let accepted = client
         .accept_reservation(request(
             &agent.token,
-            pb::ReservationRequest { id: reservation.id },
+            pb::AcceptReservationRequest { id: reservation.id },
         ))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(accepted.task.unwrap().status, "assigned");
+    let accepted = accepted.task.unwrap();
+    assert_eq!(accepted.status(), pb::TaskStatus::Assigned);
+    assert_eq!(
+        (accepted.kind(), accepted.channel()),
+        (pb::TaskKind::Inbound, pb::Channel::Voice)
+    );
     let missing = client
         .offer_call(request(
             &center.switch,
@@ -111,7 +116,7 @@ async fn a_call_is_offered_streamed_and_accepted_over_grpc(center: Center) {
     let done = client
         .call_ended(request(
             &center.switch,
-            pb::CallRequest {
+            pb::CallEndedRequest {
                 call_id: "g1".into(),
             },
         ))
@@ -140,7 +145,7 @@ async fn only_replicas_reach_the_router_peer_service(center: Center) {
     for key in [None, Some("0000"), Some("")] {
         let mut attempt = request(
             &center.switch,
-            pb::PeerCommand {
+            pb::ExecuteRequest {
                 command: forged.clone(),
             },
         );
@@ -153,7 +158,7 @@ async fn only_replicas_reach_the_router_peer_service(center: Center) {
         assert_eq!(refused.code(), Code::PermissionDenied, "key {key:?}");
     }
     let refused = peer
-        .subscribe(request(&center.admin, pb::PeerSubscribeRequest::default()))
+        .subscribe(request(&center.admin, pb::SubscribeRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);

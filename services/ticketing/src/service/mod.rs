@@ -27,7 +27,10 @@ use hotline_kit::{
     rest::{self, Page},
     timers::{self, Timer},
 };
-use hotline_proto::{clients::IdentityApi, identity::v1::Customer};
+use hotline_proto::{
+    clients::IdentityApi,
+    identity::v1::{Customer, PhoneLabel},
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend,
     DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
@@ -150,7 +153,7 @@ fn snapshot(customer: &Customer) -> Snapshot {
     let phone = customer
         .phones
         .iter()
-        .find(|phone| phone.label == "mobile")
+        .find(|phone| phone.label() == PhoneLabel::Mobile)
         .or(customer.phones.first())
         .map(|phone| phone.number.clone());
     let address = customer.addresses.first().map(|a| {

@@ -220,7 +220,7 @@ async fn rules_send_new_orders_to_the_least_loaded_technician_covering_their_reg
         .filter(|change| change.assignee_id == west)
         .collect();
     assert_eq!(to_west.len(), 1);
-    assert_eq!(to_west[0].assignee_kind, "technician");
+    assert_eq!(to_west[0].assignee_kind(), wire::AssigneeKind::Technician);
     assert_eq!(to_west[0].actor, "ticketing");
 }
 

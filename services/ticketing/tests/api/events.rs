@@ -89,7 +89,7 @@ async fn every_step_is_published_and_the_milestones_reach_the_customers_timeline
         "the withdrawal names whom it left"
     );
     let (_, to_shop) = &changes[3];
-    assert_eq!(to_shop.assignee_kind, "shop");
+    assert_eq!(to_shop.assignee_kind(), wire::AssigneeKind::Shop);
     assert_eq!(to_shop.partner_id, "shop-a");
     assert_eq!(
         to_shop.previous_status,

@@ -42,7 +42,9 @@ async fn an_order_is_opened_stepped_and_read_over_grpc(desk: Desk) {
         ))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .work_order
+        .unwrap();
     assert_eq!(created.status(), pb::WorkOrderStatus::New);
     assert_eq!(created.priority(), pb::Priority::Major);
     assert_eq!(created.customer.as_ref().unwrap().phone, "+8613800138030");
@@ -95,7 +97,9 @@ async fn an_order_is_opened_stepped_and_read_over_grpc(desk: Desk) {
         ))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .work_order
+        .unwrap();
     assert_eq!(dispatched.status(), pb::WorkOrderStatus::Dispatched);
     let stale = client
         .act(request(
@@ -122,7 +126,9 @@ async fn an_order_is_opened_stepped_and_read_over_grpc(desk: Desk) {
         ))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .note
+        .unwrap();
     assert_eq!(note.work_order_id, created.id);
 
     let found = client
@@ -134,7 +140,9 @@ async fn an_order_is_opened_stepped_and_read_over_grpc(desk: Desk) {
         ))
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .work_order
+        .unwrap();
     assert_eq!(found.id, created.id);
     assert_eq!(found.assignee_id, desk.technician);
 
@@ -163,6 +171,8 @@ async fn an_order_is_opened_stepped_and_read_over_grpc(desk: Desk) {
         .into_inner();
     let actions: Vec<&str> = history.entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["created", "dispatch", "noted"]);
+    let actors: Vec<pb::ActorKind> = history.entries.iter().map(|e| e.actor_kind()).collect();
+    assert_eq!(actors, [pb::ActorKind::Staff; 3]);
     assert_eq!(
         history.entries[1].to_status(),
         pb::WorkOrderStatus::Dispatched

@@ -64,10 +64,15 @@ async fn a_dispatched_technician_gets_the_order_by_sms(desk: Desk) {
         (
             changed.sms_id.as_str(),
             changed.work_order_id.as_str(),
-            changed.purpose.as_str(),
+            changed.purpose(),
             changed.attempts
         ),
-        (text["id"].as_str().unwrap(), id.as_str(), "new_order", 1)
+        (
+            text["id"].as_str().unwrap(),
+            id.as_str(),
+            hotline_proto::events::v1::SmsPurpose::NewOrder,
+            1
+        )
     );
     assert_eq!(changed.assignee_id, desk.technician);
     let raw = String::from_utf8_lossy(&events[1].data);
