@@ -285,6 +285,15 @@ async fn a_failing_endpoint_is_retried_then_delivered_once(desk: Desk) {
     order_for_shop_a(&desk, &customer).await;
     shop.wait_for(1).await;
     let hook_id = hook["id"].as_str().unwrap();
+    // The retry is scheduled from when the answer is recorded, a moment after
+    // the receiver saw the request: the clock moves only once it is.
+    let recorded = async |attempts: u64| {
+        until("the answer recorded", async || {
+            deliveries(&desk, hook_id).await[0]["attempts"] == attempts
+        })
+        .await;
+    };
+    recorded(1).await;
     let first = deliveries(&desk, hook_id).await;
     assert_eq!(
         (
@@ -299,6 +308,7 @@ async fn a_failing_endpoint_is_retried_then_delivered_once(desk: Desk) {
     assert_eq!(shop.received().len(), 1);
     desk.clock.advance(chrono::Duration::seconds(7));
     shop.wait_for(2).await;
+    recorded(2).await;
     // The schedule's next wait is 5 min (± 20 %), but it asked for 1000 s.
     desk.clock.advance(chrono::Duration::seconds(400));
     tokio::time::sleep(Duration::from_millis(500)).await;
