@@ -121,10 +121,10 @@ pub struct AgentSpec {
     #[serde(default)]
     pub groups: BTreeSet<String>,
     /// Skill name to level, 0 to 100.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_numbers::map")]
     pub skills: BTreeMap<String, u8>,
     /// Tasks at once per channel; voice 1 when not given, other channels 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_numbers::map")]
     pub capacity: BTreeMap<Channel, u32>,
     /// Further attributes target expressions may name (`attributes.site`).
     #[serde(default)]
@@ -139,10 +139,71 @@ pub struct AgentPatch {
     pub name: Option<String>,
     pub login: Option<String>,
     pub groups: Option<BTreeSet<String>>,
+    #[serde(default, deserialize_with = "whole_numbers::optional_map")]
     pub skills: Option<BTreeMap<String, u8>>,
+    #[serde(default, deserialize_with = "whole_numbers::optional_map")]
     pub capacity: Option<BTreeMap<Channel, u32>>,
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Maps of whole numbers as JSON Schema's `integer` has them: `75` or `75.0`
+/// (a client's JSON library may write either); a fraction, a negative or a
+/// value too large for `T` is refused. (serde reads `75.0` as a float only.)
+mod whole_numbers {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// `number` as a `T`, when it is a whole number a `T` holds.
+    fn whole<T: TryFrom<u64>>(number: &serde_json::Number) -> Option<T> {
+        let value = match number.as_u64() {
+            Some(value) => value,
+            None => {
+                let float = number.as_f64()?;
+                // Exact: every limit checked here is far below 2^53.
+                if float.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&float) {
+                    return None;
+                }
+                float as u64
+            }
+        };
+        T::try_from(value).ok()
+    }
+
+    fn convert<E: Error, K: Ord, T: TryFrom<u64>>(
+        numbers: BTreeMap<K, serde_json::Number>,
+    ) -> Result<BTreeMap<K, T>, E> {
+        numbers
+            .into_iter()
+            .map(|(key, number)| {
+                whole(&number)
+                    .map(|value| (key, value))
+                    .ok_or_else(|| E::custom(format!("{number} is not a whole number in range")))
+            })
+            .collect()
+    }
+
+    pub fn map<'de, D, K, T>(deserializer: D) -> Result<BTreeMap<K, T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        T: TryFrom<u64>,
+    {
+        convert(BTreeMap::deserialize(deserializer)?)
+    }
+
+    /// [`map`] of a patch's field: `null` (or absent) leaves it as it is.
+    pub fn optional_map<'de, D, K, T>(deserializer: D) -> Result<Option<BTreeMap<K, T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        T: TryFrom<u64>,
+    {
+        Option::<BTreeMap<K, serde_json::Number>>::deserialize(deserializer)?
+            .map(convert)
+            .transpose()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
