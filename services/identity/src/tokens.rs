@@ -70,8 +70,15 @@ pub struct CreatedClient {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
-    #[schema(example = "Repair shop Chaoyang")]
+    /// 1 to 100 characters (surrounding blanks are dropped).
+    #[schema(
+        example = "Repair shop Chaoyang",
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
+    /// `partner` alone, or any of the others.
+    #[schema(min_items = 1)]
     pub roles: Vec<Role>,
     /// Required for (and only for) partner clients.
     #[serde(default)]

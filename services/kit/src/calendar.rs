@@ -15,12 +15,15 @@ pub struct BusinessHours {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// Weekly opening hours.
+    #[schema(max_items = 50)]
     pub weekly: Vec<OpeningHours>,
     /// Days closed all day (holidays), YYYY-MM-DD.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub closed_on: Vec<NaiveDate>,
     /// Days open on other hours than their weekday's (make-up working days).
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub special: Vec<SpecialDay>,
 }
 
@@ -28,12 +31,13 @@ pub struct BusinessHours {
 #[serde(deny_unknown_fields)]
 pub struct OpeningHours {
     /// mon, tue, wed, thu, fri, sat, sun.
+    #[schema(min_items = 1)]
     pub days: Vec<Day>,
     /// HH:MM, local time.
-    #[schema(value_type = String, example = "08:00")]
+    #[schema(value_type = String, example = "08:00", pattern = r"^([01]?[0-9]|2[0-3]):[0-5]?[0-9](:([0-5]?[0-9]|60)(\.[0-9]{1,9})?)?$")]
     pub from: NaiveTime,
     /// HH:MM, local time; 24:00 is written 23:59.
-    #[schema(value_type = String, example = "20:00")]
+    #[schema(value_type = String, example = "20:00", pattern = r"^([01]?[0-9]|2[0-3]):[0-5]?[0-9](:([0-5]?[0-9]|60)(\.[0-9]{1,9})?)?$")]
     pub to: NaiveTime,
 }
 
@@ -41,9 +45,10 @@ pub struct OpeningHours {
 #[serde(deny_unknown_fields)]
 pub struct SpecialDay {
     pub date: NaiveDate,
-    #[schema(value_type = String)]
+    /// HH:MM, local time.
+    #[schema(value_type = String, pattern = r"^([01]?[0-9]|2[0-3]):[0-5]?[0-9](:([0-5]?[0-9]|60)(\.[0-9]{1,9})?)?$")]
     pub from: NaiveTime,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = r"^([01]?[0-9]|2[0-3]):[0-5]?[0-9](:([0-5]?[0-9]|60)(\.[0-9]{1,9})?)?$")]
     pub to: NaiveTime,
 }
 

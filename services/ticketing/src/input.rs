@@ -30,22 +30,38 @@ pub struct NewWorkOrder {
     /// Identity's customer id: their name, phone and address are copied onto the order.
     pub customer_id: Option<String>,
     /// Who to contact, when not the customer's own name...
-    #[schema(max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub contact_name: Option<String>,
     /// ...or phone (any format a person types; stored as E.164). Needed when
     /// there is no `customer_id`.
     #[schema(max_length = 32)]
     pub contact_phone: Option<String>,
     /// Where the work is done; the customer's first address when absent.
-    #[schema(max_length = 300)]
+    #[schema(
+        max_length = 300,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub service_address: Option<String>,
     pub region_id: Uuid,
     /// The routing task (call) the order was opened from.
-    #[schema(max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub source_task_id: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub call_id: Option<String>,
-    #[schema(min_length = 1, max_length = 4000)]
+    /// Not blank; may span lines.
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub description: String,
 }
 
@@ -56,9 +72,15 @@ pub struct WorkOrderPatch {
     pub priority: Option<Priority>,
     pub category_id: Option<Uuid>,
     pub region_id: Option<Uuid>,
-    #[schema(max_length = 300)]
+    #[schema(
+        max_length = 300,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub service_address: Option<String>,
-    #[schema(min_length = 1, max_length = 4000)]
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
 }
 
@@ -99,7 +121,11 @@ impl Step {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
-    #[schema(min_length = 1, max_length = 4000)]
+    /// Not blank; may span lines.
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub body: String,
     /// An internal comment, never shown to the assignee (staff only).
     #[serde(default)]
@@ -112,7 +138,10 @@ pub struct NewWorkOrderType {
     /// 1 to 40 of a-z, 0-9 and _.
     #[schema(pattern = "^[a-z0-9_]{1,40}$")]
     pub key: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     pub default_priority: Priority,
 }
@@ -125,7 +154,10 @@ pub struct NewNode {
     /// 1 to 40 of a-z, 0-9 and _; unique among siblings (regions: everywhere).
     #[schema(pattern = "^[a-z0-9_]{1,40}$")]
     pub code: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
 }
 
@@ -134,7 +166,10 @@ pub struct NewNode {
 pub struct NewResolutionCode {
     #[schema(pattern = "^[a-z0-9_]{1,40}$")]
     pub code: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// Work-order types it applies to; empty or absent: every type.
     #[serde(default)]
@@ -145,7 +180,10 @@ pub struct NewResolutionCode {
 #[serde(deny_unknown_fields)]
 pub struct NewAssignee {
     pub kind: AssigneeKind,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// A technician's mobile number (required for technicians).
     #[schema(max_length = 32)]
@@ -170,7 +208,10 @@ pub struct NewAssignee {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssigneePatch {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     #[schema(max_length = 32)]
     pub phone: Option<String>,
@@ -217,7 +258,10 @@ fn default_pause() -> Vec<Status> {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDispatchRule {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// Orders in this region's subtree.
     pub region_id: Option<Uuid>,
@@ -255,7 +299,10 @@ fn yes() -> bool {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchRulePatch {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     pub strategy: Option<Strategy>,
     pub candidates: Option<Vec<Uuid>>,
@@ -275,7 +322,10 @@ pub const MAX_URL: usize = 2000;
 pub struct NewWebhookEndpoint {
     /// The shop whose orders it hears of. Staff name it; a partner's own
     /// token may leave it out and may not name another.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub partner_id: Option<String>,
     /// `https://` (`http://` only where `ticketing.webhooks.allow_http` is
     /// set); every address it resolves to must be public unless
@@ -286,7 +336,10 @@ pub struct NewWebhookEndpoint {
     /// absent: all of them.
     #[serde(default)]
     pub event_types: Vec<String>,
-    #[schema(max_length = 200)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
 }
 
@@ -296,7 +349,10 @@ pub struct WebhookEndpointPatch {
     #[schema(min_length = 1, max_length = 2000)]
     pub url: Option<String>,
     pub event_types: Option<Vec<String>>,
-    #[schema(max_length = 200)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub description: Option<String>,
     /// `false` stops deliveries (they wait); `true` resumes them, also after
     /// the endpoint answered 410 Gone.

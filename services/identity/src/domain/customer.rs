@@ -113,7 +113,11 @@ pub struct Asset {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomer {
-    #[schema(example = "张伟")]
+    /// At most 100 characters, surrounding blanks dropped.
+    #[schema(
+        example = "张伟",
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub phones: Vec<PhoneInput>,
@@ -129,6 +133,7 @@ pub struct NewCustomer {
     pub tags: Vec<String>,
     /// 0 (none) to 9.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9)]
     pub vip_level: i32,
     /// Free-form attributes (a JSON object of at most 8 KiB).
     #[serde(default)]
@@ -143,6 +148,9 @@ pub struct NewCustomer {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatch {
+    #[schema(
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     pub phones: Option<Vec<PhoneInput>>,
     pub addresses: Option<Vec<Address>>,
@@ -153,6 +161,7 @@ pub struct CustomerPatch {
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     pub tags: Option<Vec<String>>,
+    #[schema(minimum = 0, maximum = 9)]
     pub vip_level: Option<i32>,
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,

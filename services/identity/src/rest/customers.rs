@@ -147,7 +147,7 @@ async fn search(
 #[utoipa::path(
     tag = "customers",
     request_body = NewCustomer,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries create one customer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries create one customer: 1 to 255 visible ASCII characters")),
     responses(
         (status = 201, body = CustomerView, headers(("ETag" = String), ("Location" = String))),
         (status = 400, description = "malformed JSON"),

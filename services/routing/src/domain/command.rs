@@ -55,6 +55,10 @@ pub struct NewTask {
     /// The switch's call id or the client's own id: creating a task with an id
     /// already used answers with that task instead of a second one.
     #[serde(default)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub external_id: Option<String>,
     #[serde(default)]
     pub kind: TaskKind,
@@ -62,21 +66,38 @@ pub struct NewTask {
     pub channel: Channel,
     /// Queue name or id; chosen by the entry rules when absent.
     #[serde(default)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub queue: Option<String>,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: i32,
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
+    #[schema(
+        max_length = 40,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub calling_number: Option<String>,
     #[serde(default)]
+    #[schema(
+        max_length = 40,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub dialled_number: Option<String>,
     /// What the caller chose in the IVR, e.g. {"menu": "2", "language": "zh"}.
     #[serde(default)]
     pub ivr: BTreeMap<String, String>,
     /// The number to call (outbound tasks).
     #[serde(default)]
+    #[schema(
+        max_length = 40,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub number: Option<String>,
     /// Offer only to this agent.
     #[serde(default)]

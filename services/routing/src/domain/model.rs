@@ -103,9 +103,14 @@ impl<T> std::ops::IndexMut<Channel> for PerChannel<T> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     pub available: bool,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
 }
 
@@ -113,22 +118,33 @@ pub struct Activity {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// The API client id the agent's desktop signs in with; an agent token acts
     /// only on the agent whose login is its client id.
     #[serde(default)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub login: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = agent_schema::groups)]
     pub groups: BTreeSet<String>,
     /// Skill name to level, 0 to 100.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_numbers::map")]
+    #[schema(schema_with = agent_schema::skills)]
     pub skills: BTreeMap<String, u8>,
     /// Tasks at once per channel; voice 1 when not given, other channels 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_numbers::map")]
+    #[schema(schema_with = agent_schema::capacity)]
     pub capacity: BTreeMap<Channel, u32>,
     /// Further attributes target expressions may name (`attributes.site`).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = agent_schema::attributes)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -136,13 +152,210 @@ pub struct AgentSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub login: Option<String>,
+    #[schema(schema_with = agent_schema::groups_patch)]
     pub groups: Option<BTreeSet<String>>,
+    #[serde(default, deserialize_with = "whole_numbers::optional_map")]
+    #[schema(schema_with = agent_schema::skills_patch)]
     pub skills: Option<BTreeMap<String, u8>>,
+    #[serde(default, deserialize_with = "whole_numbers::optional_map")]
+    #[schema(schema_with = agent_schema::capacity_patch)]
     pub capacity: Option<BTreeMap<Channel, u32>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = agent_schema::attributes_patch)]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Maps of whole numbers as JSON Schema's `integer` has them: `75` or `75.0`
+/// (a client's JSON library may write either); a fraction, a negative or a
+/// value too large for `T` is refused. (serde reads `75.0` as a float only.)
+mod whole_numbers {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// `number` as a `T`, when it is a whole number a `T` holds.
+    fn whole<T: TryFrom<u64>>(number: &serde_json::Number) -> Option<T> {
+        let value = match number.as_u64() {
+            Some(value) => value,
+            None => {
+                let float = number.as_f64()?;
+                // Exact: every limit checked here is far below 2^53.
+                if float.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&float) {
+                    return None;
+                }
+                float as u64
+            }
+        };
+        T::try_from(value).ok()
+    }
+
+    fn convert<E: Error, K: Ord, T: TryFrom<u64>>(
+        numbers: BTreeMap<K, serde_json::Number>,
+    ) -> Result<BTreeMap<K, T>, E> {
+        numbers
+            .into_iter()
+            .map(|(key, number)| {
+                whole(&number)
+                    .map(|value| (key, value))
+                    .ok_or_else(|| E::custom(format!("{number} is not a whole number in range")))
+            })
+            .collect()
+    }
+
+    pub fn map<'de, D, K, T>(deserializer: D) -> Result<BTreeMap<K, T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        T: TryFrom<u64>,
+    {
+        convert(BTreeMap::deserialize(deserializer)?)
+    }
+
+    /// [`map`] of a patch's field: `null` (or absent) leaves it as it is.
+    pub fn optional_map<'de, D, K, T>(deserializer: D) -> Result<Option<BTreeMap<K, T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Ord,
+        T: TryFrom<u64>,
+    {
+        Option::<BTreeMap<K, serde_json::Number>>::deserialize(deserializer)?
+            .map(convert)
+            .transpose()
+    }
+}
+
+/// What [`AgentSpec::validated`] accepts, as schemas (utoipa has no
+/// attributes for a map's keys and values). A patch's field also takes
+/// `null`, which leaves the value as it is.
+mod agent_schema {
+    use utoipa::openapi::{
+        KnownFormat, SchemaFormat,
+        schema::{ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type},
+    };
+
+    use super::{Channel, MAX_CAPACITY, MAX_ITEMS, MAX_NAME};
+
+    /// [`super::check_name`]: not blank, no control characters.
+    const NAME: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+    fn of(kind: Type, nullable: bool) -> SchemaType {
+        if nullable {
+            SchemaType::from_iter([kind, Type::Null])
+        } else {
+            SchemaType::new(kind)
+        }
+    }
+
+    fn name() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_NAME))
+            .pattern(Some(NAME))
+            .build()
+    }
+
+    fn level(maximum: u32) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(0))
+            .maximum(Some(maximum))
+    }
+
+    fn group_set(nullable: bool) -> Schema {
+        ArrayBuilder::new()
+            .schema_type(of(Type::Array, nullable))
+            // A set: a group named twice counts once, so neither
+            // `uniqueItems` nor `maxItems` (of the list sent) would be true.
+            .description(Some(
+                "At most 50 different groups; one named twice counts once.",
+            ))
+            .items(name())
+            .build()
+            .into()
+    }
+
+    fn skill_map(nullable: bool) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(of(Type::Object, nullable))
+            .description(Some("Skill name to level, 0 to 100."))
+            .property_names(Some(name()))
+            .additional_properties(Some(level(100)))
+            .max_properties(Some(MAX_ITEMS))
+            .build()
+            .into()
+    }
+
+    fn capacity_map(nullable: bool) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(of(Type::Object, nullable))
+            .description(Some(
+                "Tasks at once per channel; voice 1 when not given, other channels 0.",
+            ))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(Channel::ALL.map(Channel::as_str)))
+                    .build(),
+            ))
+            .additional_properties(Some(level(MAX_CAPACITY)))
+            .build()
+            .into()
+    }
+
+    fn attribute_map(nullable: bool) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(of(Type::Object, nullable))
+            .description(Some(
+                "Further attributes target expressions may name (`attributes.site`); \
+                 at most 16 KiB of JSON.",
+            ))
+            .property_names(Some(name()))
+            .max_properties(Some(MAX_ITEMS))
+            .build()
+            .into()
+    }
+
+    pub fn groups() -> Schema {
+        group_set(false)
+    }
+
+    pub fn groups_patch() -> Schema {
+        group_set(true)
+    }
+
+    pub fn skills() -> Schema {
+        skill_map(false)
+    }
+
+    pub fn skills_patch() -> Schema {
+        skill_map(true)
+    }
+
+    pub fn capacity() -> Schema {
+        capacity_map(false)
+    }
+
+    pub fn capacity_patch() -> Schema {
+        capacity_map(true)
+    }
+
+    pub fn attributes() -> Schema {
+        attribute_map(false)
+    }
+
+    pub fn attributes_patch() -> Schema {
+        attribute_map(true)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -245,6 +458,8 @@ pub struct OverflowRule {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RelaxationStep {
+    /// Later than the step before.
+    #[schema(minimum = 1)]
     pub after_seconds: u32,
     pub target: String,
 }
@@ -253,43 +468,61 @@ pub struct RelaxationStep {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSpec {
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Which agents may take its tasks (docs/api/routing.md#target-expressions);
     /// `true` for every agent.
     pub target: String,
     /// Wider targets as the wait grows, in order of `after_seconds`.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub relaxation: Vec<RelaxationStep>,
     /// Added to its tasks' priorities: an agent serving several queues takes
     /// the higher-priority queue's tasks first.
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: i32,
     #[serde(default)]
     pub strategy: Strategy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub strategy_skill: Option<String>,
     /// Answered within this many seconds counts toward the service level.
     #[serde(default = "default_service_level")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub service_level_seconds: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_size: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_wait_seconds: Option<u32>,
     /// Tried in order; the first rule whose trigger holds applies.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub overflow: Vec<OverflowRule>,
     /// After-call work: how long an agent stays in wrap-up after a task ends.
     #[serde(default)]
+    #[schema(maximum = 3600)]
     pub wrap_up_seconds: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_hours: Option<BusinessHours>,
     /// The handle time estimated waits assume until the queue has history.
     #[serde(default = "default_handle_time")]
+    #[schema(minimum = 1, maximum = 86400)]
     pub expected_handle_seconds: u32,
     /// How long an offer rings before it is withdrawn; `routing.offer_timeout` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 600)]
     pub offer_timeout_seconds: Option<u32>,
 }
 
@@ -315,14 +548,23 @@ pub struct Queue {
 #[serde(deny_unknown_fields)]
 pub struct EntryRule {
     #[serde(default)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^([^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*)?$"
+    )]
     pub name: String,
     /// An expression over the task: channel, kind, calling_number,
     /// dialled_number, ivr.<key>, attributes.<key>, priority, customer.vip_level,
     /// customer.tags, customer.known.
     pub when: String,
     /// Queue name.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub queue: String,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: i32,
 }
 

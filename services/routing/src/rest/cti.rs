@@ -38,15 +38,32 @@ pub fn configure(config: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 struct OfferedCall {
     /// The switch's id for the call; repeating it answers with the same task.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     call_id: String,
+    #[schema(
+        max_length = 40,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     calling_number: Option<String>,
+    #[schema(
+        max_length = 40,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     dialled_number: Option<String>,
     /// What the caller chose in the IVR.
     #[serde(default)]
     ivr: BTreeMap<String, String>,
     /// Queue name or id; the entry rules choose when absent.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     queue: Option<String>,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     priority: i32,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -165,14 +182,28 @@ async fn abandoned(
 #[serde(deny_unknown_fields)]
 struct Dial {
     /// The caller's id for the request; repeating it answers with the same task.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     request_id: Option<String>,
+    #[schema(
+        max_length = 40,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     number: String,
     /// Queue name or id whose agents make the call.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     queue: String,
     /// Only this agent.
     agent_id: Option<Uuid>,
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     priority: i32,
+    /// At most 50 attributes, 16 KiB of JSON.
     #[serde(default)]
     #[schema(value_type = Object)]
     attributes: serde_json::Map<String, serde_json::Value>,

@@ -59,7 +59,7 @@ async fn answer(
 #[utoipa::path(
     tag = "tasks",
     request_body = NewTask,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Used as external_id when that is absent")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[ -~]*$", description = "Used as external_id (`<client id>:<key>`, at most 200 characters) when that is absent")),
     responses(
         (status = 201, body = TaskView, headers(("Location" = String))),
         (status = 200, body = TaskView, description = "the task existed already"),
@@ -251,7 +251,37 @@ async fn end_wrap_up(
 #[serde(deny_unknown_fields)]
 struct Transfer {
     /// `{"agent": "<id>"}` or `{"queue": "<name or id>"}`.
+    #[schema(schema_with = transfer_target)]
     to: TransferTarget,
+}
+
+/// [`TransferTarget`] as serde reads it: an object with exactly one of the
+/// two keys (utoipa's schema of an enum lets other keys through).
+fn transfer_target() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+    let one = |key: &str, value: ObjectBuilder, description: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(description))
+            .property(key, value)
+            .required(key)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    OneOfBuilder::new()
+        .item(one(
+            "agent",
+            ObjectBuilder::new().schema_type(Type::String).format(Some(
+                utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid),
+            )),
+            "Offered to this agent only.",
+        ))
+        .item(one(
+            "queue",
+            ObjectBuilder::new().schema_type(Type::String),
+            "Back in line in this queue (name or id), keeping its place.",
+        ))
+        .build()
+        .into()
 }
 
 /// Transfers a task an agent works on to another agent or a queue; the

@@ -1,7 +1,7 @@
 //! Agents and what they may do; bad input and its clear answers.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Center, problem};
 
@@ -329,6 +329,26 @@ async fn bad_input_gets_a_clear_answer_and_changes_nothing(center: Center) {
         problem(skill, StatusCode::UNPROCESSABLE_ENTITY).await["errors"][0]["pointer"],
         "/skills/broadband"
     );
+    // 75.0 is the integer 75 to JSON Schema (and to many JSON writers); 7.5 is not.
+    let whole = center
+        .post(
+            "/api/v1/agents",
+            &center.lead,
+            &json!({"name": "w", "skills": {"broadband": 75.0}, "capacity": {"chat": 2.0}}),
+        )
+        .await;
+    assert_eq!(whole.status(), StatusCode::CREATED);
+    let whole: Value = whole.json().await.unwrap();
+    assert_eq!(whole["skills"]["broadband"], 75);
+    assert_eq!(whole["capacity"]["chat"], 2);
+    let fraction = center
+        .post(
+            "/api/v1/agents",
+            &center.lead,
+            &json!({"name": "f", "skills": {"broadband": 7.5}}),
+        )
+        .await;
+    problem(fraction, StatusCode::UNPROCESSABLE_ENTITY).await;
     let agent = center.agent(json!({"name": "a"})).await;
     let activity = center
         .put(

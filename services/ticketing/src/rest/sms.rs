@@ -65,7 +65,10 @@ struct Notice {
     #[schema(min_items = 1, max_items = 1000)]
     assignee_ids: Vec<uuid::Uuid>,
     /// Sent as written; it must fit `ticketing.sms.max_parts` parts.
-    #[schema(min_length = 1, max_length = 1600)]
+    #[schema(
+        max_length = 1600,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     text: String,
 }
 
@@ -96,10 +99,17 @@ async fn send_notice(
 #[serde(deny_unknown_fields)]
 struct Incoming {
     /// The sender's phone, in any format people type.
-    #[schema(max_length = 32)]
+    #[schema(
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     from: String,
     /// e.g. `接单 WO-20261201-000001`, `DONE WO-20261201-000001 fixed`.
-    #[schema(max_length = 1600)]
+    /// May span lines.
+    #[schema(
+        max_length = 1600,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     text: String,
 }
 

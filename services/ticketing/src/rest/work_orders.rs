@@ -58,7 +58,7 @@ fn answer(order: WorkOrderView) -> HttpResponse {
 #[utoipa::path(
     tag = "work-orders",
     request_body = NewWorkOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries open one order")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Makes retries open one order: 1 to 255 visible ASCII characters")),
     responses(
         (status = 201, body = WorkOrderView, headers(("ETag" = String), ("Location" = String))),
         (status = 200, body = WorkOrderView, description = "the Idempotency-Key's order"),
@@ -233,7 +233,10 @@ struct Dispatch {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     reason: String,
 }
 
@@ -249,7 +252,11 @@ struct Hold {
 struct Resolve {
     /// A code valid for the order's type (`GET /api/v1/resolution-codes`).
     resolution_code: String,
-    #[schema(max_length = 4000)]
+    /// May span lines.
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     note: Option<String>,
 }
 
