@@ -43,23 +43,24 @@ lint: ## formatting, clippy with warnings as errors, one version of each major c
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-# The lookup benchmark runs identity on PostgreSQL + Redis; override any of these.
-seed bench-lookup: export HOTLINE_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/test
-seed bench-lookup: export HOTLINE_DATABASE__SCHEMA_PREFIX ?= bench_
-seed bench-lookup: export HOTLINE_CACHE__KIND ?= redis
-seed bench-lookup: export HOTLINE_CACHE__REDIS_URL ?= redis://127.0.0.1:6379
-seed bench-lookup: export HOTLINE_CACHE__PREFIX ?= hotline-bench
-seed bench-lookup: export HOTLINE_IDENTITY__PII_KEY ?= YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=
-seed bench-lookup: export HOTLINE_BOOTSTRAP_CLIENT_ID ?= bench-admin
-seed bench-lookup: export HOTLINE_BOOTSTRAP_CLIENT_SECRET ?= bench-admin-secret-0123456789
-seed bench-lookup: export HOTLINE_TELEMETRY__LEVEL ?= warn
+# `make seed` loads identity's PostgreSQL schema; override any of these.
+seed: export HOTLINE_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/test
+seed: export HOTLINE_DATABASE__SCHEMA_PREFIX ?= bench_
+seed: export HOTLINE_CACHE__KIND ?= redis
+seed: export HOTLINE_CACHE__REDIS_URL ?= redis://127.0.0.1:6379
+seed: export HOTLINE_CACHE__PREFIX ?= hotline-bench
+seed: export HOTLINE_IDENTITY__PII_KEY ?= YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=
+seed: export HOTLINE_BOOTSTRAP_CLIENT_ID ?= bench-admin
+seed: export HOTLINE_BOOTSTRAP_CLIENT_SECRET ?= bench-admin-secret-0123456789
+seed: export HOTLINE_TELEMETRY__LEVEL ?= warn
 
 seed: ## load 1,000,000 customers into PostgreSQL (HOTLINE_BENCH_CUSTOMERS to change)
 	$(CARGO) run --release -p hotline-system-tests --bin seed
 
 bench: bench-lookup bench-routing bench-ticketing bench-sms ## the benchmarks below
 
-bench-lookup: ## screen-pop lookups against identity on PostgreSQL + Redis; prints lookups/s, p50, p99
+bench-lookup: ## screen pops from a separate process, PostgreSQL + Redis and embedded, 4 and 16 connections, beside redis-benchmark GET
+	$(CARGO) build --release -p hotline --bin hotline
 	$(CARGO) run --release -p hotline-system-tests --bin lookup-bench
 
 bench-ticketing: ## work orders opened and dispatched per second, p50, p99, texts and webhooks drained, beside pgbench

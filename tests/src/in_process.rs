@@ -20,8 +20,7 @@ pub fn config(infra: &Infra) -> anyhow::Result<Config> {
     // The production exchange and queue names, in the run's own virtual host.
     config.bus = infra.bus_config();
     if infra.backends == Backends::Real {
-        config.identity.pii_key =
-            hotline_kit::config::Secret::new("YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=");
+        config.identity.pii_key = hotline_kit::config::Secret::new(crate::suite::PII_KEY);
     }
     Ok(config)
 }

@@ -1,7 +1,10 @@
 //! Shared by the benchmarks (`make seed`, `make bench`): settings, tokens, the seeded population.
 
 pub mod in_process;
+pub mod population;
 pub mod suite;
+
+pub use population::seeded_phone;
 
 use hotline::Config;
 use serde_json::Value;
@@ -16,11 +19,6 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
         .get(((sorted.len() as f64 * q) as usize).min(last))
         .copied()
         .unwrap_or(0)
-}
-
-/// Phone number `index` of the seeded population (unique mobile numbers).
-pub fn seeded_phone(index: u64) -> String {
-    format!("+86138{:08}", index % 100_000_000)
 }
 
 /// `hotline`'s own configuration (defaults, environment); the Makefile points

@@ -24,6 +24,9 @@ fn binary() -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
+/// The key every benchmark process encrypts personal data with (benchmark data only).
+pub const PII_KEY: &str = "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=";
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -63,10 +66,7 @@ impl Server {
         command
             .env("HOTLINE_BOOTSTRAP_CLIENT_ID", ADMIN.0)
             .env("HOTLINE_BOOTSTRAP_CLIENT_SECRET", ADMIN.1)
-            .env(
-                "HOTLINE_IDENTITY__PII_KEY",
-                "YmVuY2gtb25seS1rZXktMzItYnl0ZXMtZm9yLXRlc3Q=",
-            )
+            .env("HOTLINE_IDENTITY__PII_KEY", PII_KEY)
             .env("HOTLINE_TELEMETRY__LEVEL", "warn")
             .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         Ok(Self {

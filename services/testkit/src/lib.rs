@@ -25,7 +25,7 @@ use hotline_kit::{
 use tokio_util::sync::CancellationToken;
 
 pub use events::{EventRecorder, Recording, broker_queue};
-pub use infra::{Backends, Infra, infra_required};
+pub use infra::{Backends, Infra, infra_required, redis_url};
 pub use keys::TestKeys;
 pub use proxy::{Link, TcpProxy};
 pub use python::python_with;
