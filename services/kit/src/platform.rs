@@ -39,7 +39,7 @@ impl Platform {
         let cache_backend: Arc<dyn CacheBackend> = match cache.kind {
             CacheKind::Memory => Arc::new(MemoryCache::new(cache.max_entries)),
             CacheKind::Redis => Arc::new(
-                RedisCache::connect(cache.redis_url.expose())
+                RedisCache::connect(cache.redis_url.expose(), cache.max_entries)
                     .await
                     .map_err(|e| anyhow::anyhow!("redis at {}: {e}", cache.redis_url.redacted()))?,
             ),

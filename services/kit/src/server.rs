@@ -503,6 +503,7 @@ async fn observe(
     let elapsed = started.elapsed();
     metrics::record_http(method, &route, status, elapsed);
     tracing::info!(
+        target: telemetry::ACCESS_LOG,
         status,
         elapsed_ms = elapsed.as_millis() as u64,
         "{method} {route}"

@@ -22,7 +22,7 @@ use opentelemetry_semantic_conventions::{SCHEMA_URL, resource as semconv};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
     EnvFilter, Layer,
-    filter::LevelFilter,
+    filter::{LevelFilter, filter_fn},
     fmt::{FmtContext, FormatEvent, FormatFields, format},
     layer::SubscriberExt,
     registry::LookupSpan,
@@ -133,7 +133,7 @@ impl Telemetry {
             .with(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer)
-                    .with_filter(LevelFilter::INFO),
+                    .with_filter(filter_fn(traced).with_max_level_hint(LevelFilter::INFO)),
             )
             .try_init()?;
         Ok(Self { provider })
@@ -237,6 +237,18 @@ fn quiet_lapin(filter: EnvFilter) -> EnvFilter {
         .fold(filter, EnvFilter::add_directive)
 }
 
+/// The target of the access log: one line per request in the logs, but not a
+/// span event in traces, where the request's span already says it all (and an
+/// event per request was the costliest part of tracing a screen pop).
+pub const ACCESS_LOG: &str = "hotline::access";
+
+/// What the OpenTelemetry layer sees: spans and events from INFO up, but
+/// for the access log.
+fn traced(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() <= tracing::Level::INFO
+        && !(metadata.is_event() && metadata.target() == ACCESS_LOG)
+}
+
 /// Installs a subscriber for tests (once per test binary); never fails.
 pub fn init_for_tests() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -257,7 +269,7 @@ pub fn init_for_tests() {
             .with(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer)
-                    .with_filter(LevelFilter::INFO),
+                    .with_filter(filter_fn(traced).with_max_level_hint(LevelFilter::INFO)),
             )
             .try_init();
     });

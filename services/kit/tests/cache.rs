@@ -1,7 +1,8 @@
 //! Redis is a cache, never needed to serve: down at start or dying mid-run, it
 //! costs a request a bounded moment and soon nothing (its circuit opens), shows
 //! in `/metrics`, and is used again once it answers, without the entries
-//! invalidated meanwhile.
+//! invalidated meanwhile. What a process keeps of it in memory follows every
+//! change another replica makes, and outlives `LOCAL_TTL` in no case.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -10,7 +11,7 @@ use std::{
 };
 
 use hotline_kit::{
-    cache::{Cache, RedisCache},
+    cache::{Cache, LOCAL_TTL, RedisCache},
     metrics,
 };
 use hotline_testkit::{Infra, Link, TcpProxy, eventually};
@@ -71,7 +72,7 @@ async fn redis_down_at_start_is_skipped_until_it_answers() {
     let _turn = TURN.lock().await;
     metrics::handle();
     let (proxy, url) = TcpProxy::in_front_of(&infra.redis_url, 6379, Link::Down).await;
-    let backend = RedisCache::connect(&url)
+    let backend = RedisCache::connect(&url, 1_000)
         .await
         .expect("starts without redis");
     let cache = Cache::new(Arc::new(backend), &infra.run_id, "kit");
@@ -109,7 +110,7 @@ async fn redis_dying_mid_run_costs_no_waiting_and_loses_no_invalidation() {
     metrics::handle();
     let (proxy, url) = TcpProxy::in_front_of(&infra.redis_url, 6379, Link::Up).await;
     let cache = Cache::new(
-        Arc::new(RedisCache::connect(&url).await.unwrap()),
+        Arc::new(RedisCache::connect(&url, 1_000).await.unwrap()),
         &infra.run_id,
         "kit",
     );
@@ -125,6 +126,15 @@ async fn redis_dying_mid_run_costs_no_waiting_and_loses_no_invalidation() {
 
     for link in [Link::Hanging, Link::Down] {
         proxy.set(link);
+        // Once the copy in memory has lapsed, failed reads open the circuit.
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                let _: Option<String> = cache.get_json(&key).await;
+                redis_up() == Some(0.0)
+            })
+            .await,
+            "{link:?}: the outage is noticed"
+        );
         reads_miss_promptly(&cache, &key).await;
         assert_eq!(redis_up(), Some(0.0), "{link:?}");
         assert_eq!(breaker("closed"), Some(0.0), "{link:?}");
@@ -143,4 +153,104 @@ async fn redis_dying_mid_run_costs_no_waiting_and_loses_no_invalidation() {
             .set_json(&key, &"before", Duration::from_secs(60))
             .await;
     }
+}
+
+/// Two replicas' caches on the same Redis, under the same prefix.
+async fn replica(infra: &Infra, url: &str) -> Cache {
+    Cache::new(
+        Arc::new(RedisCache::connect(url, 1_000).await.unwrap()),
+        &infra.run_id,
+        "kit",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_by_another_replica_reaches_the_copy_in_memory() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let (proxy, url) = TcpProxy::in_front_of(&infra.redis_url, 6379, Link::Up).await;
+    let (reader, writer) = (
+        replica(&infra, &url).await,
+        replica(&infra, &infra.redis_url).await,
+    );
+    let key = reader.key("entity", "copied");
+    writer.set_json(&key, &"v1", Duration::from_secs(60)).await;
+    assert_eq!(reader.get_json::<String>(&key).await.as_deref(), Some("v1"));
+
+    // Served from memory: the reader's link carries nothing now.
+    proxy.set(Link::Stalled);
+    let started = Instant::now();
+    assert_eq!(reader.get_json::<String>(&key).await.as_deref(), Some("v1"));
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "a read of a copy took {:?}",
+        started.elapsed()
+    );
+    proxy.set(Link::Up);
+    assert!(used_again(&reader).await);
+
+    let key = reader.key("entity", "changed");
+    writer.set_json(&key, &"v1", Duration::from_secs(60)).await;
+    assert_eq!(reader.get_json::<String>(&key).await.as_deref(), Some("v1"));
+    writer.set_json(&key, &"v2", Duration::from_secs(60)).await;
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            reader.get_json::<String>(&key).await.as_deref() == Some("v2")
+        })
+        .await,
+        "the change reaches the reader's copy"
+    );
+    writer.delete(std::slice::from_ref(&key)).await;
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            reader.get_json::<String>(&key).await.is_none()
+        })
+        .await,
+        "the invalidation reaches the reader's copy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_redis_stops_serving_its_copy_after_local_ttl() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let (proxy, url) = TcpProxy::in_front_of(&infra.redis_url, 6379, Link::Up).await;
+    let (reader, writer) = (
+        replica(&infra, &url).await,
+        replica(&infra, &infra.redis_url).await,
+    );
+    let key = reader.key("entity", "1");
+    writer
+        .set_json(&key, &"before", Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        reader.get_json::<String>(&key).await.as_deref(),
+        Some("before")
+    );
+
+    // Neither side notices the cut; the change's invalidation can't reach the reader.
+    proxy.set(Link::Stalled);
+    writer
+        .set_json(&key, &"after", Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(LOCAL_TTL + Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let read = reader.get_json::<String>(&key).await;
+        assert_eq!(read, None, "a stale copy was served");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    proxy.set(Link::Up);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            reader.get_json::<String>(&key).await.as_deref() == Some("after")
+        })
+        .await,
+        "the reader reads Redis again once it answers"
+    );
 }

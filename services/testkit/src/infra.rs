@@ -368,7 +368,11 @@ impl Infra {
             ),
             Backends::Real => (
                 connect_bus(&bus_config, &self.data_dir()).unwrap(),
-                Arc::new(RedisCache::connect(&self.redis_url).await.unwrap()),
+                Arc::new(
+                    RedisCache::connect(&self.redis_url, cache_config.max_entries)
+                        .await
+                        .unwrap(),
+                ),
             ),
         };
         Platform::new(

@@ -24,6 +24,9 @@ pub enum Link {
     /// Cuts open connections and holds new ones without a byte of answer: a
     /// server that hangs, or a network that drops packets.
     Hanging,
+    /// Keeps open connections open but carries nothing more, and holds new
+    /// ones: a peer cut off without either side noticing.
+    Stalled,
 }
 
 pub struct TcpProxy {
@@ -81,24 +84,26 @@ impl Drop for TcpProxy {
 /// One client connection, for as long as the link stays as it was when it came.
 async fn serve(client: TcpStream, upstream: String, mut link: watch::Receiver<Link>) {
     let state = *link.borrow_and_update();
-    let (to_server, to_client) = (link.clone(), link.clone());
+    let (to_server, to_client, mut stalled) = (link.clone(), link.clone(), link.clone());
     let changed = async move {
         let _ = link.wait_for(|now| *now != state).await;
     };
     match state {
         Link::Down => {}
-        Link::Hanging => changed.await,
+        Link::Hanging | Link::Stalled => changed.await,
         Link::Up => {
             let Ok(server) = TcpStream::connect(&upstream).await else {
                 return;
             };
-            let ((client_in, client_out), (server_in, server_out)) =
+            let ((mut client_in, mut client_out), (mut server_in, mut server_out)) =
                 (client.into_split(), server.into_split());
             tokio::select! {
-                () = pump(client_in, server_out, to_server, state) => {}
-                () = pump(server_in, client_out, to_client, state) => {}
+                () = pump(&mut client_in, &mut server_out, to_server, state) => {}
+                () = pump(&mut server_in, &mut client_out, to_client, state) => {}
                 () = changed => {}
             }
+            // Stalled: both ends stay open, carrying nothing, until the link changes again.
+            let _ = stalled.wait_for(|now| *now != Link::Stalled).await;
         }
     }
 }
@@ -107,8 +112,8 @@ async fn serve(client: TcpStream, upstream: String, mut link: watch::Receiver<Li
 /// has returned, nothing more crosses a link that changed, however late this
 /// task notices the change.
 async fn pump(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
     link: watch::Receiver<Link>,
     state: Link,
 ) {

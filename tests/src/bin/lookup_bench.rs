@@ -1,10 +1,10 @@
 //! Screen-pop benchmark (`make bench-lookup`): identity as its own `hotline
 //! serve` process (release), on PostgreSQL + Redis and on the embedded default,
 //! with 10,000 customers (one household in fifty sharing a landline), an agent
-//! client's token and the cache warm. This process is the load: each connection
-//! asks its next lookup once it has read the whole answer and checked it holds
-//! the candidates the number has. `redis-benchmark` GET, from the same run, is
-//! the machine's reference.
+//! client's token and the cache warm. This process is the load, from one thread
+//! like redis-benchmark's: each connection asks its next lookup once it has
+//! read the whole answer and checked it holds the candidates the number has.
+//! `redis-benchmark` GET, from the same run, is the machine's reference.
 //!
 //! HOTLINE_BENCH_CUSTOMERS (10,000) and HOTLINE_BENCH_SECONDS (10 per phase)
 //! change the run.
@@ -59,7 +59,39 @@ struct Measured {
     p50_ms: f64,
     p99_ms: f64,
     failures: u64,
-    hit_ratio: Option<f64>,
+    /// identity's cache reads during the phase, by outcome.
+    cache: Option<CacheReads>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct CacheReads {
+    hits: f64,
+    misses: f64,
+    /// Errors and reads skipped while the circuit was open.
+    failed: f64,
+}
+
+impl CacheReads {
+    fn since(self, before: Self) -> Self {
+        Self {
+            hits: self.hits - before.hits,
+            misses: self.misses - before.misses,
+            failed: self.failed - before.failed,
+        }
+    }
+
+    fn describe(self) -> String {
+        let all = self.hits + self.misses + self.failed;
+        if all == 0.0 {
+            return "no cache reads".to_owned();
+        }
+        format!(
+            "cache hits {:.1} %, {} misses, {} failed",
+            self.hits / all * 100.0,
+            self.misses,
+            self.failed
+        )
+    }
 }
 
 #[tokio::main]
@@ -117,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
             let measured = run(&server, &agent, customers, phase, seconds).await?;
             println!(
                 "  {:<4} {:<9} {:>2} connections: {:>7.0} lookups/s  p50 {:>5.2} ms  p99 {:>5.2} ms  \
-                 ({} lookups, {} failed, cache hits {})",
+                 ({} lookups, {} failed, {})",
                 match phase.wire {
                     Wire::Rest => "REST",
                     Wire::Grpc => "gRPC",
@@ -133,8 +165,8 @@ async fn main() -> anyhow::Result<()> {
                 measured.lookups,
                 measured.failures,
                 measured
-                    .hit_ratio
-                    .map_or("unknown".to_owned(), |r| format!("{:.1} %", r * 100.0)),
+                    .cache
+                    .map_or("cache reads unknown".to_owned(), CacheReads::describe),
             );
             if phase.wire == Wire::Rest && matches!(phase.numbers, Numbers::Mobiles) {
                 rest.push((phase.connections, measured));
@@ -257,13 +289,137 @@ async fn rest_lookup(
         "{status}: {}",
         String::from_utf8_lossy(&body)
     );
-    let answer: serde_json::Value = serde_json::from_slice(&body)?;
-    let found = answer["candidates"].as_array().map_or(0, Vec::len);
+    // The whole answer is parsed (and must be valid JSON); only the candidates are counted.
+    let answer: Answer = serde_json::from_slice(&body)?;
+    let found = answer.candidates.len();
     anyhow::ensure!(
         found == expected,
         "{phone}: {found} candidates, not {expected}"
     );
     Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    candidates: Vec<serde::de::IgnoredAny>,
+}
+
+/// One phase's load, driven from one thread (as redis-benchmark drives its
+/// clients), so the load costs the machine what a lean client costs.
+struct Load {
+    wire: Wire,
+    connections: usize,
+    /// The server's `host:port` and gRPC URL.
+    http_addr: String,
+    grpc_url: String,
+    bearer: String,
+    /// Numbers to ask for, each with its candidate count.
+    numbers: Vec<(String, usize)>,
+    seconds: u64,
+}
+
+/// What one connection measured: microseconds per answered lookup, failures.
+type Tally = (Vec<u64>, u64);
+
+impl Load {
+    fn run(self) -> anyhow::Result<(Tally, f64)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let load = std::sync::Arc::new(self);
+            let deadline = Instant::now() + Duration::from_secs(load.seconds);
+            let mut connections = tokio::task::JoinSet::new();
+            for _ in 0..load.connections {
+                let load = load.clone();
+                connections.spawn(async move {
+                    match load.wire {
+                        Wire::Rest => load.rest_connection(deadline).await,
+                        Wire::Grpc => load.grpc_connection(deadline).await,
+                    }
+                });
+            }
+            let started = Instant::now();
+            let (mut latencies, mut failures) = (Vec::new(), 0);
+            while let Some(done) = connections.join_next().await {
+                let (mut more, failed) = done??;
+                latencies.append(&mut more);
+                failures += failed;
+            }
+            Ok(((latencies, failures), started.elapsed().as_secs_f64()))
+        })
+    }
+
+    fn pick(&self) -> &(String, usize) {
+        &self.numbers[rand::rng().random_range(0..self.numbers.len())]
+    }
+
+    /// One kept-alive HTTP/1.1 connection; each lookup is asked once the
+    /// previous answer has been read whole and checked.
+    async fn rest_connection(&self, deadline: Instant) -> anyhow::Result<Tally> {
+        use http_body_util::{BodyExt, Empty};
+        let stream = tokio::net::TcpStream::connect(&self.http_addr).await?;
+        stream.set_nodelay(true)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake::<
+            _,
+            Empty<hyper::body::Bytes>,
+        >(hyper_util::rt::TokioIo::new(stream))
+        .await?;
+        tokio::spawn(connection);
+        let paths: Vec<(String, usize)> = self
+            .numbers
+            .iter()
+            .map(|(phone, expected)| {
+                let phone: String =
+                    url::form_urlencoded::byte_serialize(phone.as_bytes()).collect();
+                (format!("/api/v1/customers/lookup?phone={phone}"), *expected)
+            })
+            .collect();
+        let (mut latencies, mut failures) = (Vec::new(), 0);
+        while Instant::now() < deadline {
+            let (path, expected) = &paths[rand::rng().random_range(0..paths.len())];
+            let request = hyper::Request::get(path.as_str())
+                .header(hyper::header::HOST, &self.http_addr)
+                .header(hyper::header::AUTHORIZATION, &self.bearer)
+                .body(Empty::new())?;
+            let start = Instant::now();
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            let counted = serde_json::from_slice::<Answer>(&body).map(|a| a.candidates.len());
+            match counted {
+                Ok(found) if status == 200 && found == *expected => {
+                    latencies.push(start.elapsed().as_micros() as u64);
+                }
+                _ => failures += 1,
+            }
+        }
+        Ok((latencies, failures))
+    }
+
+    async fn grpc_connection(&self, deadline: Instant) -> anyhow::Result<Tally> {
+        let mut grpc = IdentityServiceClient::connect(self.grpc_url.clone()).await?;
+        let authorization: tonic::metadata::MetadataValue<_> = self.bearer.parse()?;
+        let (mut latencies, mut failures) = (Vec::new(), 0);
+        while Instant::now() < deadline {
+            let (phone, expected) = self.pick();
+            let mut request = tonic::Request::new(LookupByPhoneRequest {
+                phone: phone.clone(),
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+            let start = Instant::now();
+            match grpc.lookup_by_phone(request).await {
+                Ok(answer) if answer.get_ref().candidates.len() == *expected => {
+                    latencies.push(start.elapsed().as_micros() as u64);
+                }
+                _ => failures += 1,
+            }
+        }
+        Ok((latencies, failures))
+    }
 }
 
 async fn run(
@@ -273,94 +429,51 @@ async fn run(
     phase: &Phase,
     seconds: u64,
 ) -> anyhow::Result<Measured> {
-    let landlines: Vec<String> = (0..customers).filter_map(shared_landline).collect();
-    let before = cache_hits(&server.http).await;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut workers = Vec::new();
-    for _ in 0..phase.connections {
-        let (http, grpc_url, token) = (server.http.clone(), server.grpc.clone(), token.to_owned());
-        let (wire, numbers, landlines) = (phase.wire, phase.numbers, landlines.clone());
-        workers.push(tokio::spawn(async move {
-            // One connection per worker, reused for every lookup.
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()?;
-            let mut grpc = match wire {
-                Wire::Grpc => Some(IdentityServiceClient::connect(grpc_url).await?),
-                Wire::Rest => None,
-            };
-            let authorization: tonic::metadata::MetadataValue<_> =
-                format!("Bearer {token}").parse()?;
-            let mut latencies = Vec::new();
-            let mut failures = 0u64;
-            while Instant::now() < deadline {
-                let (phone, expected) = match numbers {
-                    Numbers::Mobiles => (seeded_phone(rand::rng().random_range(0..customers)), 1),
-                    Numbers::Landlines => (
-                        landlines[rand::rng().random_range(0..landlines.len())].clone(),
-                        2,
-                    ),
-                };
-                let start = Instant::now();
-                let outcome = match &mut grpc {
-                    Some(grpc) => {
-                        let mut request = tonic::Request::new(LookupByPhoneRequest { phone });
-                        request
-                            .metadata_mut()
-                            .insert("authorization", authorization.clone());
-                        match grpc.lookup_by_phone(request).await {
-                            Ok(answer) if answer.get_ref().candidates.len() == expected => Ok(()),
-                            Ok(answer) => Err(anyhow::anyhow!(
-                                "{} candidates, not {expected}",
-                                answer.get_ref().candidates.len()
-                            )),
-                            Err(status) => Err(status.into()),
-                        }
-                    }
-                    None => rest_lookup(&client, &http, &token, &phone, expected).await,
-                };
-                match outcome {
-                    Ok(()) => latencies.push(start.elapsed().as_micros() as u64),
-                    Err(_) => failures += 1,
-                }
-            }
-            anyhow::Ok((latencies, failures))
-        }));
-    }
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for worker in workers {
-        let (mut more, failed) = worker.await??;
-        latencies.append(&mut more);
-        failures += failed;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let numbers: Vec<(String, usize)> = match phase.numbers {
+        Numbers::Mobiles => (0..customers).map(|i| (seeded_phone(i), 1)).collect(),
+        Numbers::Landlines => (0..customers)
+            .filter_map(shared_landline)
+            .map(|number| (number, 2))
+            .collect(),
+    };
+    let load = Load {
+        wire: phase.wire,
+        connections: phase.connections,
+        http_addr: server
+            .http
+            .strip_prefix("http://")
+            .unwrap_or(&server.http)
+            .to_owned(),
+        grpc_url: server.grpc.clone(),
+        bearer: format!("Bearer {token}"),
+        numbers,
+        seconds,
+    };
+    let before = cache_reads(&server.http).await;
+    let ((mut latencies, failures), elapsed) =
+        tokio::task::spawn_blocking(move || load.run()).await??;
     latencies.sort_unstable();
-    let after = cache_hits(&server.http).await;
-    let hit_ratio = before.zip(after).and_then(|((h0, t0), (h1, t1))| {
-        let asked = t1 - t0;
-        (asked > 0.0).then(|| (h1 - h0) / asked)
-    });
+    let after = cache_reads(&server.http).await;
+    let cache = before.zip(after).map(|(before, after)| after.since(before));
     Ok(Measured {
         lookups: latencies.len(),
         per_second: latencies.len() as f64 / elapsed,
         p50_ms: quantile(&latencies, 0.50) as f64 / 1000.0,
         p99_ms: quantile(&latencies, 0.99) as f64 / 1000.0,
         failures,
-        hit_ratio,
+        cache,
     })
 }
 
-/// identity's cache gets so far from `/metrics`: (hits, all).
-async fn cache_hits(http: &str) -> Option<(f64, f64)> {
+/// identity's cache reads so far, from `/metrics`.
+async fn cache_reads(http: &str) -> Option<CacheReads> {
     let text = reqwest::get(format!("{http}/metrics"))
         .await
         .ok()?
         .text()
         .await
         .ok()?;
-    let (mut hits, mut all) = (0.0, 0.0);
+    let mut reads = CacheReads::default();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("hotline_cache_operations_total{") else {
             continue;
@@ -372,10 +485,13 @@ async fn cache_hits(http: &str) -> Option<(f64, f64)> {
             continue;
         }
         let value: f64 = value.trim().parse().ok()?;
-        all += value;
         if labels.contains("outcome=\"hit\"") {
-            hits += value;
+            reads.hits += value;
+        } else if labels.contains("outcome=\"miss\"") {
+            reads.misses += value;
+        } else {
+            reads.failed += value;
         }
     }
-    (all > 0.0).then_some((hits, all))
+    Some(reads)
 }

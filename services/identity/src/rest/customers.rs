@@ -88,8 +88,11 @@ async fn lookup(
     principal: Principal,
     service: Service,
     params: web::Query<LookupParams>,
-) -> ApiResult<web::Json<LookupResult>> {
-    Ok(web::Json(service.lookup(&principal, &params.phone).await?))
+) -> ApiResult<HttpResponse> {
+    let answer = service.lookup_json(&principal, &params.phone).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(answer))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -12,7 +12,10 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use self::{memory::MemoryCache, redis::RedisCache};
+pub use self::{
+    memory::MemoryCache,
+    redis::{LOCAL_TTL, RedisCache},
+};
 use crate::metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,20 @@ impl Cache {
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let bytes = self.get_bytes(key).await?;
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!(key = loggable(key), %error, "dropping undecodable cache entry");
+                self.delete(&[key.to_owned()]).await;
+                None
+            }
+        }
+    }
+
+    /// The JSON stored at `key`, as it is (for an answer that is exactly what
+    /// was cached: no decoding to encode it again).
+    pub async fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
         let found = self.backend.get(key).await;
         let outcome = match &found {
             Ok(Some(_)) => "hit",
@@ -78,15 +95,7 @@ impl Cache {
         };
         metrics::record_cache(&self.service, "get", outcome);
         match found {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(value) => Some(value),
-                Err(error) => {
-                    tracing::warn!(key = loggable(key), %error, "dropping undecodable cache entry");
-                    self.delete(&[key.to_owned()]).await;
-                    None
-                }
-            },
-            Ok(None) => None,
+            Ok(found) => found,
             Err(error) => {
                 tracing::debug!(key = loggable(key), %error, "cache read failed; using the source");
                 None

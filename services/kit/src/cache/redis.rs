@@ -2,16 +2,30 @@
 //! short timeouts and a circuit breaker. Redis being down (at start or later)
 //! costs a request at most `TIMEOUT`, and nothing once the circuit is open; the
 //! manager reconnects in the background and the cache refills on use.
+//!
+//! What a process reads it also keeps in memory for `LOCAL_TTL` (Redis's
+//! server-assisted client-side caching, RESP3): a repeated read costs no round
+//! trip, and Redis tells the connection when any replica changes or drops a key
+//! it holds, so a copy is normally dropped within milliseconds of a change. The
+//! short lifetime bounds what that can't cover: a connection cut off without
+//! noticing, and redis-rs filing a reply after the invalidation that followed
+//! it (its cache has no in-flight guard). A reconnect starts from an empty copy
+//! (redis-rs's cache epochs).
 
 use std::{
     collections::HashSet,
     future::Future,
+    num::NonZeroUsize,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use async_trait::async_trait;
-use redis::{AsyncCommands, RedisResult, aio::ConnectionManager};
+use redis::{
+    AsyncCommands, CommandCacheConfig, IntoConnectionInfo, ProtocolVersion, RedisResult,
+    aio::ConnectionManager,
+    caching::{CacheConfig, CacheMode},
+};
 
 use super::{CacheBackend, CacheError, breaker::Breaker};
 
@@ -20,6 +34,9 @@ const DEPENDENCY: &str = "redis";
 const TIMEOUT: Duration = Duration::from_millis(250);
 /// Invalidations kept while Redis is unreachable, replayed when it answers again.
 const MAX_MISSED_DELETES: usize = 100_000;
+/// The longest a value read from Redis is served from memory: the bound on how
+/// stale a copy can be when an invalidation can't reach it.
+pub const LOCAL_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisCache {
@@ -37,15 +54,27 @@ struct Inner {
 
 impl RedisCache {
     /// Fails only on a malformed URL: an unreachable Redis is logged, shown in
-    /// metrics and skipped until it answers.
-    pub async fn connect(url: &str) -> Result<Self, CacheError> {
-        let client = redis::Client::open(url).map_err(failed)?;
+    /// metrics and skipped until it answers. Keeps up to `local_entries` values
+    /// in memory; needs Redis 6 or later (RESP3).
+    pub async fn connect(url: &str, local_entries: u64) -> Result<Self, CacheError> {
+        let mut info = url.into_connection_info().map_err(failed)?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        info = info.set_redis_settings(settings);
+        let client = redis::Client::open(info).map_err(failed)?;
+        let local = CacheConfig::new()
+            .set_mode(CacheMode::OptIn)
+            .set_size(local_capacity(local_entries))
+            .set_default_client_ttl(LOCAL_TTL);
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(TIMEOUT))
             // Each request that finds the connection broken starts one reconnect
             // in the background; none waits on a retry schedule.
-            .set_number_of_retries(0);
+            .set_number_of_retries(0)
+            .set_cache_config(local);
         let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(failed)?;
         let cache = Self {
             inner: Arc::new(Inner {
@@ -148,6 +177,10 @@ impl RedisCache {
     }
 }
 
+fn local_capacity(entries: u64) -> NonZeroUsize {
+    NonZeroUsize::new(usize::try_from(entries).unwrap_or(usize::MAX)).unwrap_or(NonZeroUsize::MIN)
+}
+
 fn failed(error: redis::RedisError) -> CacheError {
     CacheError::Failed(error.to_string())
 }
@@ -164,7 +197,11 @@ async fn del(mut connection: ConnectionManager, keys: &[String]) -> RedisResult<
 #[async_trait]
 impl CacheBackend for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.call(|mut c| async move { c.get(key).await }).await
+        let mut get = redis::cmd("GET");
+        get.arg(key).set_cache_config(CommandCacheConfig::new());
+        let get = &get;
+        self.call(|mut c| async move { get.query_async(&mut c).await })
+            .await
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), CacheError> {
