@@ -158,12 +158,12 @@ impl Billing {
             .await;
     }
 
-    /// Never takes longer than the configured budget.
     /// Whether a billing system is asked at all (otherwise every answer is `not_configured`).
     pub fn configured(&self) -> bool {
         self.system.is_some()
     }
 
+    /// Never takes longer than the configured budget.
     pub async fn lookup(&self, query: &BillingQuery) -> BillingInfo {
         let Some(system) = &self.system else {
             return BillingInfo {

@@ -155,13 +155,27 @@ async fn redis_dying_mid_run_costs_no_waiting_and_loses_no_invalidation() {
     }
 }
 
-/// Two replicas' caches on the same Redis, under the same prefix.
-async fn replica(infra: &Infra, url: &str) -> Cache {
-    Cache::new(
-        Arc::new(RedisCache::connect(url, 1_000).await.unwrap()),
-        &infra.run_id,
-        "kit",
-    )
+/// Two replicas' caches on the same Redis, under the same prefix: a reader
+/// behind the returned proxy and a writer connected directly.
+async fn replicas(infra: &Infra) -> (TcpProxy, Cache, Cache) {
+    let (proxy, url) = TcpProxy::in_front_of(&infra.redis_url, 6379, Link::Up).await;
+    let replica = |url: String| async move {
+        Cache::new(
+            Arc::new(RedisCache::connect(&url, 1_000).await.unwrap()),
+            &infra.run_id,
+            "kit",
+        )
+    };
+    let reader = replica(url).await;
+    let writer = replica(infra.redis_url.clone()).await;
+    (proxy, reader, writer)
+}
+
+/// Writes `value` at `key` through `writer`, then reads it through `reader`
+/// (which now holds a copy).
+async fn written_and_read(writer: &Cache, reader: &Cache, key: &str, value: &str) {
+    writer.set_json(key, &value, Duration::from_secs(60)).await;
+    assert_eq!(reader.get_json::<String>(key).await.as_deref(), Some(value));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,14 +184,9 @@ async fn a_change_by_another_replica_reaches_the_copy_in_memory() {
         return;
     };
     let _turn = TURN.lock().await;
-    let (proxy, url) = TcpProxy::in_front_of(&infra.redis_url, 6379, Link::Up).await;
-    let (reader, writer) = (
-        replica(&infra, &url).await,
-        replica(&infra, &infra.redis_url).await,
-    );
+    let (proxy, reader, writer) = replicas(&infra).await;
     let key = reader.key("entity", "copied");
-    writer.set_json(&key, &"v1", Duration::from_secs(60)).await;
-    assert_eq!(reader.get_json::<String>(&key).await.as_deref(), Some("v1"));
+    written_and_read(&writer, &reader, &key, "v1").await;
 
     // Served from memory: the reader's link carries nothing now.
     proxy.set(Link::Stalled);
@@ -192,8 +201,7 @@ async fn a_change_by_another_replica_reaches_the_copy_in_memory() {
     assert!(used_again(&reader).await);
 
     let key = reader.key("entity", "changed");
-    writer.set_json(&key, &"v1", Duration::from_secs(60)).await;
-    assert_eq!(reader.get_json::<String>(&key).await.as_deref(), Some("v1"));
+    written_and_read(&writer, &reader, &key, "v1").await;
     writer.set_json(&key, &"v2", Duration::from_secs(60)).await;
     assert!(
         eventually(Duration::from_secs(2), || async {
@@ -218,19 +226,9 @@ async fn a_replica_cut_off_from_redis_stops_serving_its_copy_after_local_ttl() {
         return;
     };
     let _turn = TURN.lock().await;
-    let (proxy, url) = TcpProxy::in_front_of(&infra.redis_url, 6379, Link::Up).await;
-    let (reader, writer) = (
-        replica(&infra, &url).await,
-        replica(&infra, &infra.redis_url).await,
-    );
+    let (proxy, reader, writer) = replicas(&infra).await;
     let key = reader.key("entity", "1");
-    writer
-        .set_json(&key, &"before", Duration::from_secs(60))
-        .await;
-    assert_eq!(
-        reader.get_json::<String>(&key).await.as_deref(),
-        Some("before")
-    );
+    written_and_read(&writer, &reader, &key, "before").await;
 
     // Neither side notices the cut; the change's invalidation can't reach the reader.
     proxy.set(Link::Stalled);

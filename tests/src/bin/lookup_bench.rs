@@ -47,6 +47,19 @@ enum Numbers {
     Landlines,
 }
 
+impl Numbers {
+    /// Every number of the kind among `customers`, with its candidate count.
+    fn asked(self, customers: u64) -> Vec<(String, usize)> {
+        match self {
+            Self::Mobiles => (0..customers).map(|i| (seeded_phone(i), 1)).collect(),
+            Self::Landlines => (0..customers)
+                .filter_map(shared_landline)
+                .map(|number| (number, 2))
+                .collect(),
+        }
+    }
+}
+
 struct Phase {
     wire: Wire,
     numbers: Numbers,
@@ -252,10 +265,8 @@ async fn agent_token(client: &reqwest::Client, http: &str) -> anyhow::Result<Str
 /// Every number once, so the phases measure a warm cache.
 async fn warm(http: &str, token: &str, customers: u64) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
-    let numbers: Vec<(String, usize)> = (0..customers)
-        .map(|index| (seeded_phone(index), 1))
-        .chain((0..customers).filter_map(|index| shared_landline(index).map(|n| (n, 2))))
-        .collect();
+    let mut numbers = Numbers::Mobiles.asked(customers);
+    numbers.append(&mut Numbers::Landlines.asked(customers));
     for chunk in numbers.chunks(16) {
         let asked = chunk
             .iter()
@@ -282,20 +293,17 @@ async fn rest_lookup(
         .bearer_auth(token)
         .send()
         .await?;
-    let status = response.status();
+    let status = response.status().as_u16();
     let body = response.bytes().await?;
-    anyhow::ensure!(
-        status == 200,
-        "{status}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    // The whole answer is parsed (and must be valid JSON); only the candidates are counted.
-    let answer: Answer = serde_json::from_slice(&body)?;
-    let found = answer.candidates.len();
-    anyhow::ensure!(
-        found == expected,
-        "{phone}: {found} candidates, not {expected}"
-    );
+    checked(status, &body, expected).with_context(|| phone.to_owned())
+}
+
+/// An error unless the answer is a 200 with `expected` candidates. The whole
+/// answer is parsed (it must be valid JSON); only the candidates are counted.
+fn checked(status: u16, body: &[u8], expected: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(status == 200, "{status}: {}", String::from_utf8_lossy(body));
+    let found = serde_json::from_slice::<Answer>(body)?.candidates.len();
+    anyhow::ensure!(found == expected, "{found} candidates, not {expected}");
     Ok(())
 }
 
@@ -313,7 +321,8 @@ struct Load {
     http_addr: String,
     grpc_url: String,
     bearer: String,
-    /// Numbers to ask for, each with its candidate count.
+    /// What to ask for (a REST path with its query, or the number for gRPC),
+    /// each with its candidate count.
     numbers: Vec<(String, usize)>,
     seconds: u64,
 }
@@ -366,18 +375,9 @@ impl Load {
         >(hyper_util::rt::TokioIo::new(stream))
         .await?;
         tokio::spawn(connection);
-        let paths: Vec<(String, usize)> = self
-            .numbers
-            .iter()
-            .map(|(phone, expected)| {
-                let phone: String =
-                    url::form_urlencoded::byte_serialize(phone.as_bytes()).collect();
-                (format!("/api/v1/customers/lookup?phone={phone}"), *expected)
-            })
-            .collect();
         let (mut latencies, mut failures) = (Vec::new(), 0);
         while Instant::now() < deadline {
-            let (path, expected) = &paths[rand::rng().random_range(0..paths.len())];
+            let (path, expected) = self.pick();
             let request = hyper::Request::get(path.as_str())
                 .header(hyper::header::HOST, &self.http_addr)
                 .header(hyper::header::AUTHORIZATION, &self.bearer)
@@ -385,14 +385,11 @@ impl Load {
             let start = Instant::now();
             sender.ready().await?;
             let response = sender.send_request(request).await?;
-            let status = response.status();
+            let status = response.status().as_u16();
             let body = response.into_body().collect().await?.to_bytes();
-            let counted = serde_json::from_slice::<Answer>(&body).map(|a| a.candidates.len());
-            match counted {
-                Ok(found) if status == 200 && found == *expected => {
-                    latencies.push(start.elapsed().as_micros() as u64);
-                }
-                _ => failures += 1,
+            match checked(status, &body, *expected) {
+                Ok(()) => latencies.push(start.elapsed().as_micros() as u64),
+                Err(_) => failures += 1,
             }
         }
         Ok((latencies, failures))
@@ -429,13 +426,21 @@ async fn run(
     phase: &Phase,
     seconds: u64,
 ) -> anyhow::Result<Measured> {
-    let numbers: Vec<(String, usize)> = match phase.numbers {
-        Numbers::Mobiles => (0..customers).map(|i| (seeded_phone(i), 1)).collect(),
-        Numbers::Landlines => (0..customers)
-            .filter_map(shared_landline)
-            .map(|number| (number, 2))
-            .collect(),
-    };
+    // What each request names, built before the clock starts: the REST path
+    // with its query, or the number gRPC sends.
+    let numbers = phase
+        .numbers
+        .asked(customers)
+        .into_iter()
+        .map(|(phone, expected)| match phase.wire {
+            Wire::Rest => {
+                let phone: String =
+                    url::form_urlencoded::byte_serialize(phone.as_bytes()).collect();
+                (format!("/api/v1/customers/lookup?phone={phone}"), expected)
+            }
+            Wire::Grpc => (phone, expected),
+        })
+        .collect();
     let load = Load {
         wire: phase.wire,
         connections: phase.connections,
