@@ -1,8 +1,9 @@
 //! Redis is a cache, never needed to serve: down at start or dying mid-run, it
 //! costs a request a bounded moment and soon nothing (its circuit opens), shows
 //! in `/metrics`, and is used again once it answers, without the entries
-//! invalidated meanwhile. What a process keeps of it in memory follows every
-//! change another replica makes, and outlives `LOCAL_TTL` in no case.
+//! invalidated meanwhile. What a process keeps of it in memory lives on while
+//! Redis answers, follows every change another replica makes, and is served no
+//! longer than `FRESHNESS` after Redis stopped answering.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -11,7 +12,7 @@ use std::{
 };
 
 use hotline_kit::{
-    cache::{Cache, LOCAL_TTL, RedisCache},
+    cache::{Cache, FRESHNESS, RedisCache},
     metrics,
 };
 use hotline_testkit::{Infra, Link, TcpProxy, eventually};
@@ -190,12 +191,11 @@ async fn a_change_by_another_replica_reaches_the_copy_in_memory() {
 
     // Served from memory: the reader's link carries nothing now.
     proxy.set(Link::Stalled);
-    let started = Instant::now();
-    assert_eq!(reader.get_json::<String>(&key).await.as_deref(), Some("v1"));
+    let (read, took) = read_cut_off(&reader, &key).await;
+    assert_eq!(read.as_deref(), Some("v1"));
     assert!(
-        started.elapsed() < Duration::from_millis(100),
-        "a read of a copy took {:?}",
-        started.elapsed()
+        took < Duration::from_millis(100),
+        "a copy read took {took:?}"
     );
     proxy.set(Link::Up);
     assert!(used_again(&reader).await);
@@ -220,8 +220,36 @@ async fn a_change_by_another_replica_reaches_the_copy_in_memory() {
     );
 }
 
+/// Reads `key` through `reader` while its link carries nothing: a copy, or
+/// `None` after a wait for Redis (which must be short).
+async fn read_cut_off(reader: &Cache, key: &str) -> (Option<String>, Duration) {
+    let started = Instant::now();
+    let read = reader.get_json::<String>(key).await;
+    (read, started.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_cut_off_from_redis_stops_serving_its_copy_after_local_ttl() {
+async fn a_copy_lives_on_while_redis_confirms_the_connection() {
+    let Some(infra) = Infra::real().await else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let (proxy, reader, writer) = replicas(&infra).await;
+    let key = reader.key("entity", "kept");
+    written_and_read(&writer, &reader, &key, "v1").await;
+    tokio::time::sleep(3 * FRESHNESS).await;
+
+    proxy.set(Link::Stalled);
+    let (read, took) = read_cut_off(&reader, &key).await;
+    assert_eq!(read.as_deref(), Some("v1"), "the copy is gone");
+    assert!(
+        took < Duration::from_millis(100),
+        "a copy read took {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_redis_stops_serving_its_copy_within_freshness() {
     let Some(infra) = Infra::real().await else {
         return;
     };
@@ -235,12 +263,11 @@ async fn a_replica_cut_off_from_redis_stops_serving_its_copy_after_local_ttl() {
     writer
         .set_json(&key, &"after", Duration::from_secs(60))
         .await;
-    tokio::time::sleep(LOCAL_TTL + Duration::from_millis(200)).await;
+    tokio::time::sleep(FRESHNESS + Duration::from_millis(100)).await;
     for _ in 0..5 {
-        let started = Instant::now();
-        let read = reader.get_json::<String>(&key).await;
+        let (read, took) = read_cut_off(&reader, &key).await;
         assert_eq!(read, None, "a stale copy was served");
-        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(took < Duration::from_secs(1), "a read took {took:?}");
     }
 
     proxy.set(Link::Up);

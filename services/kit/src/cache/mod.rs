@@ -4,6 +4,7 @@
 //! never fails the request. A Redis outage is logged once, by its circuit breaker.
 
 mod breaker;
+mod copies;
 mod memory;
 mod redis;
 
@@ -12,10 +13,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use self::{
-    memory::MemoryCache,
-    redis::{LOCAL_TTL, RedisCache},
-};
+pub use self::{copies::FRESHNESS, memory::MemoryCache, redis::RedisCache};
 use crate::metrics;
 
 #[derive(Debug, thiserror::Error)]

@@ -3,40 +3,36 @@
 //! costs a request at most `TIMEOUT`, and nothing once the circuit is open; the
 //! manager reconnects in the background and the cache refills on use.
 //!
-//! What a process reads it also keeps in memory for `LOCAL_TTL` (Redis's
-//! server-assisted client-side caching, RESP3): a repeated read costs no round
-//! trip, and Redis tells the connection when any replica changes or drops a key
-//! it holds, so a copy is normally dropped within milliseconds of a change. The
-//! short lifetime bounds what that can't cover: a connection cut off without
-//! noticing, and redis-rs filing a reply after the invalidation that followed
-//! it (its cache has no in-flight guard). A reconnect starts from an empty copy
-//! (redis-rs's cache epochs).
+//! What a process reads it also keeps in memory (`copies`), tracked by Redis on
+//! this connection: redis-rs sets tracking up on every connection it opens
+//! (its cache configuration, opt-in, into which no command opts), the reads opt
+//! in themselves, and its pushes reach `Copies`.
 
 use std::{
     collections::HashSet,
     future::Future,
-    num::NonZeroUsize,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
 use redis::{
-    AsyncCommands, CommandCacheConfig, IntoConnectionInfo, ProtocolVersion, RedisResult,
+    AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, RedisResult,
     aio::ConnectionManager,
     caching::{CacheConfig, CacheMode},
 };
 
-use super::{CacheBackend, CacheError, breaker::Breaker};
+use super::{
+    CacheBackend, CacheError,
+    breaker::Breaker,
+    copies::{Copies, HEARTBEAT},
+};
 
 const DEPENDENCY: &str = "redis";
 /// The most one cache operation may cost a request, reconnecting included.
 const TIMEOUT: Duration = Duration::from_millis(250);
 /// Invalidations kept while Redis is unreachable, replayed when it answers again.
 const MAX_MISSED_DELETES: usize = 100_000;
-/// The longest a value read from Redis is served from memory: the bound on how
-/// stale a copy can be when an invalidation can't reach it.
-pub const LOCAL_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisCache {
@@ -46,6 +42,7 @@ pub struct RedisCache {
 struct Inner {
     connection: ConnectionManager,
     breaker: Breaker,
+    copies: Arc<Copies>,
     /// Keys whose invalidation did not reach Redis: deleted before the cache is
     /// read again, so an entry cached before an outage can't outlive a change
     /// made during it.
@@ -64,28 +61,34 @@ impl RedisCache {
             .set_protocol(ProtocolVersion::RESP3);
         info = info.set_redis_settings(settings);
         let client = redis::Client::open(info).map_err(failed)?;
-        let local = CacheConfig::new()
-            .set_mode(CacheMode::OptIn)
-            .set_size(local_capacity(local_entries))
-            .set_default_client_ttl(LOCAL_TTL);
+        let copies = Arc::new(Copies::new(local_entries));
+        let pushes = copies.clone();
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(TIMEOUT))
             // Each request that finds the connection broken starts one reconnect
             // in the background; none waits on a retry schedule.
             .set_number_of_retries(0)
-            .set_cache_config(local);
+            .set_cache_config(CacheConfig::new().set_mode(CacheMode::OptIn))
+            .set_push_sender(move |push: PushInfo| {
+                pushes.pushed(&push);
+                Ok::<(), std::convert::Infallible>(())
+            });
         let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(failed)?;
         let cache = Self {
             inner: Arc::new(Inner {
                 connection,
                 breaker: Breaker::new(DEPENDENCY),
+                copies,
                 missed_deletes: Mutex::new(HashSet::new()),
             }),
         };
-        if let Err(error) = cache.attempt(ping).await {
-            cache.inner.breaker.trip(&error.to_string());
+        let asked = Instant::now();
+        match cache.attempt(ping).await {
+            Ok(()) => cache.inner.copies.confirmed(asked),
+            Err(error) => cache.inner.breaker.trip(&error.to_string()),
         }
+        tokio::spawn(heartbeat(Arc::downgrade(&cache.inner)));
         Ok(cache)
     }
 
@@ -177,8 +180,23 @@ impl RedisCache {
     }
 }
 
-fn local_capacity(entries: u64) -> NonZeroUsize {
-    NonZeroUsize::new(usize::try_from(entries).unwrap_or(usize::MAX)).unwrap_or(NonZeroUsize::MIN)
+/// Confirms the connection every `HEARTBEAT` while the cache is in use, and
+/// drops the copies when Redis doesn't answer.
+async fn heartbeat(inner: Weak<Inner>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let cache = RedisCache { inner };
+        let asked = Instant::now();
+        match cache.call(ping).await {
+            Ok(()) => cache.inner.copies.confirmed(asked),
+            Err(_) => cache.inner.copies.clear(),
+        }
+    }
 }
 
 fn failed(error: redis::RedisError) -> CacheError {
@@ -194,17 +212,41 @@ async fn del(mut connection: ConnectionManager, keys: &[String]) -> RedisResult<
     connection.del(keys).await
 }
 
+/// The value at `key` and its PTTL, the key tracked for this connection.
+async fn tracked_get(
+    mut connection: ConnectionManager,
+    key: &str,
+) -> RedisResult<(Option<Vec<u8>>, i64)> {
+    redis::pipe()
+        .cmd("CLIENT")
+        .arg("CACHING")
+        .arg("YES")
+        .ignore()
+        .cmd("GET")
+        .arg(key)
+        .cmd("PTTL")
+        .arg(key)
+        .query_async(&mut connection)
+        .await
+}
+
 #[async_trait]
 impl CacheBackend for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        let mut get = redis::cmd("GET");
-        get.arg(key).set_cache_config(CommandCacheConfig::new());
-        let get = &get;
-        self.call(|mut c| async move { get.query_async(&mut c).await })
-            .await
+        let copies = &self.inner.copies;
+        if let Some(value) = copies.get(key) {
+            return Ok(Some(value));
+        }
+        let sent = copies.generation();
+        let (value, ttl) = self.call(|c| tracked_get(c, key)).await?;
+        if let Some(value) = &value {
+            copies.keep(key, value, ttl, sent);
+        }
+        Ok(value)
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), CacheError> {
+        self.inner.copies.invalidate([key]);
         let seconds = ttl.as_secs().max(1);
         self.call(|mut c| {
             let value = value.clone();
@@ -214,6 +256,9 @@ impl CacheBackend for RedisCache {
     }
 
     async fn delete(&self, keys: &[String]) -> Result<(), CacheError> {
+        self.inner
+            .copies
+            .invalidate(keys.iter().map(String::as_str));
         let outcome = self.call(|c| del(c, keys)).await;
         if outcome.is_err() {
             self.remember_deletes(keys);
