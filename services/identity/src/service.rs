@@ -595,8 +595,8 @@ impl IdentityService {
 
     /// The same answer as JSON, as REST sends it. When nothing is added to
     /// what is cached (no billing system, no ID numbers to reveal) the cached
-    /// JSON is the answer, sent without decoding and encoding it again: the
-    /// better part of a screen pop's CPU. Cached entries are written by every
+    /// JSON is the answer, sent as it is once it decodes: encoding it again
+    /// was the better part of a screen pop's CPU. Cached entries are written by every
     /// replica, so a rolling upgrade may serve one written by the other
     /// version: the compatibility rules keep that additive.
     #[tracing::instrument(skip_all, err(level = "debug", Debug))]
@@ -607,7 +607,7 @@ impl IdentityService {
         } else {
             let number = self.calling_number(phone)?;
             let key = self.lookup_key(number.as_str());
-            if let Some(cached) = self.cache.get_bytes(&key).await {
+            if let Some(cached) = self.cache.get_json_bytes::<LookupResult>(&key).await {
                 return Ok(cached);
             }
             self.refresh_lookup(&key, number.as_str()).await?

@@ -337,6 +337,44 @@ mod degraded {
         pops(&app, 5, "张伟二").await;
     }
 
+    /// The agent's screen pop sends the cached JSON as it is: an entry of
+    /// another shape (an older version's, or one written by hand) must never
+    /// reach the agent, and is replaced from the database.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cached_entry_of_another_shape_is_replaced_not_served() {
+        let Some((app, _proxy, redis)) = with_redis(Link::Up).await else {
+            return;
+        };
+        let created = app.create(zhang_wei()).await;
+        let agent = app.token_for(&["agent"], None).await;
+        app.lookup("13800138000", &agent).await;
+        let key = app.lookup_cache_key("+8613800138000");
+        let mut connection = redis::Client::open(redis.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(r#"{"candidates":"another shape"}"#)
+            .arg("EX")
+            .arg(300)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+
+        let replaced = eventually(Duration::from_secs(10), || async {
+            let popped = app.lookup("13800138000", &agent).await;
+            assert_ne!(popped["candidates"], "another shape", "served as cached");
+            popped["candidates"][0]["customer"]["id"] == created["id"]
+                && cached(&redis, &key)
+                    .await
+                    .is_some_and(|entry| entry["candidates"][0]["customer"]["id"] == created["id"])
+        })
+        .await;
+        assert!(replaced, "the entry is rebuilt from the database");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn not_ready_without_the_database_and_ready_again_when_it_returns() {
         let Some(mut infra) = Infra::real().await else {

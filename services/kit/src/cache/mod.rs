@@ -71,9 +71,22 @@ impl Cache {
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.get_decoded(key).await.map(|(value, _)| value)
+    }
+
+    /// The JSON stored at `key`, as it is, once it has decoded as a `T` (an
+    /// answer that is exactly what was cached is sent without encoding it
+    /// again, and never as an entry of some other shape).
+    pub async fn get_json_bytes<T: DeserializeOwned>(&self, key: &str) -> Option<Vec<u8>> {
+        self.get_decoded::<T>(key).await.map(|(_, bytes)| bytes)
+    }
+
+    /// An entry that does not decode (written by a version with another
+    /// shape, or by hand) is dropped, so the next read goes to the source.
+    async fn get_decoded<T: DeserializeOwned>(&self, key: &str) -> Option<(T, Vec<u8>)> {
         let bytes = self.get_bytes(key).await?;
         match serde_json::from_slice(&bytes) {
-            Ok(value) => Some(value),
+            Ok(value) => Some((value, bytes)),
             Err(error) => {
                 tracing::warn!(key = loggable(key), %error, "dropping undecodable cache entry");
                 self.delete(&[key.to_owned()]).await;
@@ -82,9 +95,7 @@ impl Cache {
         }
     }
 
-    /// The JSON stored at `key`, as it is (for an answer that is exactly what
-    /// was cached: no decoding to encode it again).
-    pub async fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
+    async fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
         let found = self.backend.get(key).await;
         let outcome = match &found {
             Ok(Some(_)) => "hit",
