@@ -15,7 +15,10 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, Value};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityName,
+    EntityTrait, IdenStatic, Iterable, PrimaryKeyToColumn, Statement, Value,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -150,6 +153,149 @@ pub async fn fence<C: ConnectionTrait>(
         Ok(())
     } else {
         Err(FenceError::Lost(grant.name.clone()))
+    }
+}
+
+/// A fenced write as one PostgreSQL statement: the lease's renewal and every
+/// insert, upsert and delete of a batch as data-modifying CTEs, each guarded
+/// by the renewal's result, so nothing is written unless the lease is still
+/// held. One round trip and an implicit transaction instead of `BEGIN`, a
+/// statement per table and `COMMIT`. Rows travel as one JSON parameter per
+/// table, so the statement's text depends on which parts it has, not on how
+/// many rows: PostgreSQL parses and plans it once per connection.
+///
+/// The parts of one statement see the same snapshot and may not touch a row
+/// twice: each row appears once, in one part.
+pub struct FencedWrite {
+    lease: String,
+    parts: Vec<String>,
+    values: Vec<Value>,
+}
+
+/// Stands for the fence's condition in a part's SQL.
+pub const FENCED: &str = "EXISTS (SELECT 1 FROM fence)";
+
+impl FencedWrite {
+    pub fn new(grant: &Grant, ttl: Duration) -> Self {
+        let mut write = Self {
+            lease: grant.name.clone(),
+            parts: Vec::new(),
+            values: Vec::new(),
+        };
+        let now = now_sql(DatabaseBackend::Postgres);
+        let ttl = write.bind(millis(ttl));
+        let name = write.bind(grant.name.clone());
+        let holder = write.bind(grant.holder.clone());
+        let epoch = write.bind(grant.epoch);
+        write.parts.push(format!(
+            "fence AS (UPDATE lease SET expires_at_ms = {now} + {ttl} \
+             WHERE name = {name} AND holder = {holder} AND epoch = {epoch} \
+             AND expires_at_ms >= {now} RETURNING 1)"
+        ));
+        write
+    }
+
+    /// The placeholder of `value` in the statement.
+    pub fn bind(&mut self, value: impl Into<Value>) -> String {
+        self.values.push(value.into());
+        format!("${}", self.values.len())
+    }
+
+    /// A data-modifying statement that writes only where [`FENCED`] holds.
+    pub fn part(&mut self, sql: String) {
+        let name = format!("w{}", self.parts.len());
+        self.parts.push(format!("{name} AS ({sql})"));
+    }
+
+    /// Inserts `rows` or, where one's primary key exists, sets its `update`
+    /// columns. A column a row leaves unset takes its default (or NULL).
+    pub fn upsert<A: ActiveModelTrait>(
+        &mut self,
+        rows: impl IntoIterator<Item = A>,
+        update: &[<A::Entity as EntityTrait>::Column],
+    ) -> Result<(), DbErr> {
+        let mut objects = Vec::new();
+        for row in rows {
+            let mut object = serde_json::Map::new();
+            for column in <A::Entity as EntityTrait>::Column::iter() {
+                if let Some(value) = row.get(column).into_value() {
+                    object.insert(column.as_str().to_owned(), json_of(value)?);
+                }
+            }
+            objects.push(serde_json::Value::Object(object));
+        }
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let table = A::Entity::default().table_name();
+        let key = <A::Entity as EntityTrait>::PrimaryKey::iter()
+            .map(|key| format!("\"{}\"", key.into_column().as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let set = update
+            .iter()
+            .map(|column| format!("\"{0}\" = excluded.\"{0}\"", column.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = self.bind(serde_json::Value::Array(objects));
+        self.part(format!(
+            "INSERT INTO \"{table}\" SELECT * FROM jsonb_populate_recordset(NULL::\"{table}\", {rows}::jsonb) \
+             WHERE {FENCED} ON CONFLICT ({key}) DO UPDATE SET {set}"
+        ));
+        Ok(())
+    }
+
+    /// Deletes the rows of `table` whose text `column` is one of `keys`.
+    pub fn delete(&mut self, table: &str, column: &str, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let keys = self.bind(serde_json::json!(keys));
+        self.part(format!(
+            "DELETE FROM \"{table}\" WHERE \"{column}\" IN \
+             (SELECT jsonb_array_elements_text({keys}::jsonb)) AND {FENCED}"
+        ));
+    }
+
+    /// Runs the statement: `Lost` (and nothing written) when the lease moved.
+    pub async fn execute<C: ConnectionTrait>(self, conn: &C) -> Result<(), FenceError> {
+        let sql = format!(
+            "WITH {} SELECT count(*) AS held FROM fence",
+            self.parts.join(", ")
+        );
+        let row = conn
+            .query_one_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                sql,
+                self.values,
+            ))
+            .await?;
+        let held: i64 = match row {
+            Some(row) => row.try_get("", "held")?,
+            None => 0,
+        };
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(FenceError::Lost(self.lease))
+        }
+    }
+}
+
+/// A timestamp as a fenced write's JSON carries it.
+pub(crate) fn timestamp_json(at: &chrono::DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A column's value as `jsonb_populate_recordset` reads it back: timestamps
+/// in ISO 8601 with the microseconds PostgreSQL keeps (cut, as sqlx cuts them).
+fn json_of(value: Value) -> Result<serde_json::Value, DbErr> {
+    match value {
+        Value::ChronoDateTimeUtc(Some(at)) => Ok(timestamp_json(&at).into()),
+        Value::Bytes(_) => Err(DbErr::Custom(
+            "a bytes column cannot travel in a fenced write's JSON".to_owned(),
+        )),
+        other => Ok(sea_orm::sea_query::sea_value_to_json_value(&other)),
     }
 }
 

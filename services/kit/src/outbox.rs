@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::{Bus, Event},
+    lease::{FENCED, FencedWrite, timestamp_json},
     metrics, telemetry,
 };
+use base64::{Engine, engine::general_purpose::STANDARD};
 
 /// Events relayed per transaction (sent to the broker before their confirms are awaited).
 const BATCH: u64 = 500;
@@ -110,6 +112,37 @@ impl Outbox {
                 .await?;
         }
         Ok(())
+    }
+
+    /// [`Self::enqueue_many`] as a part of a fenced write (PostgreSQL). The
+    /// payload travels base64-encoded in the write's JSON.
+    pub fn enqueue_fenced(&self, write: &mut FencedWrite, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let rows = events
+            .into_iter()
+            .map(|event| {
+                serde_json::json!({
+                    "id": event.id,
+                    "kind": event.kind,
+                    "source": event.source,
+                    "subject": event.subject,
+                    "time": timestamp_json(&event.time),
+                    "data": STANDARD.encode(&event.data),
+                    "traceparent": event.traceparent,
+                })
+            })
+            .collect();
+        let rows = write.bind(serde_json::Value::Array(rows));
+        write.part(format!(
+            "INSERT INTO outbox_event (id, kind, source, subject, \"time\", data, traceparent) \
+             SELECT id, kind, source, subject, \"time\", decode(data, 'base64'), traceparent \
+             FROM ROWS FROM (jsonb_to_recordset({rows}::jsonb) AS (id uuid, kind text, \
+               source text, subject text, \"time\" timestamptz, data text, traceparent text)) \
+             WITH ORDINALITY AS e(id, kind, source, subject, \"time\", data, traceparent, ord) \
+             WHERE {FENCED} ORDER BY ord"
+        ));
     }
 
     /// Tells the relay that committed events are waiting (call after commit).

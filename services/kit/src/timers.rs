@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::lease::FencedWrite;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -68,16 +69,19 @@ impl From<entity::Model> for Timer {
 /// Rows per statement, under SQLite's and PostgreSQL's bind-parameter limits.
 const CHUNK: usize = 1000;
 
+fn row(timer: &Timer) -> entity::ActiveModel {
+    entity::ActiveModel {
+        key: Set(timer.key.clone()),
+        kind: Set(timer.kind.clone()),
+        due_at_ms: Set(timer.due_ms()),
+        payload: Set(timer.payload.clone()),
+    }
+}
+
 /// Sets these timers (replacing any with the same key), inside the change's transaction.
 pub async fn schedule<C: ConnectionTrait>(conn: &C, timers: &[Timer]) -> Result<(), DbErr> {
     for chunk in timers.chunks(CHUNK) {
-        let rows = chunk.iter().map(|timer| entity::ActiveModel {
-            key: Set(timer.key.clone()),
-            kind: Set(timer.kind.clone()),
-            due_at_ms: Set(timer.due_ms()),
-            payload: Set(timer.payload.clone()),
-        });
-        entity::Entity::insert_many(rows)
+        entity::Entity::insert_many(chunk.iter().map(row))
             .on_conflict(
                 OnConflict::column(entity::Column::Key)
                     .update_columns([
@@ -90,6 +94,21 @@ pub async fn schedule<C: ConnectionTrait>(conn: &C, timers: &[Timer]) -> Result<
             .exec_without_returning(conn)
             .await?;
     }
+    Ok(())
+}
+
+/// [`schedule`] and [`cancel`] as parts of a fenced write (PostgreSQL); a key
+/// may be in one of the two lists only.
+pub fn fenced(write: &mut FencedWrite, set: &[Timer], cancel: &[String]) -> Result<(), DbErr> {
+    write.upsert(
+        set.iter().map(row),
+        &[
+            entity::Column::Kind,
+            entity::Column::DueAtMs,
+            entity::Column::Payload,
+        ],
+    )?;
+    write.delete("timer", "key", cancel);
     Ok(())
 }
 

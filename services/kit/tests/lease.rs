@@ -6,15 +6,17 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use hotline_kit::{
     bus::Event,
-    lease::{self, FenceError, Grant},
+    lease::{self, FENCED, FenceError, FencedWrite, Grant},
     outbox::{self, Outbox},
     timers::{self, Timer},
 };
 use hotline_testkit::Infra;
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, TransactionTrait,
+};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 struct PlatformTables;
@@ -25,24 +27,58 @@ impl MigratorTrait for PlatformTables {
     }
 }
 
-/// A holder's write as routing makes it: fenced, then events and timers, then
-/// `broken` when asked (a statement that fails), in one transaction.
+/// How a holder writes: a transaction that starts with the fence (both
+/// backends), or, on PostgreSQL, one statement whose parts the fence guards.
+#[derive(Clone, Copy, Debug)]
+enum Way {
+    Transaction,
+    Statement,
+}
+
+fn ways(db: &DatabaseConnection) -> &'static [Way] {
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => &[Way::Transaction, Way::Statement],
+        _ => &[Way::Transaction],
+    }
+}
+
+/// A holder's write as routing makes it: fenced, then events and timers set
+/// and cancelled, then `broken` when asked (a statement that fails).
 async fn fenced_write(
+    way: Way,
     db: &DatabaseConnection,
     grant: &Grant,
     events: Vec<Event>,
-    timers: &[Timer],
+    (set, cancel): (&[Timer], &[String]),
     broken: bool,
 ) -> Result<(), FenceError> {
-    let txn = db.begin().await?;
-    lease::fence(&txn, grant, Duration::from_secs(5)).await?;
-    Outbox::new("test").enqueue_many(&txn, events).await?;
-    timers::schedule(&txn, timers).await?;
-    if broken {
-        txn.execute_unprepared("INSERT INTO no_such_table (x) VALUES (1)")
-            .await?;
+    let outbox = Outbox::new("test");
+    let ttl = Duration::from_secs(5);
+    match way {
+        Way::Transaction => {
+            let txn = db.begin().await?;
+            lease::fence(&txn, grant, ttl).await?;
+            outbox.enqueue_many(&txn, events).await?;
+            timers::schedule(&txn, set).await?;
+            timers::cancel(&txn, cancel).await?;
+            if broken {
+                txn.execute_unprepared("INSERT INTO no_such_table (x) VALUES (1)")
+                    .await?;
+            }
+            txn.commit().await?;
+        }
+        Way::Statement => {
+            let mut write = FencedWrite::new(grant, ttl);
+            outbox.enqueue_fenced(&mut write, events);
+            timers::fenced(&mut write, set, cancel)?;
+            if broken {
+                write.part(format!(
+                    "INSERT INTO no_such_table (x) SELECT 1 WHERE {FENCED}"
+                ));
+            }
+            write.execute(db).await?;
+        }
     }
-    txn.commit().await?;
     Ok(())
 }
 
@@ -83,14 +119,26 @@ async fn one_holder_at_a_time_and_the_overtaken_one_writes_nothing(infra: Infra)
         .unwrap()
         .expect("expired");
     assert_eq!(second.epoch, first.epoch + 1);
-    let event = Event::new("kit.test.written", "/test", b"late".to_vec());
-    let late = fenced_write(&db, &first, vec![event], &[], false).await;
-    assert!(matches!(late, Err(FenceError::Lost(_))), "{late:?}");
+    for &way in ways(&db) {
+        let event = Event::new("kit.test.written", "/test", b"late".to_vec());
+        let timer = Timer {
+            key: "late".into(),
+            kind: "k".into(),
+            due_at: Utc::now(),
+            payload: String::new(),
+        };
+        let late = fenced_write(way, &db, &first, vec![event], (&[timer], &[]), false).await;
+        assert!(
+            matches!(late, Err(FenceError::Lost(_))),
+            "{way:?}: {late:?}"
+        );
+    }
     assert_eq!(
         outbox::pending(&db).await.unwrap(),
         0,
         "the overtaken holder wrote nothing"
     );
+    assert!(timers::load_all(&db).await.unwrap().is_empty());
     assert!(!lease::renew(&db, &first, ttl).await.unwrap());
 
     lease::release(&db, &second).await.unwrap();
@@ -107,52 +155,90 @@ async fn fenced_writes_keep_every_value_as_given(infra: Infra) {
         .await
         .unwrap()
         .unwrap();
-    let awkward = "it's a \\ back'slash\n\"quoted\" 张伟 $fence$ ; DROP TABLE timer; --";
-    let bytes: Vec<u8> = (0..=255).collect();
-    let mut event = Event::new("kit.test.awkward", "/test", bytes.clone()).with_subject(awkward);
-    event.traceparent = Some(awkward.to_owned());
-    let timer = Timer {
-        key: awkward.to_owned(),
-        kind: "k".into(),
-        due_at: Utc::now(),
-        payload: "{\"json\": \"\\u00e9\"}".into(),
-    };
-    fenced_write(
-        &db,
-        &grant,
-        vec![event.clone()],
-        std::slice::from_ref(&timer),
-        false,
-    )
-    .await
-    .unwrap();
+    for &way in ways(&db) {
+        let awkward =
+            format!("it's a \\ back'slash\n\"quoted\" 张伟 $fence$ ; DROP TABLE timer; -- {way:?}");
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut event =
+            Event::new("kit.test.awkward", "/test", bytes.clone()).with_subject(awkward.clone());
+        event.traceparent = Some(awkward.clone());
+        let after = Event::new("kit.test.after", "/test", b"{}".to_vec());
+        let timer = Timer {
+            key: awkward.clone(),
+            kind: "k".into(),
+            due_at: Utc::now(),
+            payload: "{\"json\": \"\\u00e9\"}".into(),
+        };
+        fenced_write(
+            way,
+            &db,
+            &grant,
+            vec![event.clone(), after.clone()],
+            (std::slice::from_ref(&timer), &[]),
+            false,
+        )
+        .await
+        .unwrap();
 
-    let stored = outbox::entity::Entity::find().all(&db).await.unwrap();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].data, bytes);
-    assert_eq!(stored[0].subject.as_deref(), Some(awkward));
-    assert_eq!(stored[0].traceparent.as_deref(), Some(awkward));
-    let loaded = timers::load_all(&db).await.unwrap();
-    assert_eq!(loaded.len(), 1);
-    assert_eq!(
-        (loaded[0].key.as_str(), loaded[0].payload.as_str()),
-        (awkward, timer.payload.as_str())
-    );
+        let stored = outbox::entity::Entity::find()
+            .order_by_asc(outbox::entity::Column::Seq)
+            .all(&db)
+            .await
+            .unwrap();
+        let ids: Vec<_> = stored.iter().map(|row| row.id).collect();
+        assert_eq!(ids, [event.id, after.id], "{way:?}: in the order given");
+        assert_eq!(stored[0].data, bytes);
+        assert_eq!(stored[0].subject.as_deref(), Some(awkward.as_str()));
+        assert_eq!(stored[0].traceparent.as_deref(), Some(awkward.as_str()));
+        assert_eq!(
+            stored[0].time.trunc_subsecs(6),
+            event.time.trunc_subsecs(6),
+            "{way:?}: to the microsecond (PostgreSQL keeps no more)"
+        );
+        let loaded = timers::load_all(&db).await.unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(
+            (
+                loaded[0].key.as_str(),
+                loaded[0].payload.as_str(),
+                loaded[0].due_at
+            ),
+            (
+                awkward.as_str(),
+                timer.payload.as_str(),
+                timer.due_at.trunc_subsecs(3)
+            )
+        );
 
-    // A failing statement takes the whole batch back, fence included.
-    let mut again = event.clone();
-    again.id = uuid::Uuid::now_v7();
-    assert!(matches!(
-        fenced_write(&db, &grant, vec![again], &[], true).await,
-        Err(FenceError::Db(_))
-    ));
-    assert_eq!(
-        outbox::pending(&db).await.unwrap(),
-        1,
-        "nothing of the failed batch stayed"
-    );
-    timers::cancel(&db, &[awkward.to_owned()]).await.unwrap();
-    assert!(timers::load_all(&db).await.unwrap().is_empty());
+        // A failing statement takes the whole batch back, fence included.
+        let again = Event::new("kit.test.again", "/test", Vec::new());
+        let moved = Timer {
+            due_at: timer.due_at + chrono::Duration::seconds(60),
+            ..timer.clone()
+        };
+        assert!(matches!(
+            fenced_write(way, &db, &grant, vec![again], (&[moved], &[]), true).await,
+            Err(FenceError::Db(_))
+        ));
+        assert_eq!(
+            outbox::pending(&db).await.unwrap(),
+            2,
+            "{way:?}: nothing of the failed batch stayed"
+        );
+        assert_eq!(
+            timers::load_all(&db).await.unwrap()[0].due_at,
+            loaded[0].due_at
+        );
+
+        fenced_write(way, &db, &grant, Vec::new(), (&[], &[awkward]), false)
+            .await
+            .unwrap();
+        assert!(timers::load_all(&db).await.unwrap().is_empty());
+        outbox::entity::Entity::delete_many()
+            .exec(&db)
+            .await
+            .unwrap();
+    }
 }
 
 async fn due_timers_are_taken_once_and_a_moved_one_not_at_all(infra: Infra) {

@@ -16,10 +16,10 @@ use std::{
 use chrono::Utc;
 use hotline_kit::{
     ApiError, ApiResult,
-    lease::{self, FenceError, Grant, Leadership},
+    lease::{self, FenceError, FencedWrite, Grant, Leadership},
     outbox::Outbox,
 };
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{DatabaseBackend, DatabaseConnection, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -479,16 +479,16 @@ impl Committer {
         failure.map_or(Ok(()), Err)
     }
 
-    /// One fenced transaction: the batch's rows, timers and outbox events.
+    /// The batch's rows, timers and outbox events, fenced by the lease: on
+    /// PostgreSQL what every offer and assignment writes goes as one statement
+    /// (one round trip, [`FencedWrite`]); set-up changes, and SQLite, take a
+    /// transaction.
     async fn write(
         &self,
         changes: &Changes,
         traceparents: Vec<Option<String>>,
     ) -> Result<(), BatchError> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
-        lease::fence(&txn, &self.grant, self.lease_ttl).await?;
-        store::persist(&txn, changes).await?;
         let outbox_events = changes
             .happenings
             .iter()
@@ -508,6 +508,18 @@ impl Committer {
                 )
             })
             .collect();
+        if self.db.get_database_backend() == DatabaseBackend::Postgres
+            && store::fits_fenced_write(changes)
+        {
+            let mut write = FencedWrite::new(&self.grant, self.lease_ttl);
+            store::persist_fenced(&mut write, changes)?;
+            self.outbox.enqueue_fenced(&mut write, outbox_events);
+            write.execute(&self.db).await?;
+            return Ok(());
+        }
+        let txn = self.db.begin().await?;
+        lease::fence(&txn, &self.grant, self.lease_ttl).await?;
+        store::persist(&txn, changes).await?;
         self.outbox.enqueue_many(&txn, outbox_events).await?;
         txn.commit().await?;
         Ok(())

@@ -11,6 +11,7 @@ pub mod task;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use hotline_kit::lease::FencedWrite;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, sea_query::OnConflict,
@@ -276,32 +277,11 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
             .await?;
     }
     for chunk in changes.agents.chunks(CHUNK) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for a in chunk {
-            rows.push(agent::ActiveModel {
-                id: Set(a.id),
-                name: Set(a.spec.name.clone()),
-                login: Set(a.spec.login.clone()),
-                spec: Set(to_json(&a.spec)?),
-                activity: Set(a.activity.clone()),
-                activity_since: Set(a.activity_since),
-                version: Set(a.version),
-                created_at: Set(a.created_at),
-                updated_at: Set(a.updated_at),
-            });
-        }
+        let rows = chunk.iter().map(agent_row).collect::<Result<Vec<_>, _>>()?;
         agent::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(agent::Column::Id)
-                    .update_columns([
-                        agent::Column::Name,
-                        agent::Column::Login,
-                        agent::Column::Spec,
-                        agent::Column::Activity,
-                        agent::Column::ActivitySince,
-                        agent::Column::Version,
-                        agent::Column::UpdatedAt,
-                    ])
+                    .update_columns(AGENT_UPDATE.iter().copied())
                     .to_owned(),
             )
             .exec_without_returning(db)
@@ -342,24 +322,11 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
     for chunk in changes.reservations.chunks(CHUNK) {
         let rows = latest_per_reservation(chunk)
             .into_iter()
-            .map(|r| reservation::ActiveModel {
-                id: Set(r.id),
-                task_id: Set(r.task_id),
-                agent_id: Set(r.agent_id),
-                status: Set(r.status.to_owned()),
-                offered_at: Set(r.offered_at),
-                expires_at: Set(r.expires_at),
-                responded_at: Set(r.responded_at),
-                reason: Set(r.reason.clone()),
-            });
+            .map(reservation_row);
         reservation::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(reservation::Column::Id)
-                    .update_columns([
-                        reservation::Column::Status,
-                        reservation::Column::RespondedAt,
-                        reservation::Column::Reason,
-                    ])
+                    .update_columns(RESERVATION_UPDATE.iter().copied())
                     .to_owned(),
             )
             .exec_without_returning(db)
@@ -369,6 +336,85 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
     hotline_kit::timers::cancel(db, &changes.timers_cancel).await?;
     Ok(())
 }
+
+/// Whether [`persist_fenced`] carries all of `changes`: what every offer and
+/// assignment writes (tasks, agents' states, reservations, timers). Changes
+/// to the center's set-up, and deletions, take the transaction of [`persist`].
+pub fn fits_fenced_write(changes: &Changes) -> bool {
+    changes.deleted_agents.is_empty()
+        && changes.queues.is_empty()
+        && changes.deleted_queues.is_empty()
+        && changes.activities.is_empty()
+        && changes.deleted_activities.is_empty()
+        && changes.rules.is_none()
+}
+
+/// [`persist`] as parts of one fenced statement (PostgreSQL), for changes that
+/// [`fits_fenced_write`]. Each row is in it once: one part per table, a
+/// reservation's last state only, a timer either set or cancelled.
+pub fn persist_fenced(write: &mut FencedWrite, changes: &Changes) -> Result<(), DbErr> {
+    let agents = changes
+        .agents
+        .iter()
+        .map(agent_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    write.upsert(agents, AGENT_UPDATE)?;
+    let tasks = changes
+        .tasks
+        .iter()
+        .map(task_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    write.upsert(tasks, &task_update_columns())?;
+    let reservations = latest_per_reservation(&changes.reservations)
+        .into_iter()
+        .map(reservation_row);
+    write.upsert(reservations, RESERVATION_UPDATE)?;
+    hotline_kit::timers::fenced(write, &changes.timers_set, &changes.timers_cancel)
+}
+
+fn agent_row(a: &Agent) -> Result<agent::ActiveModel, DbErr> {
+    Ok(agent::ActiveModel {
+        id: Set(a.id),
+        name: Set(a.spec.name.clone()),
+        login: Set(a.spec.login.clone()),
+        spec: Set(to_json(&a.spec)?),
+        activity: Set(a.activity.clone()),
+        activity_since: Set(a.activity_since),
+        version: Set(a.version),
+        created_at: Set(a.created_at),
+        updated_at: Set(a.updated_at),
+    })
+}
+
+const AGENT_UPDATE: &[agent::Column] = &[
+    agent::Column::Name,
+    agent::Column::Login,
+    agent::Column::Spec,
+    agent::Column::Activity,
+    agent::Column::ActivitySince,
+    agent::Column::Version,
+    agent::Column::UpdatedAt,
+];
+
+fn reservation_row(r: &ReservationRecord) -> reservation::ActiveModel {
+    reservation::ActiveModel {
+        id: Set(r.id),
+        task_id: Set(r.task_id),
+        agent_id: Set(r.agent_id),
+        status: Set(r.status.to_owned()),
+        offered_at: Set(r.offered_at),
+        expires_at: Set(r.expires_at),
+        responded_at: Set(r.responded_at),
+        reason: Set(r.reason.clone()),
+    }
+}
+
+/// An offer's outcome is all that changes once it is written.
+const RESERVATION_UPDATE: &[reservation::Column] = &[
+    reservation::Column::Status,
+    reservation::Column::RespondedAt,
+    reservation::Column::Reason,
+];
 
 /// One row per reservation, its last state: an upsert may not name a row twice.
 fn latest_per_reservation(records: &[ReservationRecord]) -> Vec<&ReservationRecord> {

@@ -105,8 +105,9 @@ impl Router {
         }
         let queue = self.queues.get(&task.queue_id)?;
         let channel = task.channel;
+        // One look-up per member: the agents a busy queue scans are many.
         let free = |agent: &AgentId| {
-            self.agents.get(agent).is_some_and(|runtime| {
+            self.agents.get(agent).filter(|runtime| {
                 self.takes_offers(runtime)
                     && self.free_capacity(runtime, channel) > 0
                     && !task.declined_by.contains(agent)
@@ -114,15 +115,15 @@ impl Router {
         };
         let strategy = queue.queue.spec.strategy;
         if let Some(agent) = task.target_agent {
-            return free(&agent).then_some(agent);
+            return free(&agent).is_some().then_some(agent);
         }
         let eligible = queue
             .members
             .iter()
-            .filter(|(agent, min_step)| **min_step <= task.step && free(agent))
-            .map(|(agent, _)| *agent);
+            .filter(|(_, min_step)| **min_step <= task.step)
+            .filter_map(|(agent, _)| Some((*agent, free(agent)?)));
         if strategy == Strategy::Random {
-            let candidates: Vec<AgentId> = eligible.collect();
+            let candidates: Vec<AgentId> = eligible.map(|(agent, _)| agent).collect();
             if candidates.is_empty() {
                 return None;
             }
@@ -130,10 +131,7 @@ impl Router {
             return candidates.get(pick).copied();
         }
         let skill = queue.ranking_skill.as_deref();
-        let key = |agent: &AgentId| -> (i64, i64, i64, Uuid) {
-            let Some(runtime) = self.agents.get(agent) else {
-                return (i64::MAX, i64::MAX, i64::MAX, *agent);
-            };
+        let key = |(agent, runtime): (AgentId, &AgentRuntime)| -> (i64, i64, i64, Uuid) {
             let load = i64::from(runtime.load[channel].total());
             let idle = runtime.idle_since[channel].timestamp_millis();
             let today = |counter: i64| {
@@ -147,7 +145,7 @@ impl Router {
                 Strategy::LongestIdle | Strategy::Random => 0,
                 Strategy::RoundRobin => queue
                     .last_offered
-                    .get(agent)
+                    .get(&agent)
                     .map_or(i64::MIN, |offer| i64::try_from(*offer).unwrap_or(i64::MAX)),
                 Strategy::FewestTasksToday => today(i64::from(runtime.today.tasks[channel])),
                 Strategy::LeastTalkTime => today(runtime.today.talk_ms[channel]),
@@ -155,8 +153,9 @@ impl Router {
                     .and_then(|skill| runtime.agent.spec.skills.get(skill))
                     .map_or(-1, |level| i64::from(*level)),
             };
-            (first, load, idle, *agent)
+            (first, load, idle, agent)
         };
-        eligible.min_by_key(key)
+        // The agent's id is the key's last part: keys are distinct, the order total.
+        eligible.map(key).min().map(|(.., agent)| agent)
     }
 }
