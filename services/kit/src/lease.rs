@@ -289,6 +289,10 @@ pub(crate) fn timestamp_json(at: &chrono::DateTime<Utc>) -> String {
 
 /// A column's value as `jsonb_populate_recordset` reads it back: timestamps
 /// in ISO 8601 with the microseconds PostgreSQL keeps (cut, as sqlx cuts them).
+#[expect(
+    clippy::wildcard_enum_match_arm,
+    reason = "every other value converts as sea-query converts it"
+)]
 fn json_of(value: Value) -> Result<serde_json::Value, DbErr> {
     match value {
         Value::ChronoDateTimeUtc(Some(at)) => Ok(timestamp_json(&at).into()),

@@ -36,9 +36,10 @@ enum Way {
 }
 
 fn ways(db: &DatabaseConnection) -> &'static [Way] {
-    match db.get_database_backend() {
-        DatabaseBackend::Postgres => &[Way::Transaction, Way::Statement],
-        _ => &[Way::Transaction],
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        &[Way::Transaction, Way::Statement]
+    } else {
+        &[Way::Transaction]
     }
 }
 
