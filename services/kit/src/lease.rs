@@ -215,10 +215,10 @@ impl FencedWrite {
         update: &[<A::Entity as EntityTrait>::Column],
     ) -> Result<(), DbErr> {
         let mut objects = Vec::new();
-        for row in rows {
+        for mut row in rows {
             let mut object = serde_json::Map::new();
             for column in <A::Entity as EntityTrait>::Column::iter() {
-                if let Some(value) = row.get(column).into_value() {
+                if let Some(value) = row.take(column).into_value() {
                     object.insert(column.as_str().to_owned(), json_of(value)?);
                 }
             }
@@ -245,11 +245,13 @@ impl FencedWrite {
         Ok(())
     }
 
-    /// Deletes the rows of `table` whose text `column` is one of `keys`.
-    pub fn delete(&mut self, table: &str, column: &str, keys: &[String]) {
+    /// Deletes the rows of `E` whose text `column` is one of `keys`.
+    pub fn delete<E: EntityTrait>(&mut self, column: E::Column, keys: &[String]) {
         if keys.is_empty() {
             return;
         }
+        let table = E::default().table_name();
+        let column = column.as_str();
         let keys = self.bind(serde_json::json!(keys));
         self.part(format!(
             "DELETE FROM \"{table}\" WHERE \"{column}\" IN \
@@ -296,6 +298,7 @@ pub(crate) fn timestamp_json(at: &chrono::DateTime<Utc>) -> String {
 fn json_of(value: Value) -> Result<serde_json::Value, DbErr> {
     match value {
         Value::ChronoDateTimeUtc(Some(at)) => Ok(timestamp_json(&at).into()),
+        Value::Json(Some(json)) => Ok(*json),
         Value::Bytes(_) => Err(DbErr::Custom(
             "a bytes column cannot travel in a fenced write's JSON".to_owned(),
         )),

@@ -108,7 +108,7 @@ pub fn fenced(write: &mut FencedWrite, set: &[Timer], cancel: &[String]) -> Resu
             entity::Column::Payload,
         ],
     )?;
-    write.delete("timer", "key", cancel);
+    write.delete::<entity::Entity>(entity::Column::Key, cancel);
     Ok(())
 }
 

@@ -508,8 +508,7 @@ impl Committer {
                 )
             })
             .collect();
-        if self.db.get_database_backend() == DatabaseBackend::Postgres
-            && store::fits_fenced_write(changes)
+        if self.db.get_database_backend() == DatabaseBackend::Postgres && !changes.changes_set_up()
         {
             let mut write = FencedWrite::new(&self.grant, self.lease_ttl);
             store::persist_fenced(&mut write, changes)?;

@@ -337,20 +337,8 @@ pub async fn persist<C: ConnectionTrait>(db: &C, changes: &Changes) -> Result<()
     Ok(())
 }
 
-/// Whether [`persist_fenced`] carries all of `changes`: what every offer and
-/// assignment writes (tasks, agents' states, reservations, timers). Changes
-/// to the center's set-up, and deletions, take the transaction of [`persist`].
-pub fn fits_fenced_write(changes: &Changes) -> bool {
-    changes.deleted_agents.is_empty()
-        && changes.queues.is_empty()
-        && changes.deleted_queues.is_empty()
-        && changes.activities.is_empty()
-        && changes.deleted_activities.is_empty()
-        && changes.rules.is_none()
-}
-
 /// [`persist`] as parts of one fenced statement (PostgreSQL), for changes that
-/// [`fits_fenced_write`]. Each row is in it once: one part per table, a
+/// do not [`Changes::changes_set_up`] (those take [`persist`]'s transaction). Each row is in it once: one part per table, a
 /// reservation's last state only, a timer either set or cancelled.
 pub fn persist_fenced(write: &mut FencedWrite, changes: &Changes) -> Result<(), DbErr> {
     let agents = changes

@@ -147,6 +147,18 @@ impl Changes {
             && self.timers_cancel.is_empty()
             && self.happenings.is_empty()
     }
+
+    /// Whether the center's set-up changed (queues, activities, entry rules)
+    /// or anything was deleted: the rare batches, beside what every offer and
+    /// assignment changes (tasks, agents' states, reservations, timers).
+    pub fn changes_set_up(&self) -> bool {
+        !(self.deleted_agents.is_empty()
+            && self.queues.is_empty()
+            && self.deleted_queues.is_empty()
+            && self.activities.is_empty()
+            && self.deleted_activities.is_empty()
+            && self.rules.is_none())
+    }
 }
 
 /// Per channel: what an agent holds.
