@@ -89,6 +89,9 @@ pub(crate) struct Claimed {
     pub round: i32,
 }
 
+/// Where a dispatch whose claim failed goes back to.
+const SAVEPOINT: &str = "dispatch_claim";
+
 fn rule_of(row: &dispatch_rule::Model) -> Option<Rule> {
     Some(Rule {
         id: row.id,
@@ -288,6 +291,13 @@ impl TicketingService {
     /// Asks the rules about a locked order and does what they decide:
     /// dispatch to their choice, wait for a candidate to open, or leave it
     /// to the supervisors. Staff asking get a 409 instead of the last two.
+    ///
+    /// The chosen assignee's room is claimed last, after a savepoint: the
+    /// claim locks the assignee's row until the order's transaction ends,
+    /// and every order dispatched to that assignee meanwhile waits on it, so
+    /// it should be held for the commit alone. A claim that finds the
+    /// assignee filled up since it was read takes the dispatch back to the
+    /// savepoint and tries the next best.
     pub(super) async fn dispatch_by_rules<C: ConnectionTrait>(
         &self,
         txn: &C,
@@ -328,13 +338,11 @@ impl TicketingService {
         }
         // A re-dispatch moves the order elsewhere.
         excluded.extend(order.assignee_id);
-        let candidates: Vec<Candidate> = assignee::Entity::find()
+        let active = assignee::Entity::find()
             .filter(assignee::Column::Active.eq(true))
             .all(txn)
-            .await?
-            .iter()
-            .map(candidate_of)
-            .collect();
+            .await?;
+        let candidates: Vec<Candidate> = active.iter().map(candidate_of).collect();
         loop {
             let choice = dispatch::choose(
                 &rules,
@@ -346,15 +354,13 @@ impl TicketingService {
             );
             match choice {
                 Choice::Assign { assignee, rule } => {
-                    if !self.claim(txn, assignee, false, now).await? {
-                        // Filled up since it was read: the next best.
-                        excluded.insert(assignee);
-                        continue;
-                    }
-                    let target = assignee::Entity::find_by_id(assignee)
-                        .one(txn)
-                        .await?
-                        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claimed, then gone")))?;
+                    let target = active
+                        .iter()
+                        .find(|row| row.id == assignee)
+                        .cloned()
+                        .ok_or_else(|| {
+                            ApiError::internal(anyhow::anyhow!("chose an unread assignee"))
+                        })?;
                     let timeout = rules
                         .iter()
                         .find(|r| r.id == rule)
@@ -367,9 +373,21 @@ impl TicketingService {
                         timeout,
                         round,
                     };
-                    return self
+                    // Never released: the commit ends it, and a release
+                    // would be one more round trip under the claim's lock.
+                    txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}"))
+                        .await?;
+                    let dispatched = self
                         .apply_step(txn, &Scope::Staff, &order, &step, actor, Some(claimed))
-                        .await;
+                        .await?;
+                    if !self.claim(txn, assignee, false, now).await? {
+                        // Filled up since it was read: the next best.
+                        txn.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"))
+                            .await?;
+                        excluded.insert(assignee);
+                        continue;
+                    }
+                    return Ok(dispatched);
                 }
                 Choice::OpensAt(at) if trigger == Trigger::Requested => {
                     return Err(ApiError::conflict(

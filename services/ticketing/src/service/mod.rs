@@ -1053,7 +1053,8 @@ impl TicketingService {
         let order = work_order::Entity::insert(row)
             .exec_with_returning(&txn)
             .await?;
-        self.set_timers(&txn, &order, policy.as_ref()).await?;
+        // A new order has no timers to replace.
+        timers::schedule(&txn, &self.timers_of(&order, policy.as_ref())).await?;
         self.record(
             &txn,
             &order,
@@ -1078,7 +1079,8 @@ impl TicketingService {
             },
         )
         .await?;
-        let order = self.dispatch_new(&txn, order).await?;
+        // Saved before the dispatch, which locks the assignee's row: what
+        // follows the claim holds every other order for that assignee.
         if let Some(key) = &idempotency {
             // The key remembers which order it made, not the response body:
             // no personal data lingers in the idempotency table.
@@ -1097,6 +1099,7 @@ impl TicketingService {
                 return Err(error.into());
             }
         }
+        let order = self.dispatch_new(&txn, order).await?;
         txn.commit().await?;
         self.outbox.wake();
         tracing::info!(work_order_id = %id, number = %order.number, "work order created");
@@ -1919,6 +1922,11 @@ impl TicketingService {
             .map(|timer| timer_key(order.id, timer))
             .collect();
         timers::cancel(txn, &keys).await?;
+        timers::schedule(txn, &self.timers_of(order, policy)).await
+    }
+
+    /// The timers `order` needs in its state.
+    fn timers_of(&self, order: &work_order::Model, policy: Option<&Policy>) -> Vec<Timer> {
         let mut due: Vec<Timer> = policy
             .map(|policy| {
                 policy.deadlines(&clocks_of(order), order.created_at, self.settings.time_zone)
@@ -1944,7 +1952,7 @@ impl TicketingService {
         {
             due.push(OrderTimer::Redispatch.at(order.id, at));
         }
-        timers::schedule(txn, &due).await
+        due
     }
 
     /// Deadline timers due by the service's clock.

@@ -670,6 +670,28 @@ async fn concurrent_orders_never_overfill_an_assignee(desk: Desk) {
         )
         .await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 5);
+    // A dispatch whose claim lost the race is taken back whole: the orders
+    // left waiting show no offer and no dispatch in their history.
+    for order in orders.iter().filter(|o| o["status"] != "dispatched") {
+        let id = order["id"].as_str().unwrap();
+        assert_eq!(order["assignee_id"], Value::Null);
+        assert!(attempts(&desk, id).await.is_empty(), "{order}");
+        let history = desk.history(id, &desk.lead).await;
+        assert!(
+            history.iter().all(|entry| entry["action"] != "dispatch"),
+            "{history:?}"
+        );
+    }
+    let offers: usize = futures::future::join_all(
+        orders
+            .iter()
+            .map(|o| attempts(&desk, o["id"].as_str().unwrap())),
+    )
+    .await
+    .iter()
+    .map(Vec::len)
+    .sum();
+    assert_eq!(offers, 10);
 }
 
 async fn a_breached_response_takes_the_order_to_the_next_candidate(desk: Desk) {
