@@ -90,7 +90,8 @@ pub(crate) struct Claimed {
 }
 
 /// Where a dispatch whose claim failed goes back to.
-const SAVEPOINT: &str = "dispatch_claim";
+const SAVEPOINT: &str = "SAVEPOINT dispatch_claim";
+const BACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT dispatch_claim";
 
 fn rule_of(row: &dispatch_rule::Model) -> Option<Rule> {
     Some(Rule {
@@ -375,15 +376,13 @@ impl TicketingService {
                     };
                     // Never released: the commit ends it, and a release
                     // would be one more round trip under the claim's lock.
-                    txn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}"))
-                        .await?;
+                    txn.execute_unprepared(SAVEPOINT).await?;
                     let dispatched = self
                         .apply_step(txn, &Scope::Staff, &order, &step, actor, Some(claimed))
                         .await?;
                     if !self.claim(txn, assignee, false, now).await? {
                         // Filled up since it was read: the next best.
-                        txn.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"))
-                            .await?;
+                        txn.execute_unprepared(BACK_TO_SAVEPOINT).await?;
                         excluded.insert(assignee);
                         continue;
                     }
